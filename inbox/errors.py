@@ -1,0 +1,121 @@
+"""The one error tree. Inside the core only these travel; library errors are translated at
+the edge (``raise StoreError(...) from exc``).
+
+    OmnideskError
+    ├── ConfigError            a config or rule file is invalid (names file, line/key, fix)
+    ├── ValidationError        input from outside is malformed (answered 4xx, nothing stored)
+    │   ├── PayloadTooLarge    over a configured size limit (413)
+    │   └── UnknownChannel     no adapter by that name
+    ├── AuthError              missing or wrong credentials (401)
+    │   └── Forbidden          authenticated, not allowed (403)
+    ├── NotFound               no such conversation/contact/agent (404)
+    ├── Conflict               a state change that does not apply (409)
+    ├── StoreError             the database failed; the caller must not acknowledge
+    ├── QueueError             a priority-queue backend failed
+    ├── BusError               an event-bus backend failed
+    └── DeliveryError          an outbound send failed
+        └── PermanentDeliveryError   do not retry (bad address, 4xx from the provider)
+"""
+
+from __future__ import annotations
+
+
+class OmnideskError(Exception):
+    """Base of every error omnidesk raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ConfigError(OmnideskError):
+    code = "config_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.fix = fix
+        super().__init__(message, field=key)
+
+    def __str__(self) -> str:
+        where = self.file or "<config>"
+        if self.line is not None:
+            where += f":{self.line}"
+        text = f"{where}: "
+        if self.key:
+            text += f"{self.key}: "
+        text += self.message
+        if self.fix:
+            text += f" (fix: {self.fix})"
+        return text
+
+
+class ValidationError(OmnideskError):
+    status = 400
+    code = "invalid_request"
+
+
+class PayloadTooLarge(ValidationError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnknownChannel(ValidationError):
+    status = 422
+    code = "unknown_channel"
+
+
+class AuthError(OmnideskError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AuthError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(OmnideskError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(OmnideskError):
+    status = 409
+    code = "conflict"
+
+
+class StoreError(OmnideskError):
+    status = 503
+    code = "store_unavailable"
+
+
+class QueueError(OmnideskError):
+    status = 503
+    code = "queue_unavailable"
+
+
+class BusError(OmnideskError):
+    status = 503
+    code = "bus_unavailable"
+
+
+class DeliveryError(OmnideskError):
+    code = "delivery_failed"
+
+
+class PermanentDeliveryError(DeliveryError):
+    code = "delivery_failed_permanently"

@@ -1,0 +1,66 @@
+"""Interfaces the pipeline receives from the packages above `inbox`.
+
+`inbox` imports nothing of ours, so the auto-reply engine and the router reach the
+pipeline through these protocols; the composition root (`omnidesk`) plugs them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from inbox.types import Contact, Conversation, InboundMessage, IngestResult, Message
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An automatic answer to send through the conversation's channel."""
+
+    text: str
+    html: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TriageDecision:
+    """What the auto-answer engine decided for one inbound message, with its reasons.
+
+    Stored with the conversation so an agent can see why it was answered or routed.
+    """
+
+    rule: str | None = None  # name of the rule (or "faq:<id>") that decided, if any
+    reasons: tuple[str, ...] = ()  # human-readable, one line each
+    reply: Reply | None = None
+    priority: str | None = None
+    skills: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    assign_to: str | None = None  # agent email or team name
+    resolve: bool = False
+    handoff: bool = False  # the customer asked for a person: queue at raised priority
+    suppressed: str | None = None  # why no auto-reply was sent (loop guard, rate limit, ...)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def needs_human(self) -> bool:
+        return not self.resolve
+
+
+class Triage(Protocol):
+    """The auto-answer engine as the pipeline sees it."""
+
+    def decide(
+        self,
+        message: Message,
+        conversation: Conversation,
+        contact: Contact,
+        now: datetime,
+        *,
+        inbound: InboundMessage | None = None,
+    ) -> TriageDecision: ...
+
+
+IngestFn = Callable[..., Awaitable[IngestResult]]
+"""`async def ingest(msg: InboundMessage, *, cursor: tuple[str, str] | None = None)`:
+what channel adapters call. Returns only after the message is committed."""
