@@ -64,3 +64,35 @@ class Triage(Protocol):
 IngestFn = Callable[..., Awaitable[IngestResult]]
 """`async def ingest(msg: InboundMessage, *, cursor: tuple[str, str] | None = None)`:
 what channel adapters call. Returns only after the message is committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One outbound message as a channel sender sees it (built by the outbox worker)."""
+
+    message_id: int
+    conversation_id: int
+    channel: str
+    to: str  # the contact's address on that channel (email, E.164 phone, visitor id)
+    text: str
+    conversation_token: str  # per-conversation token, for reply addresses / widget rooms
+    html: str | None = None
+    subject: str | None = None
+    from_name: str | None = None  # the agent's display name, or the bot's
+    in_reply_to: str | None = None  # external id of the message being answered
+    references: tuple[str, ...] = ()
+    auto_reply: bool = False  # stamp Auto-Submitted: auto-replied
+    inbox: str = "default"
+    attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, content type, bytes)
+
+
+class Sender(Protocol):
+    """A channel's outbound half. Returns the provider's id for the message.
+
+    Raise `inbox.errors.DeliveryError` for a failure worth retrying and
+    `PermanentDeliveryError` for one that is not (bad address, provider 4xx).
+    """
+
+    channel: str
+
+    async def send(self, item: Outbound) -> str: ...
