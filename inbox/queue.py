@@ -229,7 +229,9 @@ class MemoryQueue(PriorityQueue):
         self._buckets.clear()
 
 
-def open_queue(url: str, levels: Sequence[str] = DEFAULT_PRIORITIES, **options: Any) -> PriorityQueue:
+def open_queue(
+    url: str, levels: Sequence[str] = DEFAULT_PRIORITIES, **options: Any
+) -> PriorityQueue:
     """The one place a queue backend is chosen: ``memory://`` or ``redis://…``."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "memory":

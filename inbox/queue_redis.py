@@ -181,7 +181,8 @@ class RedisQueue(PriorityQueue):
         return QueueEntry.from_json(raw) if raw else None
 
     async def position(self, conversation_id: int) -> int | None:
-        rank = await self._call("position", self._client.zrank(self._keys[0], _member(conversation_id)))
+        member = _member(conversation_id)
+        rank = await self._call("position", self._client.zrank(self._keys[0], member))
         return None if rank is None else int(rank) + 1
 
     async def list(self, limit: int | None = None) -> list[QueuePosition]:
