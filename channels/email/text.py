@@ -1,0 +1,173 @@
+"""Text helpers for mail bodies: charset decoding, HTML sanitizing and flattening, and
+cutting quoted history and signatures for display. Pure functions, linear time."""
+
+from __future__ import annotations
+
+import codecs
+import html as html_lib
+import re
+
+import nh3
+
+# --- cleaning ---------------------------------------------------------------------------
+
+# C0 controls except TAB, LF, CR; DEL; and the C1 range. NUL in particular: PostgreSQL
+# text columns reject it.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean_text(value: str, limit: int) -> str:
+    """Drop control characters, normalize newlines, cap the length."""
+    value = _CONTROL.sub("", value[: limit * 2])
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return value[:limit]
+
+
+def clean_line(value: str, limit: int) -> str:
+    """One-line value (subject, display name, header): no control characters at all."""
+    value = _LINE_CONTROL.sub(" ", value[: limit * 2])
+    return " ".join(value.split())[:limit]
+
+
+# --- charsets ---------------------------------------------------------------------------
+
+# Text codecs that turn plain bytes into something other than the characters they show.
+_REFUSED_CODECS = frozenset(
+    {"unicode_escape", "raw_unicode_escape", "punycode", "idna", "undefined", "mbcs", "oem"}
+)
+
+
+def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str]:
+    """Decode with the declared charset; bad or unknown charsets degrade, never raise.
+
+    Returns (text, charset actually used).
+    """
+    name = (charset or "").strip().strip("\"'").lower()[:40]
+    codec = None
+    if name:
+        try:
+            info = codecs.lookup(name)
+            if getattr(info, "_is_text_encoding", True) and info.name not in _REFUSED_CODECS:
+                codec = info.name
+        except (LookupError, ValueError):
+            codec = None
+    if codec is None or codec == "ascii":
+        # unknown or absent: UTF-8 if it is, else the de-facto default of broken mailers
+        try:
+            return data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            return data.decode("cp1252", errors="replace"), "cp1252"
+    try:
+        return data.decode(codec, errors="replace"), codec
+    except Exception:  # a codec may fail in ways other than UnicodeError
+        return data.decode("utf-8", errors="replace"), "utf-8"
+
+
+# --- HTML -------------------------------------------------------------------------------
+
+_URL_SCHEMES = {"http", "https", "mailto", "cid", "tel"}
+_CLEAN_CONTENT = {"script", "style", "title", "head", "template", "noscript", "svg", "math"}
+
+
+def sanitize_html(value: str) -> str:
+    """nh3 (Ammonia) with its safe default tags, `cid:` images for inline parts, no script."""
+    return nh3.clean(
+        value,
+        url_schemes=_URL_SCHEMES,
+        clean_content_tags=_CLEAN_CONTENT,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+_BLOCK_TAG = re.compile(
+    r"<\s*(/?)\s*(p|div|br|li|tr|h[1-6]|blockquote|pre|table|ul|ol|hr)\b[^>]*>", re.I
+)
+_ANY_TAG = re.compile(r"<[^>]*>")
+_BLANK_RUN = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+
+
+def html_to_text(sanitized: str) -> str:
+    """Plain text of already-sanitized HTML (nh3 output escapes every stray '<')."""
+
+    def block(match: re.Match[str]) -> str:
+        tag = match.group(2).lower()
+        if tag == "li" and not match.group(1):
+            return "\n- "
+        return "\n"
+
+    text = _BLOCK_TAG.sub(block, sanitized)
+    text = _ANY_TAG.sub("", text)
+    text = html_lib.unescape(text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _BLANK_RUN.sub("\n\n", text).strip()
+
+
+# --- quoted history and signatures ------------------------------------------------------
+
+_ATTRIBUTION = re.compile(
+    r"^\s*("
+    r"on\b.{0,300}\bwrote:?"  # On Mon, 1 Jan 2024, Ann <a@b> wrote:
+    r"|le\b.{0,300}\ba écrit\s*:?"
+    r"|am\b.{0,300}\bschrieb\b.{0,80}:?"
+    r"|el\b.{0,300}\bescribió:?"
+    r"|op\b.{0,300}\bschreef\b.{0,80}:?"
+    r"|il\b.{0,300}\bha scritto:?"
+    r"|em\b.{0,300}\bescreveu:?"
+    r")\s*$",
+    re.I,
+)
+_ORIGINAL = re.compile(
+    r"^\s*(-{2,}\s*(original message|ursprüngliche nachricht|message d'origine|"
+    r"forwarded message|mensaje original)\s*-{2,}|_{20,})\s*$",
+    re.I,
+)
+_OUTLOOK_FROM = re.compile(r"^\s*\*?(from|von|de|van)\s*:\*?\s+\S", re.I)
+_OUTLOOK_NEXT = re.compile(r"^\s*\*?(sent|date|gesendet|envoyé|to|an|à|subject)\s*:", re.I)
+_SIG_DELIM = re.compile(r"^-- ?$")
+_MOBILE_SIG = re.compile(
+    r"^\s*(sent from my \w+|sent from (outlook|yahoo mail|mail) for \w+|"
+    r"get outlook for \w+|envoyé de mon \w+|von meinem \w+ gesendet)\b.{0,60}$",
+    re.I,
+)
+
+
+def strip_quotes_and_signature(text: str) -> str:
+    """The new part of a reply, for display: cut the quoted history and the signature.
+
+    Falls back to the whole text when cutting would leave nothing (a forward, a quote-only
+    message, an unusual layout): better too much than an empty message.
+    """
+    lines = text.split("\n")
+    cut = len(lines)
+    # quoted_tail[i]: lines[i:] holds only quotes and blank lines (one reverse pass)
+    quoted_tail = [True] * (len(lines) + 1)
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        quoted_tail[index] = quoted_tail[index + 1] and (not line.strip() or line.startswith(">"))
+    for index, line in enumerate(lines):
+        if len(line) > 1000:
+            continue
+        if _ORIGINAL.match(line) or _SIG_DELIM.match(line) or _MOBILE_SIG.match(line):
+            cut = index
+            break
+        if _ATTRIBUTION.match(line):
+            cut = index
+            break
+        # "On ... <addr>" wrapped over two lines by the mailer
+        if index + 1 < len(lines) and line.lower().lstrip().startswith(("on ", "le ", "am ")):
+            joined = f"{line} {lines[index + 1]}"
+            if len(joined) < 600 and _ATTRIBUTION.match(joined):
+                cut = index
+                break
+        if _OUTLOOK_FROM.match(line) and any(
+            _OUTLOOK_NEXT.match(nxt) for nxt in lines[index + 1 : index + 4]
+        ):
+            cut = index
+            break
+        if line.startswith(">") and quoted_tail[index]:
+            cut = index  # a quoted block up to the end
+            break
+    kept = "\n".join(lines[:cut]).rstrip()
+    return kept if kept.strip() else text.strip()
