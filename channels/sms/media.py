@@ -14,6 +14,7 @@ host only. Size is capped while streaming and the content type must be allowed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import fnmatch
 import ipaddress
 import logging
@@ -61,6 +62,10 @@ class MemoryMediaStore:
         return key
 
 
+def _basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
 def host_allowed(host: str, patterns: Sequence[str]) -> bool:
     """Exact host, or `*.domain` for any subdomain of domain (not domain itself)."""
     host = host.lower().rstrip(".")
@@ -86,7 +91,7 @@ def refusal_reason(address: IPAddress, *, allow_loopback: bool = False) -> str |
             return refusal_reason(mapped, allow_loopback=allow_loopback)
     if address.is_loopback:
         return None if allow_loopback else "loopback"
-    for name in ("unspecified", "private", "link_local", "multicast", "reserved"):
+    for name in ("unspecified", "link_local", "multicast", "reserved", "private"):
         if getattr(address, f"is_{name}"):
             return name.replace("_", "-")
     if not address.is_global:
@@ -141,7 +146,7 @@ class MediaFetcher:
         self.allowed_types = tuple(allowed_types)
         self.max_bytes = max_bytes
         self.timeout_seconds = timeout_seconds
-        self._auth = aiohttp.BasicAuth(*auth) if auth else None
+        self._auth = _basic_auth(*auth) if auth else None
         self.schemes = tuple(schemes)
         self.max_redirects = max_redirects
         self._allow_loopback = allow_loopback_for_tests
@@ -204,8 +209,9 @@ class MediaFetcher:
         current = url
         for _hop in range(self.max_redirects + 1):
             host = await self._check_hop(current)
-            auth = self._auth if host == first_host else None
-            async with self._client().get(current, allow_redirects=False, auth=auth) as resp:
+            # credentials go to the first (allowed) host only, never across a redirect
+            headers = {"Authorization": self._auth} if self._auth and host == first_host else {}
+            async with self._client().get(current, allow_redirects=False, headers=headers) as resp:
                 if resp.status in _REDIRECTS:
                     location = resp.headers.get("Location")
                     if not location:

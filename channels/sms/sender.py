@@ -12,6 +12,7 @@ any request.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 MAX_BODY_CHARS = 1600  # Twilio's limit for one Messages API body
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def idempotency_token(item: Outbound) -> str:
@@ -69,7 +74,9 @@ class TwilioSender:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                auth=aiohttp.BasicAuth(self.settings.account_sid, self.settings.auth_token),
+                headers={
+                    "Authorization": basic_auth(self.settings.account_sid, self.settings.auth_token)
+                },
                 timeout=aiohttp.ClientTimeout(total=self.settings.send_timeout_seconds),
                 trust_env=False,
             )
