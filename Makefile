@@ -1,0 +1,58 @@
+# omnidesk: `make run` sets up and starts everything on the embedded default (SQLite, no
+# Redis); `make test` sets up and runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= config.example.toml
+export OMNIDESK_CONFIG ?= $(CONFIG)
+
+.PHONY: run test setup system-deps lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+var/secret_key:
+	mkdir -p var
+	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))' > $@
+	chmod 600 $@
+
+setup: $(VENV)/.installed var/secret_key
+
+run: setup
+	@OMNIDESK_SECRET_KEY=$$(cat var/secret_key) $(BIN)/omnidesk demo
+	@echo ""
+	@echo "omnidesk is starting on the embedded default (SQLite under ./var, no Redis):"
+	@echo "  service:        http://127.0.0.1:8080/"
+	@echo "  health:         http://127.0.0.1:8080/readyz"
+	@echo "  API reference:  http://127.0.0.1:8080/api/v1/openapi.json"
+	@echo ""
+	OMNIDESK_SECRET_KEY=$$(cat var/secret_key) $(BIN)/omnidesk serve --migrate
+
+# Debian packages the end-to-end tests drive (installed only when missing; root on CI).
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v dovecot >/dev/null || missing="$$missing dovecot-imapd"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	    || { echo "could not install$$missing (need root and Debian's package registry)"; exit 1; }; \
+	fi
+
+test: setup system-deps
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python bench/ingest.py --quick
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,228 @@
+"""The OpenAPI 3 document for /api/v1 (a test checks it against the registered routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+
+
+def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _id_param(name: str = "id") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/v1/messages": {
+        "post": {
+            "summary": "Ingest an inbound message (generic channel for integrations)",
+            "description": "Answered only after the message is committed. A repeated "
+            "Idempotency-Key (or external_id) returns the first result with duplicate=true.",
+            "security": [{"bearer": []}],
+            "parameters": [
+                {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}}
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InboundMessage"}}},
+            },
+            "responses": {
+                "201": _ok("IngestResult", "Stored"),
+                "200": _ok("IngestResult", "Already stored (idempotent replay)"),
+                "400": _ERROR,
+                "401": _ERROR,
+                "413": _ERROR,
+                "422": _ERROR,
+            },
+        }
+    },
+    "/api/v1/conversations": {
+        "get": {
+            "summary": "List conversations, newest activity first",
+            "security": [{"bearer": []}],
+            "parameters": [
+                _query("status", {"type": "string", "enum": ["open", "pending", "resolved", "closed"]}, "filter"),
+                _query("channel", {"type": "string", "enum": ["email", "chat", "sms", "form", "api"]}, "filter"),
+                _query("assignee", {"type": "string"}, "agent id, or 'none' for unassigned"),
+                _query("inbox", {"type": "string"}, "filter"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "page size"),
+                _query("cursor", {"type": "string"}, "next_cursor from the previous page"),
+            ],
+            "responses": {"200": _ok("ConversationPage"), "400": _ERROR, "401": _ERROR},
+        }
+    },
+    "/api/v1/conversations/{id}": {
+        "get": {
+            "summary": "One conversation with its messages",
+            "security": [{"bearer": []}],
+            "parameters": [_id_param()],
+            "responses": {"200": _ok("ConversationWithMessages"), "401": _ERROR, "404": _ERROR},
+        }
+    },
+    "/api/v1/contacts/{id}": {
+        "get": {
+            "summary": "One contact with identities and conversations",
+            "security": [{"bearer": []}],
+            "parameters": [_id_param()],
+            "responses": {"200": _ok("Contact"), "401": _ERROR, "404": _ERROR},
+        }
+    },
+    "/api/v1/openapi.json": {
+        "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3 document"}}}
+    },
+    "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: store reachable and every component healthy",
+            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+        }
+    },
+}
+
+_STR = {"type": "string"}
+_TIME = {"type": "string", "format": "date-time"}
+_NULL_TIME = {"type": "string", "format": "date-time", "nullable": True}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": _STR, "message": _STR, "field": _STR},
+            }
+        },
+    },
+    "InboundMessage": {
+        "type": "object",
+        "required": ["sender", "text"],
+        "properties": {
+            "channel": {"type": "string", "enum": ["api", "email", "chat", "sms", "form"], "default": "api"},
+            "external_id": {"type": "string", "maxLength": 500},
+            "sender": {"type": "string", "description": "email address, phone number or external user id"},
+            "name": _STR,
+            "subject": _STR,
+            "text": _STR,
+            "html": {"type": "string", "description": "sanitized on arrival"},
+            "inbox": _STR,
+            "priority": _STR,
+            "skills": {"type": "array", "items": _STR},
+            "in_reply_to": _STR,
+            "received_at": _TIME,
+            "metadata": {"type": "object"},
+        },
+    },
+    "IngestResult": {
+        "type": "object",
+        "properties": {
+            "message_id": {"type": "integer"},
+            "conversation_id": {"type": "integer"},
+            "contact_id": {"type": "integer"},
+            "duplicate": {"type": "boolean"},
+        },
+    },
+    "Conversation": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "contact_id": {"type": "integer"},
+            "channel": _STR,
+            "inbox": _STR,
+            "status": _STR,
+            "priority": _STR,
+            "subject": {"type": "string", "nullable": True},
+            "required_skills": {"type": "array", "items": _STR},
+            "assignee_id": {"type": "integer", "nullable": True},
+            "tags": {"type": "array", "items": _STR},
+            "created_at": _TIME,
+            "last_message_at": _TIME,
+            "first_response_at": _NULL_TIME,
+            "resolved_at": _NULL_TIME,
+            "waiting_since": _NULL_TIME,
+        },
+    },
+    "Message": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "direction": {"type": "string", "enum": ["inbound", "outbound"]},
+            "author_kind": {"type": "string", "enum": ["contact", "agent", "bot", "system"]},
+            "author_id": {"type": "integer", "nullable": True},
+            "channel": _STR,
+            "subject": {"type": "string", "nullable": True},
+            "text": _STR,
+            "html": {"type": "string", "nullable": True},
+            "attachments": {"type": "array", "items": {"type": "object"}},
+            "delivery_status": _STR,
+            "failure_reason": {"type": "string", "nullable": True},
+            "created_at": _TIME,
+        },
+    },
+    "ConversationPage": {
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Conversation"}},
+            "next_cursor": {"type": "string", "nullable": True},
+        },
+    },
+    "ConversationWithMessages": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Conversation"},
+            {
+                "type": "object",
+                "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}},
+            },
+        ]
+    },
+    "Contact": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string", "nullable": True},
+            "identities": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"kind": _STR, "value": _STR, "verified": {"type": "boolean"}},
+                },
+            },
+            "attributes": {"type": "object"},
+            "tags": {"type": "array", "items": _STR},
+            "merged_into": {"type": "integer", "nullable": True},
+            "created_at": _TIME,
+            "conversations": {"type": "array", "items": {"$ref": "#/components/schemas/Conversation"}},
+        },
+    },
+}
+
+
+def document(app: web.Application | None = None) -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "omnidesk API", "version": "1"},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": {
+                "Error": {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+            },
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,84 @@
+"""The generic inbound channel for integrations: `POST /api/v1/messages`.
+
+JSON in, one `InboundMessage` out to `ingest`; answered only after the commit. The
+`Idempotency-Key` header (or `external_id`) makes a retried request return the first
+result: 201 the first time, 200 with `duplicate: true` after.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import nh3
+from aiohttp import web
+
+from inbox.errors import UnknownChannel, ValidationError
+from inbox.http import MAX_BODY_KEY, field, read_json, require_token
+from inbox.ports import IngestFn
+from inbox.types import Channel, InboundMessage
+
+INGEST_KEY: web.AppKey[IngestFn] = web.AppKey("ingest", object)  # type: ignore[arg-type]
+
+ACCEPTED_CHANNELS = {c.value for c in Channel}
+
+
+def parse_message(data: dict[str, object], idempotency_key: str | None) -> InboundMessage:
+    channel_name = field(data, "channel", str) or Channel.API.value
+    if channel_name not in ACCEPTED_CHANNELS:
+        raise UnknownChannel(
+            f"unknown channel {channel_name[:40]!r}; use one of {sorted(ACCEPTED_CHANNELS)}",
+            field="channel",
+        )
+    external_id = idempotency_key or field(data, "external_id", str, max_len=500)
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+        raise ValidationError("Idempotency-Key must be 1-255 characters", field="Idempotency-Key")
+    sender = field(data, "sender", str, required=True, max_len=320)
+    text = field(data, "text", str, required=True, max_len=256 * 1024)
+    html = field(data, "html", str, max_len=1024 * 1024)
+    skills = field(data, "skills", list, max_len=20) or []
+    if not all(isinstance(s, str) and 0 < len(s) <= 64 for s in skills):
+        raise ValidationError("'skills' must be a list of short strings", field="skills")
+    metadata = field(data, "metadata", dict) or {}
+    received = field(data, "received_at", str)
+    try:
+        received_at = datetime.fromisoformat(received) if received else datetime.now(UTC)
+    except ValueError:
+        raise ValidationError("'received_at' must be an ISO 8601 time", field="received_at") from None
+    if received_at.tzinfo is None:
+        raise ValidationError("'received_at' must carry a timezone", field="received_at")
+    if not text.strip() and not html:
+        raise ValidationError("'text' is empty", field="text")
+    return InboundMessage(
+        channel=Channel(channel_name),
+        external_id=external_id or f"api-{uuid.uuid4()}",
+        sender=sender,
+        display_name=field(data, "name", str, max_len=200),
+        subject=field(data, "subject", str, max_len=998),
+        text=text,
+        html=nh3.clean(html) if html else None,
+        received_at=received_at,
+        inbox=field(data, "inbox", str, max_len=100) or "default",
+        priority=field(data, "priority", str, max_len=32),
+        skills=tuple(skills),
+        in_reply_to=field(data, "in_reply_to", str, max_len=500),
+        metadata={"api": metadata},
+    )
+
+
+async def post_message(request: web.Request) -> web.Response:
+    await require_token(request)
+    data = await read_json(request, request.app[MAX_BODY_KEY])
+    msg = parse_message(data, request.headers.get("Idempotency-Key"))
+    result = await request.app[INGEST_KEY](msg)
+    body = {
+        "message_id": result.message_id,
+        "conversation_id": result.conversation_id,
+        "contact_id": result.contact_id,
+        "duplicate": result.duplicate,
+    }
+    return web.json_response(body, status=200 if result.duplicate else 201)
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.post("/api/v1/messages", post_message)]

@@ -1,0 +1,105 @@
+"""aiohttp edge helpers shared by every HTTP surface: one JSON error shape, bounded body
+reading, API-token auth. Errors inside the core are `OmnideskError`s; they become HTTP
+answers here and nowhere else.
+
+Error shape: ``{"error": {"code": "invalid_request", "message": "...", "field": "text"}}``
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from inbox.errors import AuthError, OmnideskError, PayloadTooLarge, ValidationError
+from inbox.store import Store
+from inbox.tokens import verify_token
+
+log = logging.getLogger("omnidesk.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
+MAX_BODY_KEY: web.AppKey[int] = web.AppKey("max_body", int)
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    body.update(extra)
+    return web.json_response({"error": body}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except OmnideskError as exc:
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.path, exc)
+        return error_response(exc.status, exc.code, exc.message, exc.field)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api/"):
+            raise
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, refusing with 413 before reading past `limit` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
+    ctype = request.content_type
+    if ctype not in {"application/json", "application/merge-patch+json"}:
+        raise ValidationError(f"expected Content-Type application/json, got {ctype!r}")
+    raw = await read_body(request, limit)
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValidationError("the JSON body must be an object")
+    return data
+
+
+async def require_token(request: web.Request) -> str:
+    """The API token's name, or AuthError. Accepts `Authorization: Bearer <token>`."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("missing API token: send Authorization: Bearer <token>")
+    store = request.app[STORE_KEY]
+    name = await store.read(lambda conn: verify_token(conn, token.strip()))
+    if name is None:
+        raise AuthError("invalid or revoked API token")
+    return name
+
+
+def field(data: dict[str, Any], key: str, kind: type | tuple[type, ...], *, required: bool = False, max_len: int | None = None) -> Any:
+    """A typed field of a JSON body, with a clear error naming it."""
+    if key not in data or data[key] is None:
+        if required:
+            raise ValidationError(f"'{key}' is required", field=key)
+        return None
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise ValidationError(f"'{key}' must be {names}", field=key)
+    if max_len is not None and isinstance(value, str | list) and len(value) > max_len:
+        raise ValidationError(f"'{key}' is longer than {max_len}", field=key)
+    return value

@@ -1,0 +1,328 @@
+"""The durable outbox: an outbound message and its delivery job are written in one
+transaction; a worker leases due jobs, sends them through the channel's `Sender`, and
+records the provider id. A message that already has a provider id is never sent again.
+
+Delivery is at-least-once towards the provider only in one window (sent, then the process
+died before recording the id); senders pass the message id as an idempotency key where the
+provider supports one (Twilio, our own SMTP Message-ID) to close it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from inbox import schema as t
+from inbox.bus import EventBus
+from inbox.errors import DeliveryError, NotFound, PermanentDeliveryError
+from inbox.events import Event, EventName
+from inbox.identity import SENDER_KIND
+from inbox.ports import Outbound, Sender
+from inbox.store import Store
+from inbox.types import AuthorKind, Channel, DeliveryStatus, Direction, IdentityKind
+
+log = logging.getLogger("omnidesk.outbox")
+
+MAX_ATTEMPTS = 8
+LEASE = timedelta(seconds=60)
+
+
+def backoff(attempt: int) -> timedelta:
+    """5 s, 10 s, 20 s ... capped at 30 min."""
+    return timedelta(seconds=min(5 * 2 ** max(attempt - 1, 0), 1800))
+
+
+def enqueue(
+    conn: Connection,
+    *,
+    conversation_id: int,
+    text: str,
+    author_kind: AuthorKind,
+    author_id: int | None = None,
+    html: str | None = None,
+    subject: str | None = None,
+    auto_reply: bool = False,
+    channel: Channel | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Write an outbound message and its delivery job; returns the message id."""
+    now = now or datetime.now(UTC)
+    conv = conn.execute(
+        sa.select(t.conversations.c.channel, t.conversations.c.first_response_at).where(
+            t.conversations.c.id == conversation_id
+        )
+    ).first()
+    if conv is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    send_channel = channel.value if channel else conv.channel
+    message_id = conn.execute(
+        sa.insert(t.messages)
+        .values(
+            conversation_id=conversation_id,
+            direction=Direction.OUTBOUND.value,
+            author_kind=author_kind.value,
+            author_id=author_id,
+            channel=send_channel,
+            subject=subject,
+            text=text,
+            html=html,
+            attachments=[],
+            delivery_status=DeliveryStatus.QUEUED.value,
+            meta={"auto_reply": auto_reply},
+            needs_triage=False,
+            created_at=now,
+        )
+        .returning(t.messages.c.id)
+    ).scalar_one()
+    conn.execute(
+        sa.insert(t.outbox).values(
+            message_id=message_id,
+            channel=send_channel,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    values: dict[str, Any] = {"last_message_at": now}
+    if author_kind is AuthorKind.AGENT and conv.first_response_at is None:
+        values["first_response_at"] = now
+    conn.execute(
+        sa.update(t.conversations).where(t.conversations.c.id == conversation_id).values(**values)
+    )
+    return int(message_id)
+
+
+def _claim(conn: Connection, now: datetime, limit: int) -> list[int]:
+    o = t.outbox.c
+    query = (
+        sa.select(o.id)
+        .where(
+            o.status.in_(("pending", "sending")),
+            o.next_attempt_at <= now,
+            sa.or_(o.lease_until.is_(None), o.lease_until < now),
+        )
+        .order_by(o.next_attempt_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = [row.id for row in conn.execute(query)]
+    if ids:
+        conn.execute(
+            sa.update(t.outbox)
+            .where(o.id.in_(ids))
+            .values(status="sending", lease_until=now + LEASE, attempts=o.attempts + 1)
+        )
+    return ids
+
+
+def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, Mapping[str, Any]]:
+    """The job's message as its sender needs it; None if it was already sent."""
+    job = conn.execute(sa.select(t.outbox).where(t.outbox.c.id == outbox_id)).mappings().one()
+    m = conn.execute(sa.select(t.messages).where(t.messages.c.id == job["message_id"])).mappings().one()
+    if m["provider_id"]:
+        return None, job
+    conv = conn.execute(
+        sa.select(t.conversations).where(t.conversations.c.id == m["conversation_id"])
+    ).mappings().one()
+    channel = Channel(m["channel"])
+    kind = SENDER_KIND[channel] if channel is not Channel.API else IdentityKind.EXTERNAL
+    to = conn.execute(
+        sa.select(t.identities.c.value)
+        .where(t.identities.c.contact_id == conv["contact_id"], t.identities.c.kind == kind.value)
+        .order_by(t.identities.c.verified.desc(), t.identities.c.id)
+        .limit(1)
+    ).scalar()
+    tm = t.messages.c
+    refs = [
+        r.external_id
+        for r in conn.execute(
+            sa.select(tm.external_id)
+            .where(tm.conversation_id == conv["id"], tm.external_id.is_not(None))
+            .order_by(tm.id)
+            .limit(50)
+        )
+    ]
+    author = None
+    if m["author_kind"] == AuthorKind.AGENT.value and m["author_id"]:
+        author = conn.execute(sa.select(t.agents.c.name).where(t.agents.c.id == m["author_id"])).scalar()
+    subject = m["subject"] or conv["subject"]
+    return (
+        Outbound(
+            message_id=m["id"],
+            conversation_id=conv["id"],
+            channel=channel.value,
+            to=to or "",
+            text=m["text"],
+            conversation_token=conv["token"],
+            html=m["html"],
+            subject=subject,
+            from_name=author,
+            in_reply_to=refs[-1] if refs else None,
+            references=tuple(refs[-10:]),
+            auto_reply=bool((m["meta"] or {}).get("auto_reply")),
+            inbox=conv["inbox"],
+        ),
+        job,
+    )
+
+
+def _finish(
+    conn: Connection,
+    outbox_id: int,
+    message_id: int,
+    *,
+    provider_id: str | None = None,
+    error: str | None = None,
+    permanent: bool = False,
+    attempts: int = 0,
+    now: datetime,
+) -> DeliveryStatus | None:
+    if provider_id is not None:
+        conn.execute(sa.update(t.outbox).where(t.outbox.c.id == outbox_id).values(status="done", lease_until=None, last_error=None))
+        conn.execute(
+            sa.update(t.messages)
+            .where(t.messages.c.id == message_id, t.messages.c.provider_id.is_(None))
+            .values(provider_id=provider_id, delivery_status=DeliveryStatus.SENT.value)
+        )
+        return DeliveryStatus.SENT
+    if permanent or attempts >= MAX_ATTEMPTS:
+        conn.execute(sa.update(t.outbox).where(t.outbox.c.id == outbox_id).values(status="failed", lease_until=None, last_error=error))
+        conn.execute(
+            sa.update(t.messages)
+            .where(t.messages.c.id == message_id)
+            .values(delivery_status=DeliveryStatus.FAILED.value, failure_reason=error)
+        )
+        return DeliveryStatus.FAILED
+    conn.execute(
+        sa.update(t.outbox)
+        .where(t.outbox.c.id == outbox_id)
+        .values(status="pending", lease_until=None, last_error=error, next_attempt_at=now + backoff(attempts))
+    )
+    return None
+
+
+class OutboxWorker:
+    """Leases due jobs and sends them. Several workers may run; leases keep them apart."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        senders: Mapping[str, Sender],
+        *,
+        poll_interval: float = 0.5,
+        batch: int = 20,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.senders = dict(senders)
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        """New work was enqueued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="outbox-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("outbox pass failed")
+                done = 0
+            if done:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def run_once(self) -> int:
+        now = datetime.now(UTC)
+        ids = await self.store.write(lambda conn: _claim(conn, now, self.batch))
+        await asyncio.gather(*(self._deliver(i) for i in ids))
+        return len(ids)
+
+    async def _deliver(self, outbox_id: int) -> None:
+        item, job = await self.store.read(lambda conn: build_outbound(conn, outbox_id))
+        now = datetime.now(UTC)
+        if item is None:  # already has a provider id: never send twice
+            await self.store.write(
+                lambda conn: conn.execute(sa.update(t.outbox).where(t.outbox.c.id == outbox_id).values(status="done", lease_until=None))
+            )
+            return
+        sender = self.senders.get(item.channel)
+        provider_id: str | None = None
+        error: str | None = None
+        permanent = False
+        if sender is None:
+            error, permanent = f"no sender configured for channel {item.channel}", True
+        elif not item.to:
+            error, permanent = f"the contact has no {item.channel} address", True
+        else:
+            try:
+                provider_id = await sender.send(item)
+            except PermanentDeliveryError as exc:
+                error, permanent = exc.message, True
+            except DeliveryError as exc:
+                error = exc.message
+            except Exception as exc:  # a sender bug must not kill the worker
+                log.exception("sender %s crashed on message %d", item.channel, item.message_id)
+                error = f"{type(exc).__name__}: {exc}"
+        status = await self.store.write(
+            lambda conn: _finish(
+                conn,
+                outbox_id,
+                item.message_id,
+                provider_id=provider_id,
+                error=error,
+                permanent=permanent,
+                attempts=int(job["attempts"]),
+                now=now,
+            )
+        )
+        if status is not None:
+            log.info(
+                "outbound message=%d conversation=%d %s%s",
+                item.message_id,
+                item.conversation_id,
+                status.value,
+                f" ({error})" if error else "",
+            )
+            await self.bus.publish(
+                Event(
+                    EventName.MESSAGE_DELIVERY_CHANGED,
+                    {
+                        "message_id": item.message_id,
+                        "conversation_id": item.conversation_id,
+                        "status": status.value,
+                        "reason": error,
+                    },
+                )
+            )
+        else:
+            log.warning("outbound message=%d will retry: %s", item.message_id, error)

@@ -1,0 +1,150 @@
+"""Wiring: builds each process role from the config. Nothing imports this module."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from agent_ui import api as read_api
+from channels import api as inbound_api
+from inbox.bus import EventBus, open_bus
+from inbox.config import Config
+from inbox.http import MAX_BODY_KEY, STORE_KEY, errors_middleware
+from inbox.ingest import Ingestor, IngestSettings
+from inbox.outbox import OutboxWorker
+from inbox.pipeline import Pipeline
+from inbox.ports import Sender
+from inbox.store import Store, open_store
+
+log = logging.getLogger("omnidesk")
+
+ROLES = ("all", "web", "router", "worker", "smtp")
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    bus: EventBus
+    ingest: Ingestor
+    pipeline: Pipeline
+    outbox: OutboxWorker
+    senders: dict[str, Sender] = field(default_factory=dict)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("error while shutting down")
+
+
+def ingest_settings(config: Config) -> IngestSettings:
+    return IngestSettings(
+        priorities=config.priorities,
+        default_priority=config.default_priority,
+        thread_window=timedelta(seconds=config.ingest.thread_window_seconds),
+        default_country=config.ingest.default_country,
+        batch_max=config.ingest.batch_max,
+    )
+
+
+async def build_services(config: Config) -> Services:
+    store = open_store(config.database_url)
+    bus = open_bus(config.redis_url)
+    await bus.start()
+    ingest = Ingestor(store, bus, ingest_settings(config))
+    senders: dict[str, Sender] = {}
+    outbox = OutboxWorker(store, bus, senders)
+    pipeline = Pipeline(store, bus, None, priorities=config.priorities, on_outbound=outbox.poke)
+    services = Services(config, store, bus, ingest, pipeline, outbox, senders)
+    services.closers += [store.close, bus.close, ingest.close]
+    return services
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+async def index(request: web.Request) -> web.Response:
+    html = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>omnidesk</title></head>"
+        "<body><h1>omnidesk is running</h1><ul>"
+        '<li><a href="/healthz">/healthz</a> and <a href="/readyz">/readyz</a></li>'
+        '<li><a href="/api/v1/openapi.json">API description (OpenAPI 3)</a></li>'
+        "</ul></body></html>"
+    )
+    return web.Response(text=html, content_type="text/html")
+
+
+def make_web_app(services: Services) -> web.Application:
+    config = services.config
+    app = web.Application(
+        middlewares=[security_headers, errors_middleware],
+        # aiohttp's own ceiling; handlers enforce the configured limit before reading
+        client_max_size=config.server.max_body_bytes + 1,
+    )
+    app[STORE_KEY] = services.store
+    app[MAX_BODY_KEY] = config.server.max_body_bytes
+    app[inbound_api.INGEST_KEY] = services.ingest
+    app[read_api.CHECKS_KEY] = {}
+    app.add_routes([web.get("/", index)])
+    app.add_routes(inbound_api.routes())
+    app.add_routes(read_api.routes())
+    return app
+
+
+async def run_roles(config: Config, role: str = "all") -> None:
+    """Run a process role until SIGINT/SIGTERM."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    services = await build_services(config)
+    runner: web.AppRunner | None = None
+    try:
+        if role in {"all", "worker", "router"}:
+            services.pipeline.attach()
+            recovered = await services.pipeline.recover()
+            if recovered:
+                log.info("recovered %d messages stored before the last stop", recovered)
+        if role in {"all", "worker"}:
+            services.outbox.start()
+            services.closers.append(services.outbox.stop)
+        if role in {"all", "web"}:
+            app = make_web_app(services)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            site = web.TCPSite(runner, config.server.host, config.server.port, reuse_address=True)
+            await site.start()
+            log.info("web listening on %s (public URL %s)", _site_url(site), config.server.public_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("omnidesk %s role started", role)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await services.close()
+
+
+def _site_url(site: web.TCPSite) -> str:
+    server = site._server  # noqa: SLF001 - aiohttp keeps the bound socket here
+    if server is not None and getattr(server, "sockets", None):
+        host, port = server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+    return site.name

@@ -1,0 +1,199 @@
+"""The `omnidesk` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from inbox import config as config_mod
+from inbox.errors import ConfigError, OmnideskError
+from inbox.types import Role
+
+T = TypeVar("T")
+
+
+def _load(args: argparse.Namespace) -> config_mod.Config:
+    return config_mod.load(args.config)
+
+
+def _with_store(config: config_mod.Config, fn: Callable[[Any], T], *, write: bool = True) -> T:
+    from inbox.store import open_store
+
+    async def run() -> T:
+        store = open_store(config.database_url)
+        try:
+            return await (store.write(fn) if write else store.read(fn))
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from omnidesk import logs
+    from omnidesk.app import run_roles
+
+    config = _load(args)
+    logs.setup(args.log_format or config.server.log_format, config.server.log_level)
+    if args.migrate:
+        from inbox.migrate import upgrade
+
+        upgrade(config.database_url)
+    asyncio.run(run_roles(config, args.role))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from inbox.migrate import upgrade
+
+    config = _load(args)
+    upgrade(config.database_url)
+    print(f"database at head: {_safe_url(config.database_url)}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = config_mod.load(args.file or args.config)
+    from omnidesk.settings import check_sections
+
+    check_sections(config)
+    print(f"{config.path}: OK")
+    return 0
+
+
+def cmd_agent_add(args: argparse.Namespace) -> int:
+    from agent_ui.passwords import hash_password
+    from inbox.agents import add_agent, parse_levels
+
+    config = _load(args)
+    password = args.password or secrets.token_urlsafe(12)
+    agent = _with_store(
+        config,
+        lambda conn: add_agent(
+            conn,
+            name=args.name,
+            email=args.email,
+            role=Role(args.role),
+            skills=parse_levels(args.skills or "", "skills"),
+            capacity=parse_levels(args.capacity or "chat:3,email:10,sms:5,form:10,api:10", "capacity"),
+            teams=[t for t in (args.teams or "").split(",") if t],
+            password_hash=hash_password(password),
+        ),
+    )
+    print(f"agent {agent.id} {agent.email} ({agent.role.value}) added")
+    if not args.password:
+        print(f"password (shown once): {password}")
+    return 0
+
+
+def cmd_agent_list(args: argparse.Namespace) -> int:
+    from inbox.agents import list_agents
+
+    config = _load(args)
+    agents = _with_store(config, list_agents, write=False)
+    for a in agents:
+        skills = ",".join(f"{k}:{v}" for k, v in sorted(a.skills.items())) or "-"
+        state = "active" if a.active else "disabled"
+        print(f"{a.id:>4}  {a.email:<32} {a.role.value:<10} {state:<8} {skills}")
+    return 0
+
+
+def cmd_agent_disable(args: argparse.Namespace) -> int:
+    from inbox.agents import disable_agent
+
+    config = _load(args)
+    _with_store(config, lambda conn: disable_agent(conn, args.email))
+    print(f"agent {args.email} disabled")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from inbox.tokens import create_token
+
+    config = _load(args)
+    token = _with_store(config, lambda conn: create_token(conn, args.name))
+    print(token)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from omnidesk.demo import seed
+
+    config = _load(args)
+    from inbox.migrate import upgrade
+
+    upgrade(config.database_url)
+    for line in seed(config):
+        print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnidesk", description="omnichannel inbox and contact center")
+    parser.add_argument("--config", "-c", default=None, help="config file (default: $OMNIDESK_CONFIG or config.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service (every role in one process by default)")
+    serve.add_argument("--role", choices=["all", "web", "router", "worker", "smtp"], default="all")
+    serve.add_argument("--log-format", choices=["text", "json"], default=None)
+    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    agent = sub.add_parser("agent", help="manage agents").add_subparsers(dest="agent_cmd", required=True)
+    add = agent.add_parser("add", help="add an agent (prints a generated password once)")
+    add.add_argument("--name", required=True)
+    add.add_argument("--email", required=True)
+    add.add_argument("--role", choices=[r.value for r in Role], default="agent")
+    add.add_argument("--skills", help="e.g. billing:7,english:9")
+    add.add_argument("--capacity", help="per channel, e.g. chat:3,email:10")
+    add.add_argument("--teams", help="inboxes/teams the agent works, comma separated")
+    add.add_argument("--password", help="default: generate one and print it once")
+    add.set_defaults(func=cmd_agent_add)
+    agent.add_parser("list", help="list agents").set_defaults(func=cmd_agent_list)
+    disable = agent.add_parser("disable", help="disable an agent")
+    disable.add_argument("email")
+    disable.set_defaults(func=cmd_agent_disable)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_cmd", required=True)
+    create = token.add_parser("create", help="create an API token (printed once, stored hashed)")
+    create.add_argument("name")
+    create.set_defaults(func=cmd_token_create)
+
+    cfg = sub.add_parser("config", help="configuration").add_subparsers(dest="config_cmd", required=True)
+    check = cfg.add_parser("check", help="validate a config file")
+    check.add_argument("file", nargs="?")
+    check.set_defaults(func=cmd_config_check)
+
+    sub.add_parser("demo", help="seed demo agents and an API token").set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"omnidesk: {exc}", file=sys.stderr)
+        return 2
+    except OmnideskError as exc:
+        print(f"omnidesk: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
