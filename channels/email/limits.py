@@ -86,7 +86,5 @@ def prescan(raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> int:
             if line in boundaries or (line.endswith(b"--") and line[:-2] in boundaries):
                 delimiters += 1
                 if delimiters > limits.max_parts + len(boundaries):
-                    raise HostileMessage(
-                        f"more than {limits.max_parts} MIME parts", field="mime"
-                    )
+                    raise HostileMessage(f"more than {limits.max_parts} MIME parts", field="mime")
     return end

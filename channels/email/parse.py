@@ -16,15 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
-from email.policy import EmailPolicy
 from email.message import Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses
 from typing import Any
-
-from inbox.errors import ValidationError
-from inbox.identity import normalize_email
-from inbox.types import Attachment, Channel, InboundMessage
 
 from channels.email import tokens
 from channels.email.limits import DEFAULT_LIMITS, HostileMessage, ParseLimits, prescan
@@ -37,6 +33,9 @@ from channels.email.text import (
     sanitize_html,
     strip_quotes_and_signature,
 )
+from inbox.errors import ValidationError
+from inbox.identity import normalize_email
+from inbox.types import Attachment, Channel, InboundMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +105,7 @@ def _parser() -> BytesParser:
 
 def parse_message(
     raw: bytes,
-    options: ParseOptions = ParseOptions(),  # noqa: B008 - frozen, shared safely
+    options: ParseOptions = ParseOptions(),
     *,
     inbox: str = "default",
     mail_from: str | None = None,
@@ -240,7 +239,9 @@ def _addresses(msg: Message, name: str, headers: Mapping[str, str]) -> list[tupl
     return found[:_MAX_ADDRESSES]
 
 
-def _sender(msg: Message, headers: Mapping[str, str], mail_from: str | None) -> tuple[str, str | None]:
+def _sender(
+    msg: Message, headers: Mapping[str, str], mail_from: str | None
+) -> tuple[str, str | None]:
     for name in ("from", "sender"):
         for display, address in _addresses(msg, name, headers):
             try:
@@ -281,7 +282,9 @@ def _recipient_headers(msg: Message, headers: Mapping[str, str]) -> list[str]:
     return out[:_MAX_ADDRESSES]
 
 
-def _conversation_token(recipients: Iterable[str], options: ParseOptions) -> tuple[str | None, bool]:
+def _conversation_token(
+    recipients: Iterable[str], options: ParseOptions
+) -> tuple[str | None, bool]:
     """(verified token, whether a tagged address failed verification)."""
     if options.token_secret is None:
         return None, False
@@ -403,7 +406,11 @@ class _Body:
             into.append(text)
 
     def _attachment(
-        self, part: Message, ctype: str, disposition: str | None, filename: str | None,
+        self,
+        part: Message,
+        ctype: str,
+        disposition: str | None,
+        filename: str | None,
         in_related: bool,
     ) -> None:
         index = len(self.files) + len(self.dropped)
@@ -432,7 +439,8 @@ class _Body:
             content_type=sniffed,
             size=len(data),
             content_id=content_id,
-            inline=disposition == "inline" or (disposition is None and (in_related or bool(content_id))),
+            inline=disposition == "inline"
+            or (disposition is None and (in_related or bool(content_id))),
         )
         self.declared_types.append(clean_line(ctype, 100))
         self.files.append(
