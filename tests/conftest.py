@@ -125,3 +125,41 @@ async def store(request):
         yield s
     finally:
         await s.close()
+
+
+# -- the service ------------------------------------------------------------------------
+
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+def write_config(tmp_path, extra: str = "", database_url: str | None = None) -> str:
+    """A config file for one test, on its own SQLite file unless told otherwise."""
+    db = database_url or f"sqlite:///{tmp_path / 'omnidesk.db'}"
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'data_dir = "{tmp_path / "data"}"\nsecret_key = "{SECRET}"\n'
+        f'[database]\nurl = "{db}"\n[server]\nport = 0\n{extra}\n'
+    )
+    return str(path)
+
+
+@pytest.fixture
+async def service(tmp_path, aiohttp_client):
+    """The web app wired as `omnidesk serve` wires it, with a test client and an API token."""
+    from inbox import config as config_mod
+    from inbox.migrate import upgrade
+    from inbox.tokens import create_token
+    from omnidesk.app import build_services, make_web_app
+
+    config = config_mod.load(write_config(tmp_path), environ={})
+    upgrade(config.database_url)
+    services = await build_services(config)
+    services.pipeline.attach()
+    client = await aiohttp_client(make_web_app(services))
+    token = await services.store.write(lambda conn: create_token(conn, "test"))
+    client.services = services
+    client.auth = {"Authorization": f"Bearer {token}"}
+    try:
+        yield client
+    finally:
+        await services.close()
