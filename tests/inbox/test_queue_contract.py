@@ -27,8 +27,14 @@ async def queue(request: pytest.FixtureRequest) -> AsyncIterator[PriorityQueue]:
         await q.close()
 
 
-def entry(cid: int, priority: str = "normal", at: float = 0.0, channel: str = "chat",
-          skills: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> QueueEntry:
+def entry(
+    cid: int,
+    priority: str = "normal",
+    at: float = 0.0,
+    channel: str = "chat",
+    skills: tuple[str, ...] = (),
+    optional: tuple[str, ...] = (),
+) -> QueueEntry:
     return QueueEntry(cid, priority, T0 + at, channel, skills, optional)
 
 
@@ -52,8 +58,7 @@ async def test_orders_by_priority_then_wait_then_id(queue: PriorityQueue) -> Non
 
 
 async def test_entry_round_trips_with_all_fields(queue: PriorityQueue) -> None:
-    e = entry(7, "high", at=1.234, channel="email", skills=("french", "billing"),
-              optional=("vip",))
+    e = entry(7, "high", at=1.234, channel="email", skills=("french", "billing"), optional=("vip",))
     await queue.push(e)
     got = await queue.get(7)
     assert got == e
@@ -132,8 +137,11 @@ async def test_unknown_priority_is_rejected(queue: PriorityQueue) -> None:
 async def test_concurrent_claims_never_share_an_entry(queue: PriorityQueue) -> None:
     n = 200
     for cid in range(n):
-        await queue.push(entry(cid, ("urgent", "normal")[cid % 2], at=cid % 7,
-                               skills=(("a",), ("b",), ())[cid % 3]))
+        await queue.push(
+            entry(
+                cid, ("urgent", "normal")[cid % 2], at=cid % 7, skills=(("a",), ("b",), ())[cid % 3]
+            )
+        )
     expected_order = await ids(queue)
 
     async def worker() -> list[int]:
