@@ -18,7 +18,7 @@ import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from aiohttp import BodyPartReader, web
 
@@ -378,6 +378,6 @@ def _type_allowed(content_type: str, patterns: tuple[str, ...]) -> bool:
 
 
 def _safe_filename(name: str) -> str:
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = unquote(name).replace("\\", "/").rsplit("/", 1)[-1]  # clients may %-encode
     name = "".join(c for c in name if c.isprintable() and c not in '<>:"|?*').strip(". ")
     return (name or "upload")[:120]
