@@ -235,8 +235,8 @@ class IMAPPoller:
         try:
             if client.get_state() in ("AUTH", "SELECTED"):
                 await asyncio.wait_for(client.logout(), 5)
-        except Exception:  # the connection may already be gone
-            pass
+        except Exception as exc:  # the connection may already be gone
+            log.debug("imap %s: logout failed: %s", self.mailbox.name, exc)
         transport = getattr(client.protocol, "transport", None)
         if transport is not None:
             transport.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -50,6 +51,15 @@ class RecordingIngest:
 
     def get_cursor(self, key: str) -> str | None:
         return self.cursors.get(key)
+
+
+async def eventually(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Poll `predicate` until true or `seconds` passed; returns its last value."""
+    for _ in range(int(seconds / 0.02)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return predicate()
 
 
 def build_mail(

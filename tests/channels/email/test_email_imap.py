@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from emailtest_support import DOMAIN, SECRET, RecordingIngest, build_mail
+from emailtest_support import DOMAIN, SECRET, RecordingIngest, build_mail, eventually
 
 from channels.email.files import MemoryAttachmentStore
 from channels.email.imap import IMAPPoller
@@ -226,7 +226,7 @@ async def test_uidvalidity_change_resyncs_without_duplicates(dovecot: Dovecot) -
     old_validity = dovecot.uidvalidity("Support")
 
     # the folder is recreated (a server migration renumbers it): same mail, new UIDs
-    time.sleep(1.1)  # dovecot derives UIDVALIDITY from the clock
+    await asyncio.sleep(1.1)  # dovecot derives UIDVALIDITY from the clock
     client = dovecot.client()
     assert client.delete("Support")[0] == "OK"
     assert client.create("Support")[0] == "OK"
@@ -271,9 +271,7 @@ async def test_run_loop_picks_up_new_mail_with_idle_and_moves_it(dovecot: Doveco
         await asyncio.to_thread(
             dovecot.append, build_mail(subject="pushed", message_id="<idle-1@customer.example>")
         )
-        deadline = time.monotonic() + 10
-        while not ingest.messages and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: bool(ingest.messages))
         assert [m.subject for m in ingest.messages] == ["pushed"]
     finally:
         await poller.stop()
@@ -290,9 +288,7 @@ async def test_wrong_password_marks_mailbox_unhealthy_and_keeps_retrying(dovecot
     poller = _poller(dovecot, ingest, password="wrong")
     await poller.start()
     try:
-        deadline = time.monotonic() + 10
-        while poller.status.failures < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: poller.status.failures >= 2)
         health = poller.health()
         assert health["healthy"] is False
         assert "LOGIN failed" in health["last_error"]
