@@ -87,7 +87,9 @@ class FaqIndex:
             for word in words:
                 postings.setdefault(word, []).append(number)
         total = max(1, len(self.entries))
-        self._common = frozenset(w for w, ids in postings.items() if len(ids) > max(2, self.common_df * total))
+        self._common = frozenset(
+            w for w, ids in postings.items() if len(ids) > max(2, self.common_df * total)
+        )
         pairs: dict[tuple[str, str], list[int]] = {}
         for number, words in enumerate(words_of):
             for pair in combinations(sorted(words - self._common), 2):
@@ -160,7 +162,11 @@ class FaqIndex:
         if not query:
             return None
         cutoff = self.threshold if threshold is None else threshold
-        choices = {q: self._questions[q] for n in self._candidates(query, self.shortlist) for q in self._by_entry[n]}
+        choices = {
+            q: self._questions[q]
+            for n in self._candidates(query, self.shortlist)
+            for q in self._by_entry[n]
+        }
         best = process.extractOne(query, choices, scorer=fuzz.token_set_ratio, score_cutoff=cutoff)
         if best is None:
             return None
@@ -195,10 +201,10 @@ FAQ_KEYS = {"id", "questions", "answer", "tags"}
 def load_faq_text(name: str, text: str) -> list[FaqEntry]:
     """Entries of one FAQ file:
 
-        [[faq]]
-        id = "shipping-time"
-        questions = ["How long does shipping take?", "When will my order arrive?"]
-        answer = "Orders ship within 24 hours and arrive in 2-5 business days."
+    [[faq]]
+    id = "shipping-time"
+    questions = ["How long does shipping take?", "When will my order arrive?"]
+    answer = "Orders ship within 24 hours and arrive in 2-5 business days."
     """
     source = TomlSource(name, text)
     data = source.parse()
@@ -216,15 +222,30 @@ def load_faq_text(name: str, text: str) -> list[FaqEntry]:
         table.reject_unknown(FAQ_KEYS)
         questions = table.str_list("questions")
         if not questions or not all(normalize(q) for q in questions):
-            raise table.error("questions", "needs at least one question with words in it", fix='questions = ["How do I ...?"]')
+            raise table.error(
+                "questions",
+                "needs at least one question with words in it",
+                fix='questions = ["How do I ...?"]',
+            )
         answer = table.str("answer").strip()
         if not answer:
             raise table.error("answer", "is empty", fix='answer = "..."')
         if entry_id in seen:
-            raise table.error("id", f"duplicate id (first used by entry {seen[entry_id] + 1})", fix="give each entry its own id")
+            raise table.error(
+                "id",
+                f"duplicate id (first used by entry {seen[entry_id] + 1})",
+                fix="give each entry its own id",
+            )
         seen[entry_id] = index
         entries.append(
-            FaqEntry(entry_id, tuple(questions), answer, tuple(table.str_list("tags", [])), name, source.line_of(("faq", index)))
+            FaqEntry(
+                entry_id,
+                tuple(questions),
+                answer,
+                tuple(table.str_list("tags", [])),
+                name,
+                source.line_of(("faq", index)),
+            )
         )
     return entries
 
@@ -239,12 +260,19 @@ def load_faq_files(paths: Sequence[str | Path]) -> list[FaqEntry]:
         try:
             text = Path(name).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot read FAQ file: {exc.strerror}", file=name, fix="check the path in [autoreply] faq") from None
+            raise ConfigError(
+                f"cannot read FAQ file: {exc.strerror}",
+                file=name,
+                fix="check the path in [autoreply] faq",
+            ) from None
         for entry in load_faq_text(name, text):
             if entry.id in ids:
                 raise ConfigError(
-                    f"faq {entry.id!r}: id already used in {ids[entry.id]}", file=name, line=entry.line,
-                    key="faq.id", fix="give each entry its own id",
+                    f"faq {entry.id!r}: id already used in {ids[entry.id]}",
+                    file=name,
+                    line=entry.line,
+                    key="faq.id",
+                    fix="give each entry its own id",
                 )
             ids[entry.id] = name
             entries.append(entry)

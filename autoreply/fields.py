@@ -10,16 +10,19 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from inbox.errors import ConfigError
-
 from autoreply.tomlpos import TomlSource, format_path
+from inbox.errors import ConfigError
 
 _MISSING: Any = object()
 
 
 class Table:
     def __init__(
-        self, data: Mapping[str, Any], path: tuple[str | int, ...], source: TomlSource, label: str = ""
+        self,
+        data: Mapping[str, Any],
+        path: tuple[str | int, ...],
+        source: TomlSource,
+        label: str = "",
     ) -> None:
         self.data = data
         self.path = path
@@ -46,7 +49,9 @@ class Table:
             raise self.error(key, "is required", fix=f"add `{key} = ...`")
         return default
 
-    def str(self, key: str, default: Any = _MISSING, *, choices: Iterable[str] | None = None) -> Any:
+    def str(
+        self, key: str, default: Any = _MISSING, *, choices: Iterable[str] | None = None
+    ) -> Any:
         if key not in self.data and default is not _MISSING:
             return default
         value = self._get(key, default)
@@ -63,7 +68,9 @@ class Table:
             return default
         value = self._get(key, default)
         if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {_show(value)}", fix=f"{key} = true")
+            raise self.error(
+                key, f"expected true or false, got {_show(value)}", fix=f"{key} = true"
+            )
         return value
 
     def number(self, key: str, default: Any = _MISSING, *, low: float, high: float) -> Any:
@@ -85,7 +92,8 @@ class Table:
             return [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.error(
-                key, f"expected a string or a list of strings, got {_show(value)}",
+                key,
+                f"expected a string or a list of strings, got {_show(value)}",
                 fix=f'{key} = ["a", "b"]',
             )
         return list(value)
@@ -93,7 +101,11 @@ class Table:
     def table(self, key: str, label: str | None = None) -> Table:
         value = self.data.get(key, {})
         if not isinstance(value, dict):
-            raise self.error(key, f"expected a table, got {_show(value)}", fix=f"[{format_path((*self.path, key))}]")
+            raise self.error(
+                key,
+                f"expected a table, got {_show(value)}",
+                fix=f"[{format_path((*self.path, key))}]",
+            )
         return Table(value, (*self.path, key), self.source, self.label if label is None else label)
 
     def reject_unknown(self, allowed: Iterable[str]) -> None:

@@ -1,10 +1,10 @@
 """Business hours: a timezone, weekly opening ranges and holidays (pure, zoneinfo-based).
 
-    [autoreply.business_hours]
-    timezone = "Europe/Paris"
-    mon = ["09:00-12:30", "13:30-18:00"]
-    sat = []                      # closed (a missing day is closed too)
-    holidays = ["2026-12-25"]
+[autoreply.business_hours]
+timezone = "Europe/Paris"
+mon = ["09:00-12:30", "13:30-18:00"]
+sat = []                      # closed (a missing day is closed too)
+holidays = ["2026-12-25"]
 """
 
 from __future__ import annotations
@@ -87,7 +87,11 @@ def read_business_hours(section: ConfigSection) -> BusinessHours | None:
     try:
         tz = ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise section.error("timezone", f"unknown time zone {zone!r}", fix='e.g. "Europe/Paris", "America/New_York", "UTC"') from None
+        raise section.error(
+            "timezone",
+            f"unknown time zone {zone!r}",
+            fix='e.g. "Europe/Paris", "America/New_York", "UTC"',
+        ) from None
     weekly: list[tuple[tuple[int, int], ...]] = []
     for day in DAYS:
         ranges: list[tuple[int, int]] = []
@@ -99,7 +103,8 @@ def read_business_hours(section: ConfigSection) -> BusinessHours | None:
             start, end = h1 * 60 + m1, h2 * 60 + m2
             if m1 > 59 or m2 > 59 or start > 1440 or end > 1440 or start >= end:
                 raise section.error(
-                    day, f"range {text!r} must go forward within one day",
+                    day,
+                    f"range {text!r} must go forward within one day",
                     fix='split overnight hours: mon = ["22:00-24:00"], tue = ["00:00-06:00"]',
                 )
             ranges.append((start, end))

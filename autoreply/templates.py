@@ -29,11 +29,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from inbox.ports import Reply
 from jinja2 import StrictUndefined, TemplateError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from autoreply.fields import did_you_mean
+from inbox.ports import Reply
 
 OBJECTS: dict[str, frozenset[str]] = {
     "contact": frozenset({"id", "name", "email", "phone", "tags", "attributes"}),
@@ -59,15 +59,35 @@ class _AnyKey(dict[str, Any]):
 
 SAMPLE: dict[str, Any] = {
     "contact": {
-        "id": 1, "name": "Ada Lovelace", "email": "ada@example.com", "phone": "+15550100",
-        "tags": ["vip"], "attributes": _AnyKey(plan="gold"),
+        "id": 1,
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "phone": "+15550100",
+        "tags": ["vip"],
+        "attributes": _AnyKey(plan="gold"),
     },
     "conversation": {
-        "id": 7, "subject": "Where is my order?", "channel": "email", "inbox": "support",
-        "priority": "normal", "status": "open", "tags": [], "token": "tok",
+        "id": 7,
+        "subject": "Where is my order?",
+        "channel": "email",
+        "inbox": "support",
+        "priority": "normal",
+        "status": "open",
+        "tags": [],
+        "token": "tok",
     },
-    "message": {"text": "Hello", "subject": "Where is my order?", "channel": "email", "sender": "ada@example.com"},
-    "business_hours": {"open": False, "next_open": "Monday 09:00", "timezone": "UTC", "today": "closed"},
+    "message": {
+        "text": "Hello",
+        "subject": "Where is my order?",
+        "channel": "email",
+        "sender": "ada@example.com",
+    },
+    "business_hours": {
+        "open": False,
+        "next_open": "Monday 09:00",
+        "timezone": "UTC",
+        "today": "closed",
+    },
     "agents_available": 0,
     "faq": {"id": "sample", "question": "How?", "answer": "Like this.", "score": 99.0},
     "rule": {"name": "sample"},
@@ -86,7 +106,9 @@ class TemplateCheckError(Exception):
         self.fix = fix
 
 
-_TEXT_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+_TEXT_ENV = SandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+)
 _HTML_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
 
 
@@ -102,11 +124,15 @@ class ReplyTemplate:
         return Reply(
             text=self.text.render(context).strip(),
             html=self.html.render(context) if self.html is not None else None,
-            subject=" ".join(self.subject.render(context).split()) if self.subject is not None else None,
+            subject=" ".join(self.subject.render(context).split())
+            if self.subject is not None
+            else None,
         )
 
 
-def compile_template(name: str, text: str, html: str | None = None, subject: str | None = None) -> ReplyTemplate:
+def compile_template(
+    name: str, text: str, html: str | None = None, subject: str | None = None
+) -> ReplyTemplate:
     """Compile and check all parts; raises TemplateCheckError naming the part."""
     parts = {"text": (text, _TEXT_ENV), "html": (html, _HTML_ENV), "subject": (subject, _TEXT_ENV)}
     compiled: dict[str, Any] = {}
@@ -121,7 +147,9 @@ def _check(part: str, source: str, env: SandboxedEnvironment) -> Any:
     try:
         tree = env.parse(source)
     except TemplateError as exc:
-        raise TemplateCheckError(part, f"template syntax error: {exc}", "check {{ }} and {% %} pairs") from None
+        raise TemplateCheckError(
+            part, f"template syntax error: {exc}", "check {{ }} and {% %} pairs"
+        ) from None
     for variable in sorted(meta.find_undeclared_variables(tree)):
         if variable not in VARIABLES:
             raise TemplateCheckError(
@@ -133,7 +161,9 @@ def _check(part: str, source: str, env: SandboxedEnvironment) -> Any:
     try:
         template.render(SAMPLE)
     except Exception as exc:  # any failure of the dry run is a load error
-        raise TemplateCheckError(part, f"template fails on sample data: {exc}", "see the documented variables") from None
+        raise TemplateCheckError(
+            part, f"template fails on sample data: {exc}", "see the documented variables"
+        ) from None
     return template
 
 
@@ -144,7 +174,11 @@ def _chain(node: nodes.Node) -> list[str] | None:
         if isinstance(node, nodes.Getattr):
             names.append(node.attr)
             node = node.node
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        elif (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+        ):
             names.append(node.arg.value)
             node = node.node
         elif isinstance(node, nodes.Name):
@@ -155,23 +189,37 @@ def _chain(node: nodes.Node) -> list[str] | None:
 
 
 def _check_access(part: str, node: nodes.Getattr | nodes.Getitem) -> None:
-    attr = node.attr if isinstance(node, nodes.Getattr) else (
-        node.arg.value if isinstance(node.arg, nodes.Const) else None
+    attr = (
+        node.attr
+        if isinstance(node, nodes.Getattr)
+        else (node.arg.value if isinstance(node.arg, nodes.Const) else None)
     )
     if isinstance(attr, str) and attr.startswith("_"):
-        raise TemplateCheckError(part, f"attribute {attr!r} is not allowed in templates", "remove it")
+        raise TemplateCheckError(
+            part, f"attribute {attr!r} is not allowed in templates", "remove it"
+        )
     chain = _chain(node)
     if not chain or chain[0] not in VARIABLES:
         return  # a loop variable or an expression: the sandbox guards it at render time
     root = chain[0]
     if root in SCALARS:
-        raise TemplateCheckError(part, f"{root!r} has no attributes", f"use a filter: {{{{ {root}|upper }}}}")
+        raise TemplateCheckError(
+            part, f"{root!r} has no attributes", f"use a filter: {{{{ {root}|upper }}}}"
+        )
     if len(chain) >= 2 and chain[1] not in OBJECTS[root]:
         raise TemplateCheckError(
-            part, f"unknown template variable '{root}.{chain[1]}'", did_you_mean(chain[1], OBJECTS[root])
+            part,
+            f"unknown template variable '{root}.{chain[1]}'",
+            did_you_mean(chain[1], OBJECTS[root]),
         )
-    if len(chain) >= 3 and (root, chain[1]) not in FREE_FORM and not isinstance(node, nodes.Getitem):
+    if (
+        len(chain) >= 3
+        and (root, chain[1]) not in FREE_FORM
+        and not isinstance(node, nodes.Getitem)
+    ):
         # e.g. contact.name.upper is fine for the sandbox but not part of the schema
         raise TemplateCheckError(
-            part, f"'{'.'.join(chain[:2])}' has no attribute {chain[2]!r}", f"use a filter: {{{{ {'.'.join(chain[:2])}|upper }}}}"
+            part,
+            f"'{'.'.join(chain[:2])}' has no attribute {chain[2]!r}",
+            f"use a filter: {{{{ {'.'.join(chain[:2])}|upper }}}}",
         )

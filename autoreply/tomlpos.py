@@ -68,7 +68,7 @@ class TomlSource:
                     closing = None
                 continue
             header = _HEADER.match(line)
-            if header and not line.lstrip().startswith(("[\"", "['")):
+            if header and not line.lstrip().startswith(('["', "['")):
                 names = _split_dotted(header.group(2))
                 concrete: list[str | int] = []
                 for i, name in enumerate(names):
@@ -108,7 +108,12 @@ class TomlSource:
         return None
 
     def error(
-        self, path: Sequence[str | int], message: str, fix: str | None = None, *, key: str | None = None
+        self,
+        path: Sequence[str | int],
+        message: str,
+        fix: str | None = None,
+        *,
+        key: str | None = None,
     ) -> ConfigError:
         return ConfigError(
             message,
