@@ -93,8 +93,8 @@ def html_to_text(sanitized: str) -> str:
 
     def block(match: re.Match[str]) -> str:
         tag = match.group(2).lower()
-        if tag == "li" and not match.group(1):
-            return "\n- "
+        if tag == "li":
+            return "" if match.group(1) else "\n- "
         return "\n"
 
     text = _BLOCK_TAG.sub(block, sanitized)
