@@ -117,7 +117,7 @@ class Table:
 
 def did_you_mean(value: str, allowed: Iterable[str]) -> str:
     options = sorted(set(allowed))
-    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.5)
     if close:
         return f"did you mean {close[0]!r}?"
     return "use one of: " + ", ".join(options) if len(options) <= 30 else "remove it"

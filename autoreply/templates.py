@@ -25,6 +25,7 @@ HTML parts are rendered with autoescape, so a subject like `<script>` arrives es
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -153,7 +154,7 @@ def _check(part: str, source: str, env: SandboxedEnvironment) -> Any:
     for variable in sorted(meta.find_undeclared_variables(tree)):
         if variable not in VARIABLES:
             raise TemplateCheckError(
-                part, f"unknown template variable {variable!r}", did_you_mean(variable, VARIABLES)
+                part, f"unknown template variable {variable!r}", _suggest(variable)
             )
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         _check_access(part, node)
@@ -165,6 +166,22 @@ def _check(part: str, source: str, env: SandboxedEnvironment) -> Any:
             part, f"template fails on sample data: {exc}", "see the documented variables"
         ) from None
     return template
+
+
+ALIASES = {
+    "customer": "contact", "client": "contact", "user": "contact", "sender": "message",
+    "ticket": "conversation", "thread": "conversation", "msg": "message", "email": "message",
+    "hours": "business_hours", "agents": "agents_available", "company": "brand",
+}
+
+
+def _suggest(variable: str) -> str:
+    close = difflib.get_close_matches(variable, list(ALIASES), n=1, cutoff=0.7)
+    if close and difflib.SequenceMatcher(None, variable, close[0]).ratio() > max(
+        (difflib.SequenceMatcher(None, variable, v).ratio() for v in VARIABLES), default=0
+    ):
+        return f"did you mean {ALIASES[close[0]]!r}?"
+    return did_you_mean(variable, VARIABLES)
 
 
 def _chain(node: nodes.Node) -> list[str] | None:

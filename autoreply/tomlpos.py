@@ -77,6 +77,7 @@ class TomlSource:
                     if last and header.group(1) == "[[":
                         key = tuple(concrete)
                         arrays[key] = arrays.get(key, -1) + 1
+                        self._lines.setdefault(key, number)
                         concrete.append(arrays[key])
                     elif tuple(concrete) in arrays:
                         concrete.append(arrays[tuple(concrete)])
