@@ -52,6 +52,7 @@ class ReplyLimiter:
             return f"circuit breaker open: more than {self.global_per_minute} auto-replies a minute"
         self._prune(t)
         if len(self._global) >= self.global_per_minute:
+            self._open_until = t + self.cooldown  # trip: stay open for the cool-down
             return f"circuit breaker: {self.global_per_minute} auto-replies in the last minute"
         sent = self._contacts.get(contact)
         if sent is not None:
@@ -73,8 +74,6 @@ class ReplyLimiter:
         with self._lock:
             reason = self._reason(contact, t)
             if reason is not None:
-                if reason.startswith("circuit breaker:"):
-                    self._open_until = t + self.cooldown
                 return reason
             self._global.append(t)
             self._contacts.setdefault(contact, deque()).append(t)
