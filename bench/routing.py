@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inbox.types import Presence  # noqa: E402
-from routing.core import Router  # noqa: E402
-from routing.decisions import Assigned  # noqa: E402
-from routing.settings import QueueRules, RelaxStep, RoutingSettings  # noqa: E402
+from inbox.types import Presence
+from routing.core import Router
+from routing.decisions import Assigned
+from routing.settings import QueueRules, RelaxStep, RoutingSettings
 
 SKILLS = [f"s{n:02d}" for n in range(14)]
 PRIORITIES = ("urgent", "high", "normal", "low")
