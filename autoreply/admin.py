@@ -164,7 +164,7 @@ def explain(
         subject=subject or None,
         required_skills=(),
         assignee_id=None,
-        token="test",
+        token="test",  # noqa: S106 - not a secret: a dry-run conversation token
         created_at=when,
         last_message_at=when,
     )

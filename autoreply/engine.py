@@ -70,6 +70,7 @@ def is_first_message(message: Message, conversation: Conversation) -> bool:
 
 def template_context(
     *,
+    uses: frozenset[str],
     message: Message,
     conversation: Conversation,
     contact: Contact,
@@ -80,36 +81,12 @@ def template_context(
     agents_available: int | None,
     sender: str,
 ) -> dict[str, Any]:
-    hours = settings.business_hours
-    return {
-        "contact": {
-            "id": contact.id,
-            "name": contact.name or "",
-            "tags": list(contact.tags),
-            "email": contact.identity(IdentityKind.EMAIL) or "",
-            "phone": contact.identity(IdentityKind.PHONE) or "",
-            "attributes": dict(contact.attributes),
-        },
-        "conversation": {
-            "id": conversation.id,
-            "subject": conversation.subject or "",
-            "channel": str(conversation.channel),
-            "inbox": conversation.inbox,
-            "priority": conversation.priority,
-            "status": str(conversation.status),
-            "tags": list(conversation.tags),
-            "token": conversation.token,
-        },
-        "message": {
-            "text": message.text,
-            "subject": message.subject or conversation.subject or "",
-            "channel": str(message.channel),
-            "sender": sender,
-        },
-        "business_hours": hours.describe(view.now)
-        if hours
-        else {"open": True, "next_open": "", "timezone": "UTC", "today": "always open"},
+    """The documented template variables (only those the template uses are computed)."""
+    out: dict[str, Any] = {
         "agents_available": agents_available,
+        "rule": {"name": rule},
+        "brand": settings.brand,
+        "handoff_hint": settings.handoff_hint,
         "faq": {
             "id": faq.entry.id,
             "question": faq.question,
@@ -118,10 +95,42 @@ def template_context(
         }
         if faq
         else None,
-        "rule": {"name": rule},
-        "brand": settings.brand,
-        "handoff_hint": settings.handoff_hint,
     }
+    if "contact" in uses:
+        out["contact"] = {
+            "id": contact.id,
+            "name": contact.name or "",
+            "tags": list(contact.tags),
+            "email": contact.identity(IdentityKind.EMAIL) or "",
+            "phone": contact.identity(IdentityKind.PHONE) or "",
+            "attributes": dict(contact.attributes),
+        }
+    if "conversation" in uses:
+        out["conversation"] = {
+            "id": conversation.id,
+            "subject": conversation.subject or "",
+            "channel": str(conversation.channel),
+            "inbox": conversation.inbox,
+            "priority": conversation.priority,
+            "status": str(conversation.status),
+            "tags": list(conversation.tags),
+            "token": conversation.token,
+        }
+    if "message" in uses:
+        out["message"] = {
+            "text": message.text,
+            "subject": message.subject or conversation.subject or "",
+            "channel": str(message.channel),
+            "sender": sender,
+        }
+    if "business_hours" in uses:
+        hours = settings.business_hours
+        out["business_hours"] = (
+            hours.describe(view.now)
+            if hours
+            else {"open": True, "next_open": "", "timezone": "UTC", "today": "always open"}
+        )
+    return out
 
 
 def decide(
@@ -273,7 +282,9 @@ def decide(
         if suppressed is None and limiter is not None:
             suppressed = limiter.check(str(contact.id), now)
         if suppressed is None:
+            template = ruleset.templates[template_name]
             context = template_context(
+                uses=template.uses,
                 message=message,
                 conversation=conversation,
                 contact=contact,
@@ -285,7 +296,7 @@ def decide(
                 sender=inbound.sender if inbound is not None else "",
             )
             try:
-                reply = ruleset.templates[template_name].render(context)
+                reply = template.render(context)
             except TemplateError as exc:
                 suppressed = f"template {template_name!r} failed: {exc}"
         if suppressed is not None:
@@ -331,7 +342,7 @@ def _holds(rule: Rule, view: MessageView, trace: Trace | None) -> list[str] | No
     if not why:
         why.append("no conditions")
     if trace is not None:
-        trace.rules.append((rule.name, True, why + ["then: " + ", ".join(rule.actions.describe())]))
+        trace.rules.append((rule.name, True, [*why, "then: " + ", ".join(rule.actions.describe())]))
     return why
 
 

@@ -162,15 +162,19 @@ class FaqIndex:
         if not query:
             return None
         cutoff = self.threshold if threshold is None else threshold
-        choices = {
-            q: self._questions[q]
-            for n in self._candidates(query, self.shortlist)
-            for q in self._by_entry[n]
-        }
-        best = process.extractOne(query, choices, scorer=fuzz.token_set_ratio, score_cutoff=cutoff)
+        ids = [q for n in self._candidates(query, self.shortlist) for q in self._by_entry[n]]
+        questions = self._questions
+        best = process.extractOne(
+            query,
+            [questions[q] for q in ids],
+            scorer=fuzz.token_set_ratio,
+            processor=None,
+            score_cutoff=cutoff,
+        )
         if best is None:
             return None
-        _, score, q = best
+        _, score, position = best
+        q = ids[position]
         return FaqMatch(self.owner(q), self._questions[q], float(score))
 
     def suggest(self, text: str, k: int = 3, min_score: float = 50.0) -> list[FaqMatch]:

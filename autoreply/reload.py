@@ -98,8 +98,8 @@ class Reloader:
         """Reload whenever a configured rule/FAQ file changes, until `stop_event` is set."""
         from watchfiles import awatch
 
-        folders = sorted({str(Path(p).parent) for p in self._patterns()})
-        folders = [f for f in folders if os.path.isdir(f)]
+        parents = sorted({Path(p).parent for p in self._patterns()})
+        folders = [str(f) for f in await asyncio.to_thread(lambda: [f for f in parents if f.is_dir()])]
         if not folders:
             return
         async for changes in awatch(*folders, stop_event=stop_event, debounce=debounce_ms):

@@ -119,6 +119,7 @@ class ReplyTemplate:
     text: Any  # jinja2.Template
     html: Any | None = None
     subject: Any | None = None
+    uses: frozenset[str] = VARIABLES  # variables the parts refer to (context built lazily)
 
     def render(self, context: Mapping[str, Any]) -> Reply:
         """Raises jinja2.TemplateError (the engine turns it into a suppression reason)."""
@@ -137,21 +138,26 @@ def compile_template(
     """Compile and check all parts; raises TemplateCheckError naming the part."""
     parts = {"text": (text, _TEXT_ENV), "html": (html, _HTML_ENV), "subject": (subject, _TEXT_ENV)}
     compiled: dict[str, Any] = {}
+    uses: set[str] = set()
     for part, (source, env) in parts.items():
         if source is None:
             continue
-        compiled[part] = _check(part, source, env)
-    return ReplyTemplate(name, compiled["text"], compiled.get("html"), compiled.get("subject"))
+        compiled[part], found = _check(part, source, env)
+        uses |= found
+    return ReplyTemplate(
+        name, compiled["text"], compiled.get("html"), compiled.get("subject"), frozenset(uses)
+    )
 
 
-def _check(part: str, source: str, env: SandboxedEnvironment) -> Any:
+def _check(part: str, source: str, env: SandboxedEnvironment) -> tuple[Any, set[str]]:
     try:
         tree = env.parse(source)
     except TemplateError as exc:
         raise TemplateCheckError(
             part, f"template syntax error: {exc}", "check {{ }} and {% %} pairs"
         ) from None
-    for variable in sorted(meta.find_undeclared_variables(tree)):
+    variables = meta.find_undeclared_variables(tree)
+    for variable in sorted(variables):
         if variable not in VARIABLES:
             raise TemplateCheckError(
                 part, f"unknown template variable {variable!r}", _suggest(variable)
@@ -165,13 +171,21 @@ def _check(part: str, source: str, env: SandboxedEnvironment) -> Any:
         raise TemplateCheckError(
             part, f"template fails on sample data: {exc}", "see the documented variables"
         ) from None
-    return template
+    return template, set(variables)
 
 
 ALIASES = {
-    "customer": "contact", "client": "contact", "user": "contact", "sender": "message",
-    "ticket": "conversation", "thread": "conversation", "msg": "message", "email": "message",
-    "hours": "business_hours", "agents": "agents_available", "company": "brand",
+    "customer": "contact",
+    "client": "contact",
+    "user": "contact",
+    "sender": "message",
+    "ticket": "conversation",
+    "thread": "conversation",
+    "msg": "message",
+    "email": "message",
+    "hours": "business_hours",
+    "agents": "agents_available",
+    "company": "brand",
 }
 
 

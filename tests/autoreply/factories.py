@@ -7,6 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from autoreply.engine import Engine
+from autoreply.faq import FaqIndex, load_faq_text
+from autoreply.hours import BusinessHours
+from autoreply.loader import LoadOptions, load_rules_texts
+from autoreply.settings import AutoreplySettings
 from inbox.types import (
     AuthorKind,
     Channel,
@@ -21,16 +26,10 @@ from inbox.types import (
     Message,
 )
 
-from autoreply.engine import Engine
-from autoreply.faq import FaqIndex, load_faq_text
-from autoreply.hours import BusinessHours
-from autoreply.loader import LoadOptions, load_rules_texts
-from autoreply.settings import AutoreplySettings
-
 # A Wednesday, 10:00 UTC
 NOON = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
-FAQ_TEXT = '''
+FAQ_TEXT = """
 [[faq]]
 id = "shipping-time"
 questions = ["How long does shipping take?", "When will my order arrive?"]
@@ -45,7 +44,7 @@ answer = "Use Forgot password on the sign-in page."
 id = "gift-card"
 questions = ["Do you sell gift cards?", "How do I use a gift card?"]
 answer = "Gift cards are sold on our website."
-'''
+"""
 
 
 @dataclass
@@ -56,7 +55,9 @@ class Incoming:
     inbound: InboundMessage
 
     def decide(self, engine: Engine, now: datetime = NOON, **kw: Any) -> Any:
-        return engine.decide(self.message, self.conversation, self.contact, now, inbound=self.inbound, **kw)
+        return engine.decide(
+            self.message, self.conversation, self.contact, now, inbound=self.inbound, **kw
+        )
 
 
 def incoming(
@@ -80,24 +81,51 @@ def incoming(
     chan = Channel(channel)
     created = NOON
     conversation = Conversation(
-        id=10, contact_id=contact_id, channel=chan, inbox=inbox, status=ConversationStatus.OPEN,
-        priority=priority, subject=subject, required_skills=(), assignee_id=None, token="tok123",
-        created_at=created if first else datetime(2026, 11, 1, tzinfo=UTC), last_message_at=created,
+        id=10,
+        contact_id=contact_id,
+        channel=chan,
+        inbox=inbox,
+        status=ConversationStatus.OPEN,
+        priority=priority,
+        subject=subject,
+        required_skills=(),
+        assignee_id=None,
+        token="tok123",
+        created_at=created if first else datetime(2026, 11, 1, tzinfo=UTC),
+        last_message_at=created,
     )
     message = Message(
-        id=100, conversation_id=10, direction=Direction.INBOUND, author_kind=AuthorKind.CONTACT,
-        author_id=contact_id, channel=chan, text=body, created_at=created,
-        delivery_status=DeliveryStatus.RECEIVED, subject=subject,
+        id=100,
+        conversation_id=10,
+        direction=Direction.INBOUND,
+        author_kind=AuthorKind.CONTACT,
+        author_id=contact_id,
+        channel=chan,
+        text=body,
+        created_at=created,
+        delivery_status=DeliveryStatus.RECEIVED,
+        subject=subject,
     )
     contact = Contact(
-        id=contact_id, name=name, identities=(Identity(IdentityKind.EMAIL, sender),),
-        created_at=created, attributes=attributes or {}, tags=tags,
+        id=contact_id,
+        name=name,
+        identities=(Identity(IdentityKind.EMAIL, sender),),
+        created_at=created,
+        attributes=attributes or {},
+        tags=tags,
     )
     meta: dict[str, Any] = {"headers": headers or {}}
     meta.update(metadata or {})
     inbound = InboundMessage(
-        channel=chan, external_id=external_id, sender=sender, text=body, received_at=created,
-        subject=subject, inbox=inbox, auto_submitted=auto_submitted, metadata=meta,
+        channel=chan,
+        external_id=external_id,
+        sender=sender,
+        text=body,
+        received_at=created,
+        subject=subject,
+        inbox=inbox,
+        auto_submitted=auto_submitted,
+        metadata=meta,
     )
     return Incoming(message, conversation, contact, inbound)
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from autoreply.hours import BusinessHours
-
 from tests.autoreply.factories import FAQ_TEXT, NOON, incoming, make_engine
 
 TAG_RULE = """
@@ -95,8 +94,10 @@ def test_business_hours_inside_outside_holiday():
     christmas_11_paris = datetime(2026, 12, 25, 10, 0, tzinfo=UTC)
     saturday = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
     for now, inside in (
-        (wednesday_11_paris, True), (wednesday_20_paris, False),
-        (christmas_11_paris, False), (saturday, False),
+        (wednesday_11_paris, True),
+        (wednesday_20_paris, False),
+        (christmas_11_paris, False),
+        (saturday, False),
     ):
         e_in = make_engine(TAG_RULE.format(when=rule_in), hours=PARIS)
         e_out = make_engine(TAG_RULE.format(when=rule_out), hours=PARIS)
@@ -104,7 +105,9 @@ def test_business_hours_inside_outside_holiday():
         assert (inc.decide(e_out, now).rule == "r") is not inside, now
     nxt = PARIS.next_open(wednesday_20_paris)
     assert nxt is not None and (nxt.day, nxt.hour) == (26, 9)
-    assert PARIS.next_open(datetime(2026, 12, 24, 19, 0, tzinfo=UTC)).day == 28  # skips 25th + weekend
+    assert (
+        PARIS.next_open(datetime(2026, 12, 24, 19, 0, tzinfo=UTC)).day == 28
+    )  # skips 25th + weekend
 
 
 def test_first_message_only():

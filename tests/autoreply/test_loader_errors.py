@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from inbox.errors import ConfigError
 
 from autoreply.faq import load_faq_text
 from autoreply.loader import LoadOptions, load_rules, load_rules_texts
+from inbox.errors import ConfigError
 
 
 def error_of(text: str, options: LoadOptions | None = None) -> ConfigError:
@@ -44,7 +44,10 @@ def test_toml_syntax_error_carries_tomllib_line():
 
 
 def test_unknown_key_with_did_you_mean_in_when():
-    text = GOOD_HEAD + '\n[[rule]]\nname = "second"\n[rule.when]\nchannel = "email"\nsubjct_any = ["x"]\n[rule.then]\ntags = ["y"]\n'
+    text = (
+        GOOD_HEAD
+        + '\n[[rule]]\nname = "second"\n[rule.when]\nchannel = "email"\nsubjct_any = ["x"]\n[rule.then]\ntags = ["y"]\n'
+    )
     err = error_of(text)
     assert err.line == line_of(text, "subjct_any")
     assert err.key == "rule[1].when.subjct_any"
@@ -58,17 +61,27 @@ def test_unknown_key_in_inline_then_and_in_rule_and_top_level():
     assert err.line == line_of(text, "priorty")
     assert err.fix == "did you mean 'priority'?"
 
-    text = GOOD_HEAD + '\n[[rule]]\nname = "second"\nwehn = { channel = "email" }\nthen = { tags = ["y"] }\n'
+    text = (
+        GOOD_HEAD
+        + '\n[[rule]]\nname = "second"\nwehn = { channel = "email" }\nthen = { tags = ["y"] }\n'
+    )
     err = error_of(text)
     assert (err.line, err.fix) == (line_of(text, "wehn"), "did you mean 'when'?")
 
     text = GOOD_HEAD + '\n[[rules]]\nname = "x"\n'
     err = error_of(text)
-    assert (err.line, err.key, err.fix) == (line_of(text, "[[rules]]"), "rules", "did you mean 'rule'?")
+    assert (err.line, err.key, err.fix) == (
+        line_of(text, "[[rules]]"),
+        "rules",
+        "did you mean 'rule'?",
+    )
 
 
 def test_bad_regex_names_the_rule_and_line():
-    text = GOOD_HEAD + '\n[[rule]]\nname = "lookaround"\n[rule.when]\nbody_regex = "foo(?=bar)"\n[rule.then]\ntags = ["y"]\n'
+    text = (
+        GOOD_HEAD
+        + '\n[[rule]]\nname = "lookaround"\n[rule.when]\nbody_regex = "foo(?=bar)"\n[rule.then]\ntags = ["y"]\n'
+    )
     err = error_of(text)
     assert err.line == line_of(text, "body_regex")
     assert "rule 'lookaround'" in err.message and "RE2 cannot compile" in err.message
@@ -105,11 +118,19 @@ def test_unknown_template_name_in_reply():
 @pytest.mark.parametrize(
     ("snippet", "needle", "expect"),
     [
-        ('when = { channel = 3 }', "channel", "expected a string or a list of strings, got number 3"),
+        (
+            "when = { channel = 3 }",
+            "channel",
+            "expected a string or a list of strings, got number 3",
+        ),
         ('when = { first_message = "yes" }', "first_message", "expected true or false"),
-        ('when = { text_any = "refund" }\nthen = { resolve = 1 }', "resolve", "expected true or false"),
+        (
+            'when = { text_any = "refund" }\nthen = { resolve = 1 }',
+            "resolve",
+            "expected true or false",
+        ),
         ('when = { channel = "emial" }', "channel", "unknown channel 'emial'"),
-        ('when = { text_any = [] }', "text_any", "is an empty list"),
+        ("when = { text_any = [] }", "text_any", "is an empty list"),
         ('when = { language = "klingon" }', "language", "cannot detect language"),
         ('when = "email"', "when", "expected a table"),
     ],
@@ -120,7 +141,10 @@ def test_wrong_types(snippet: str, needle: str, expect: str):
         text += 'then = { tags = ["y"] }\n'
     err = error_of(text)
     assert expect in err.message
-    assert err.line == line_of(text.split('name = "second"')[1], needle) + line_of(text, 'name = "second"') - 1
+    assert (
+        err.line
+        == line_of(text.split('name = "second"')[1], needle) + line_of(text, 'name = "second"') - 1
+    )
     assert err.file == "rules/bad.toml"
     assert "rule 'second'" in err.message
 
@@ -136,12 +160,16 @@ def test_missing_and_duplicate_names():
     assert err.line == 1 and err.key == "rule[0].name" and "is required" in err.message
     text = GOOD_HEAD + '\n[[rule]]\nname = "first"\nthen = { tags = ["x"] }\n'
     err = error_of(text)
-    assert err.line == line_of(text.split("[[rule]]", 2)[2], 'name = "first"') + text.count("\n", 0, text.rindex("[[rule]]"))
+    assert err.line == line_of(text.split("[[rule]]", 2)[2], 'name = "first"') + text.count(
+        "\n", 0, text.rindex("[[rule]]")
+    )
     assert "duplicate rule name" in err.message
 
 
 def test_conditions_needing_config():
-    text = '[[rule]]\nname = "ooh"\nwhen = { business_hours = "outside" }\nthen = { tags = ["x"] }\n'
+    text = (
+        '[[rule]]\nname = "ooh"\nwhen = { business_hours = "outside" }\nthen = { tags = ["x"] }\n'
+    )
     err = error_of(text)
     assert err.line == 3 and "no business hours are configured" in err.message
     assert "[autoreply.business_hours]" in (err.fix or "")
@@ -174,9 +202,21 @@ def test_missing_rule_file(tmp_path):
     [
         ('[[faq]]\nid = "a"\nquestions = ["q"]\nanswr = "x"\n', "answr", "unknown key"),
         ('[[faq]]\nid = "a"\nquestions = ["q"]\n', "id", "is required"),
-        ('[[faq]]\nid = "a"\nquestions = ["?!"]\nanswer = "x"\n', "questions", "at least one question"),
-        ('[[faq]]\nid = "a"\nquestions = ["q"]\nanswer = "x"\n[[faq]]\nid = "a"\nquestions = ["r"]\nanswer = "y"\n', 'id = "a"\nquestions = ["r"]', "duplicate id"),
-        ('[[faq]]\nid = "a"\nquestions = 5\nanswer = "x"\n', "questions", "expected a string or a list"),
+        (
+            '[[faq]]\nid = "a"\nquestions = ["?!"]\nanswer = "x"\n',
+            "questions",
+            "at least one question",
+        ),
+        (
+            '[[faq]]\nid = "a"\nquestions = ["q"]\nanswer = "x"\n[[faq]]\nid = "a"\nquestions = ["r"]\nanswer = "y"\n',
+            'id = "a"\nquestions = ["r"]',
+            "duplicate id",
+        ),
+        (
+            '[[faq]]\nid = "a"\nquestions = 5\nanswer = "x"\n',
+            "questions",
+            "expected a string or a list",
+        ),
         ('[[faq]\nid = "a"\n', "[[faq]", "not valid TOML"),
     ],
 )
@@ -185,6 +225,8 @@ def test_faq_file_errors(text: str, needle: str, expect: str):
         load_faq_text("faq.toml", text)
     err = info.value
     first_line = needle.splitlines()[0]
-    expected_line = [i for i, line in enumerate(text.splitlines(), 1) if first_line in line][-1 if "duplicate" in expect else 0]
+    expected_line = [i for i, line in enumerate(text.splitlines(), 1) if first_line in line][
+        -1 if "duplicate" in expect else 0
+    ]
     assert err.file == "faq.toml" and expect in err.message
     assert err.line == (expected_line if expect != "is required" else 1)

@@ -10,7 +10,6 @@ import pytest
 from autoreply.engine import Engine
 from autoreply.limiter import ReplyLimiter
 from autoreply.loops import INSTANCE_HEADER, auto_reply_headers, loop_reason
-
 from tests.autoreply.factories import NOON, incoming, make_engine
 
 ANSWER_ALL = '[templates.t]\ntext = "We got your message"\n[[rule]]\nname = "ack"\nthen = { reply = "t", tags = ["acked"] }\n'
@@ -80,19 +79,29 @@ def test_per_contact_limit_and_window():
     assert d.suppressed is not None and "rate limit: 2 auto-replies" in d.suppressed
     assert "headers" not in d.extra
     # another contact is not affected; the first one is again after the window
-    assert incoming("hi", contact_id=2).decide(engine, NOON + timedelta(minutes=6)).reply is not None
+    assert (
+        incoming("hi", contact_id=2).decide(engine, NOON + timedelta(minutes=6)).reply is not None
+    )
     assert inc.decide(engine, NOON + timedelta(minutes=61)).reply is not None
 
 
 def test_global_circuit_breaker_trips_and_cools_down():
-    limiter = ReplyLimiter(per_contact=100, window_seconds=3600, global_per_minute=5, breaker_cooldown_seconds=300)
+    limiter = ReplyLimiter(
+        per_contact=100, window_seconds=3600, global_per_minute=5, breaker_cooldown_seconds=300
+    )
     engine = make_engine(ANSWER_ALL)
     engine = Engine(engine.settings, engine.ruleset, None, limiter)
-    sent = [incoming("hi", contact_id=n).decide(engine, NOON + timedelta(seconds=n)).reply is not None for n in range(8)]
+    sent = [
+        incoming("hi", contact_id=n).decide(engine, NOON + timedelta(seconds=n)).reply is not None
+        for n in range(8)
+    ]
     assert sent == [True] * 5 + [False] * 3
     later = incoming("hi", contact_id=99).decide(engine, NOON + timedelta(seconds=120))
     assert later.reply is None and "circuit breaker open" in (later.suppressed or "")
-    assert incoming("hi", contact_id=99).decide(engine, NOON + timedelta(seconds=400)).reply is not None
+    assert (
+        incoming("hi", contact_id=99).decide(engine, NOON + timedelta(seconds=400)).reply
+        is not None
+    )
 
 
 def test_decide_alone_does_not_consume_the_limit():
@@ -101,15 +110,28 @@ def test_decide_alone_does_not_consume_the_limit():
     engine = make_engine(ANSWER_ALL, per_contact_max=1)
     inc = incoming("hi")
     for _ in range(3):
-        d = decide(engine.state, inc.message, inc.conversation, inc.contact, NOON,
-                   settings=engine.settings, inbound=inc.inbound, limiter=engine.limiter)
+        d = decide(
+            engine.state,
+            inc.message,
+            inc.conversation,
+            inc.contact,
+            NOON,
+            settings=engine.settings,
+            inbound=inc.inbound,
+            limiter=engine.limiter,
+        )
         assert d.reply is not None
 
 
 def _as_inbound_of_other_side(reply, sender: str, headers: dict[str, str], n: int):
     """What the other instance's email adapter would produce from our outbound mail."""
-    inc = incoming(reply.text, subject=reply.subject, sender=sender,
-                   headers={k.lower(): v for k, v in headers.items()}, external_id=f"<r{n}@x>")
+    inc = incoming(
+        reply.text,
+        subject=reply.subject,
+        sender=sender,
+        headers={k.lower(): v for k, v in headers.items()},
+        external_id=f"<r{n}@x>",
+    )
     return inc
 
 
@@ -128,7 +150,9 @@ def test_two_instances_exchange_exactly_one_auto_reply():
             break
         sent += 1
         # the sender stamps our headers; the other side receives it as inbound
-        inbound = _as_inbound_of_other_side(decision.reply, own_address, decision.extra["headers"], n)
+        inbound = _as_inbound_of_other_side(
+            decision.reply, own_address, decision.extra["headers"], n
+        )
         turn += 1
     assert sent == 1
     assert "Auto-Submitted" in (decision.suppressed or "")

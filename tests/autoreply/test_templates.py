@@ -6,10 +6,9 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from autoreply.templates import _HTML_ENV, TemplateCheckError, compile_template
-
 from tests.autoreply.factories import incoming, make_engine
 
-HTML_RULES = '''
+HTML_RULES = """
 [templates.ack]
 subject = "Re: {{ message.subject }}"
 text = "You wrote: {{ message.subject }}"
@@ -18,12 +17,12 @@ html = "<p>You wrote: {{ message.subject }} / {{ message.text }}</p>"
 [[rule]]
 name = "all"
 then = { reply = "ack" }
-'''
+"""
 
 
 def test_xss_in_subject_and_body_is_escaped_in_html_only():
     xss = '<script>alert("x")</script>'
-    d = incoming(f"<img src=x onerror=alert(1)>", subject=xss).decide(make_engine(HTML_RULES))
+    d = incoming("<img src=x onerror=alert(1)>", subject=xss).decide(make_engine(HTML_RULES))
     assert d.reply is not None and d.reply.html is not None
     assert "<script>" not in d.reply.html and "&lt;script&gt;" in d.reply.html
     assert "<img" not in d.reply.html and "&lt;img src=x onerror=alert(1)&gt;" in d.reply.html
@@ -33,7 +32,11 @@ def test_xss_in_subject_and_body_is_escaped_in_html_only():
 
 def test_header_injection_in_subject_is_flattened():
     d = incoming("x", subject="hello\r\nBcc: victim@example.com").decide(make_engine(HTML_RULES))
-    assert d.reply is not None and "\n" not in (d.reply.subject or "") and "\r" not in (d.reply.subject or "")
+    assert (
+        d.reply is not None
+        and "\n" not in (d.reply.subject or "")
+        and "\r" not in (d.reply.subject or "")
+    )
 
 
 @pytest.mark.parametrize(
@@ -76,7 +79,7 @@ def test_all_documented_variables_render():
 def test_scalar_attribute_and_unknown_nested_attribute_rejected():
     with pytest.raises(TemplateCheckError, match="'brand' has no attributes"):
         compile_template("t", "{{ brand.upper() }}")
-    with pytest.raises(TemplateCheckError, match="'contact.name' has no attribute 'first'"):
+    with pytest.raises(TemplateCheckError, match=r"'contact\.name' has no attribute 'first'"):
         compile_template("t", "{{ contact.name.first }}")
     compile_template("t", "{{ contact.attributes.plan }}")  # free-form mapping
 
