@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -77,16 +78,30 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     return data
 
 
+# Valid tokens are remembered briefly so that an API call costs no extra query; a revoked
+# token stops working within this many seconds.
+TOKEN_CACHE_SECONDS = 30.0
+_TOKEN_CACHE: dict[str, tuple[str, float]] = {}
+
+
 async def require_token(request: web.Request) -> str:
     """The API token's name, or AuthError. Accepts `Authorization: Bearer <token>`."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("missing API token: send Authorization: Bearer <token>")
+    token = token.strip()
+    now = time.monotonic()
+    cached = _TOKEN_CACHE.get(token)
+    if cached is not None and cached[1] > now:
+        return cached[0]
     store = request.app[STORE_KEY]
-    name = await store.read(lambda conn: verify_token(conn, token.strip()))
+    name = await store.read(lambda conn: verify_token(conn, token))
     if name is None:
         raise AuthError("invalid or revoked API token")
+    if len(_TOKEN_CACHE) > 10_000:
+        _TOKEN_CACHE.clear()
+    _TOKEN_CACHE[token] = (name, now + TOKEN_CACHE_SECONDS)
     return name
 
 

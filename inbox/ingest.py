@@ -18,22 +18,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from inbox import schema as t
 from inbox import threads
 from inbox.bus import EventBus
 from inbox.errors import OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
 from inbox.identity import normalize, sender_identity
 from inbox.repo import attachments_to_json
+from inbox.fastsql import Sql, as_utc, in_list
 from inbox.store import Store
 from inbox.types import (
-    AuthorKind,
     ConversationStatus,
-    DeliveryStatus,
-    Direction,
     IdentityKind,
     InboundMessage,
     IngestResult,
@@ -82,135 +78,148 @@ def prepare(
     return _Prepared(msg, tuple(idents), cursor)
 
 
-def _insert(conn: Connection, table: sa.Table) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def new_token() -> str:
     """Per-conversation token: 80 random bits, lower-case hex (safe in mail local parts)."""
     return secrets.token_hex(10)
 
 
+# Plain SQL shared by SQLite and PostgreSQL, run by inbox.fastsql (see why there).
+Q_EXISTING = (
+    "SELECT m.id, m.conversation_id, c.contact_id FROM messages m "
+    "JOIN conversations c ON c.id = m.conversation_id "
+    "WHERE m.channel = :channel AND m.external_id = :external_id"
+)
+Q_IDENTITY = "SELECT contact_id FROM identities WHERE kind = :kind AND value = :value"
+Q_CONTACT = "SELECT merged_into, name FROM contacts WHERE id = :id"
+Q_NAME = "UPDATE contacts SET name = :name WHERE id = :id AND name IS NULL"
+I_CONTACT = (
+    "INSERT INTO contacts (name, attributes, tags, notes, created_at) "
+    "VALUES (:name, '{}', '[]', '', :now) RETURNING id"
+)
+I_IDENTITY = (
+    "INSERT INTO identities (contact_id, kind, value, verified, opted_out, created_at) "
+    "VALUES (:contact_id, :kind, :value, :verified, :opted_out, :now) "
+    "ON CONFLICT (kind, value) DO NOTHING"
+)
+_CONV = "SELECT id, status, last_message_at FROM conversations "
+Q_BY_TOKEN = _CONV + "WHERE token = :token"
+Q_BY_ID = _CONV + "WHERE id = :id"
+Q_RECENT = (
+    _CONV + "WHERE contact_id = :contact_id AND channel = :channel AND status != 'closed' "
+    "ORDER BY last_message_at DESC, id DESC LIMIT 1"
+)
+I_CONVERSATION = (
+    "INSERT INTO conversations (contact_id, channel, inbox, status, priority, subject, "
+    "required_skills, token, tags, created_at, last_message_at) "
+    "VALUES (:contact_id, :channel, :inbox, 'open', :priority, :subject, :skills, :token, "
+    "'[]', :now, :now) RETURNING id"
+)
+U_CONVERSATION = "UPDATE conversations SET last_message_at = :now, status = :status WHERE id = :id"
+U_REOPEN = (
+    "UPDATE conversations SET last_message_at = :now, status = :status, resolved_at = NULL "
+    "WHERE id = :id"
+)
+I_MESSAGE = (
+    "INSERT INTO messages (conversation_id, direction, author_kind, author_id, channel, "
+    "external_id, subject, text, html, attachments, delivery_status, meta, needs_triage, "
+    "created_at) VALUES (:conversation_id, 'inbound', 'contact', :contact_id, :channel, "
+    ":external_id, :subject, :text, :html, :attachments, 'received', :meta, :needs_triage, :now) "
+    "RETURNING id"
+)
+U_CURSOR = (
+    "INSERT INTO cursors (source, position, updated_at) VALUES (:source, :position, :now) "
+    "ON CONFLICT (source) DO UPDATE SET position = excluded.position, "
+    "updated_at = excluded.updated_at"
+)
+Q_LOCK = "SELECT pg_advisory_xact_lock(hashtext(:k))"
+
+
 def _resolve_contact(
-    conn: Connection,
+    sql: Sql,
     identities: Sequence[tuple[IdentityKind, str, bool]],
     display_name: str | None,
     now: datetime,
 ) -> int:
-    ti = t.identities
-    found = conn.execute(
-        sa.select(ti.c.kind, ti.c.value, ti.c.contact_id).where(
-            sa.or_(*[sa.and_(ti.c.kind == k, ti.c.value == v) for k, v, _ in identities])
-        )
-    ).all()
-    known = {(row.kind, row.value): row.contact_id for row in found}
+    known: set[tuple[str, str]] = set()
     contact_id: int | None = None
     # the sender's own identity decides; then any verified extra identity
     for kind, value, _verified in identities:
-        if (kind.value, value) in known:
-            contact_id = known[(kind.value, value)]
-            break
+        found = sql.scalar(Q_IDENTITY, kind=kind.value, value=value)
+        if found is not None:
+            known.add((kind.value, value))
+            if contact_id is None:
+                contact_id = found
+    name = display_name[:200] if display_name else None
     if contact_id is not None:
-        contact_id = _follow_merges(conn, contact_id)
+        contact_id, has_name = _follow_merges(sql, contact_id)
+        if name and not has_name:
+            sql.run(Q_NAME, name=name, id=contact_id)
     else:
-        contact_id = conn.execute(
-            sa.insert(t.contacts)
-            .values(name=display_name, attributes={}, tags=[], notes="", created_at=now)
-            .returning(t.contacts.c.id)
-        ).scalar_one()
+        contact_id = sql.scalar(I_CONTACT, name=name, now=now)
     for kind, value, verified in identities:
-        if (kind.value, value) in known:
-            continue
-        conn.execute(
-            _insert(conn, ti)
-            .values(
+        if (kind.value, value) not in known:
+            sql.run(
+                I_IDENTITY,
                 contact_id=contact_id,
                 kind=kind.value,
                 value=value,
                 verified=verified,
                 opted_out=False,
-                created_at=now,
+                now=now,
             )
-            .on_conflict_do_nothing(index_elements=["kind", "value"])
-        )
-    if display_name:
-        conn.execute(
-            sa.update(t.contacts)
-            .where(t.contacts.c.id == contact_id, t.contacts.c.name.is_(None))
-            .values(name=display_name[:200])
-        )
-    return contact_id
+    assert contact_id is not None
+    return int(contact_id)
 
 
-def _follow_merges(conn: Connection, contact_id: int) -> int:
+def _follow_merges(sql: Sql, contact_id: int) -> tuple[int, bool]:
+    """The contact a merged one lives on in, and whether it has a name."""
     for _ in range(16):
-        merged = conn.execute(
-            sa.select(t.contacts.c.merged_into).where(t.contacts.c.id == contact_id)
-        ).scalar()
-        if merged is None:
-            return contact_id
-        contact_id = merged
-    return contact_id
+        row = sql.first(Q_CONTACT, id=contact_id)
+        if row is None or row[0] is None:
+            return contact_id, bool(row is not None and row[1])
+        contact_id = row[0]
+    return contact_id, True
 
 
-def _candidate(row: Any) -> threads.Candidate | None:
+def _candidate(row: tuple[Any, ...] | None) -> threads.Candidate | None:
     if row is None:
         return None
-    return threads.Candidate(row.id, ConversationStatus(row.status), row.last_message_at)
+    return threads.Candidate(row[0], ConversationStatus(row[1]), as_utc(row[2]))
 
 
 def _thread(
-    conn: Connection, msg: InboundMessage, contact_id: int, now: datetime, window: timedelta
-) -> threads.ThreadChoice:
-    tc = t.conversations.c
-    cols = (tc.id, tc.status, tc.last_message_at)
-    by_token = None
+    sql: Sql, msg: InboundMessage, contact_id: int, now: datetime, window: timedelta
+) -> tuple[threads.ThreadChoice, threads.Candidate | None]:
+    by_token = by_headers = recent = None
     if msg.conversation_token:
-        by_token = _candidate(
-            conn.execute(sa.select(*cols).where(tc.token == msg.conversation_token)).first()
-        )
-    by_headers = None
+        by_token = _candidate(sql.first(Q_BY_TOKEN, token=msg.conversation_token))
     refs = [r for r in (msg.in_reply_to, *reversed(msg.references)) if r][:50]
     if by_token is None and refs:
-        tm = t.messages.c
-        hit = conn.execute(
-            sa.select(tm.conversation_id)
-            .where(sa.or_(tm.external_id.in_(refs), tm.provider_id.in_(refs)))
-            .order_by(tm.id.desc())
-            .limit(1)
-        ).scalar()
-        if hit is not None:
-            by_headers = _candidate(conn.execute(sa.select(*cols).where(tc.id == hit)).first())
-    recent = None
-    if by_token is None and by_headers is None:
-        recent = _candidate(
-            conn.execute(
-                sa.select(*cols)
-                .where(
-                    tc.contact_id == contact_id,
-                    tc.channel == msg.channel.value,
-                    tc.status != ConversationStatus.CLOSED.value,
-                )
-                .order_by(tc.last_message_at.desc(), tc.id.desc())
-                .limit(1)
-            ).first()
+        listed, params = in_list("r", refs)
+        hit = sql.scalar(
+            "SELECT conversation_id FROM messages "
+            f"WHERE external_id IN {listed} OR provider_id IN {listed} ORDER BY id DESC LIMIT 1",
+            **params,
         )
-    return threads.choose(
+        if hit is not None:
+            by_headers = _candidate(sql.first(Q_BY_ID, id=hit))
+    if by_token is None and by_headers is None:
+        recent = _candidate(sql.first(Q_RECENT, contact_id=contact_id, channel=msg.channel.value))
+    choice = threads.choose(
         by_token=by_token, by_headers=by_headers, recent=recent, now=now, window=window
     )
+    chosen = next(
+        (c for c in (by_token, by_headers, recent) if c and c.conversation_id == choice.conversation_id),
+        None,
+    )
+    return choice, chosen
 
 
 def _existing(conn: Connection, msg: InboundMessage) -> IngestResult | None:
-    tm, tc = t.messages.c, t.conversations.c
-    row = conn.execute(
-        sa.select(tm.id, tm.conversation_id, tc.contact_id)
-        .join(t.conversations, tc.id == tm.conversation_id)
-        .where(tm.channel == msg.channel.value, tm.external_id == msg.external_id)
-    ).first()
+    row = Sql(conn).first(Q_EXISTING, channel=msg.channel.value, external_id=msg.external_id)
     if row is None:
         return None
-    return IngestResult(row.id, row.conversation_id, row.contact_id, duplicate=True)
+    return IngestResult(row[0], row[1], row[2], duplicate=True)
 
 
 def ingest_in(
@@ -218,94 +227,70 @@ def ingest_in(
 ) -> IngestResult:
     """The whole ingest of one message inside an open transaction."""
     msg = item.msg
+    sql = Sql(conn)
     first = _existing(conn, msg)
     if first is not None:
         return first
-    if conn.dialect.name == "postgresql":
+    if not sql.sqlite:
         # serialize concurrent ingests of one sender across processes
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-            {"k": f"{item.identities[0][0]}:{item.identities[0][1]}"},
-        )
+        sql.run(Q_LOCK, k=f"{item.identities[0][0]}:{item.identities[0][1]}")
         first = _existing(conn, msg)
         if first is not None:
             return first
-    contact_id = _resolve_contact(conn, item.identities, msg.display_name, now)
-    choice = _thread(conn, msg, contact_id, now, settings.thread_window)
-    created = choice.conversation_id is None
-    tc = t.conversations
-    if created:
+    contact_id = _resolve_contact(sql, item.identities, msg.display_name, now)
+    choice, chosen = _thread(sql, msg, contact_id, now, settings.thread_window)
+    subject = msg.subject[:998] if msg.subject else None
+    if chosen is None:
         priority = msg.priority if msg.priority in settings.priorities else settings.default_priority
-        conversation_id = conn.execute(
-            sa.insert(tc)
-            .values(
-                contact_id=contact_id,
-                channel=msg.channel.value,
-                inbox=msg.inbox,
-                status=ConversationStatus.OPEN.value,
-                priority=priority,
-                subject=(msg.subject or None) and msg.subject[:998],
-                required_skills=list(msg.skills),
-                assignee_id=None,
-                token=new_token(),
-                tags=[],
-                created_at=now,
-                last_message_at=now,
-            )
-            .returning(tc.c.id)
-        ).scalar_one()
-    else:
-        conversation_id = choice.conversation_id
-        assert conversation_id is not None
-        status = conn.execute(sa.select(tc.c.status).where(tc.c.id == conversation_id)).scalar_one()
-        values: dict[str, Any] = {
-            "last_message_at": now,
-            "status": threads.next_status(ConversationStatus(status), choice).value,
-        }
-        if choice.reopen:
-            values["resolved_at"] = None
-        conn.execute(sa.update(tc).where(tc.c.id == conversation_id).values(**values))
-    message_id = conn.execute(
-        sa.insert(t.messages)
-        .values(
-            conversation_id=conversation_id,
-            direction=Direction.INBOUND.value,
-            author_kind=AuthorKind.CONTACT.value,
-            author_id=contact_id,
+        conversation_id = sql.scalar(
+            I_CONVERSATION,
+            contact_id=contact_id,
             channel=msg.channel.value,
-            external_id=msg.external_id,
-            subject=(msg.subject or None) and msg.subject[:998],
-            text=msg.text,
-            html=msg.html,
-            attachments=attachments_to_json(msg.attachments),
-            delivery_status=DeliveryStatus.RECEIVED.value,
-            meta={
-                "auto_submitted": msg.auto_submitted,
-                "inbox": msg.inbox,
-                "thread_via": choice.via.value,
-                "in_reply_to": msg.in_reply_to,
-                "references": list(msg.references)[-20:],
-                "received_at": msg.received_at.isoformat(),
-                "provider": dict(msg.metadata),
-            },
-            needs_triage=True,
-            created_at=now,
+            inbox=msg.inbox,
+            priority=priority,
+            subject=subject,
+            skills=list(msg.skills),
+            token=new_token(),
+            now=now,
         )
-        .returning(t.messages.c.id)
-    ).scalar_one()
+    else:
+        conversation_id = chosen.conversation_id
+        sql.run(
+            U_REOPEN if choice.reopen else U_CONVERSATION,
+            now=now,
+            status=threads.next_status(chosen.status, choice).value,
+            id=conversation_id,
+        )
+    message_id = sql.scalar(
+        I_MESSAGE,
+        conversation_id=conversation_id,
+        contact_id=contact_id,
+        channel=msg.channel.value,
+        external_id=msg.external_id,
+        subject=subject,
+        text=msg.text,
+        html=msg.html,
+        attachments=attachments_to_json(msg.attachments),
+        meta={
+            "auto_submitted": msg.auto_submitted,
+            "inbox": msg.inbox,
+            "thread_via": choice.via.value,
+            "in_reply_to": msg.in_reply_to,
+            "references": list(msg.references)[-20:],
+            "received_at": msg.received_at.isoformat(),
+            "provider": dict(msg.metadata),
+        },
+        needs_triage=True,
+        now=now,
+    )
     if item.cursor is not None:
         source, position = item.cursor
-        stmt = _insert(conn, t.cursors).values(source=source, position=position, updated_at=now)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["source"], set_={"position": position, "updated_at": now}
-            )
-        )
+        sql.run(U_CURSOR, source=source, position=position, now=now)
     return IngestResult(
-        message_id,
-        conversation_id,
+        int(message_id),
+        int(conversation_id),
         contact_id,
-        conversation_created=created,
+        conversation_created=chosen is None,
         conversation_reopened=choice.reopen,
     )
 
@@ -379,14 +364,22 @@ class Ingestor:
         now = datetime.now(UTC)
         settings = self.settings
 
-        def transaction(conn: Connection) -> list[IngestResult | Exception]:
+        items = [item for item, _future in batch]
+
+        def optimistic(conn: Connection) -> list[IngestResult | Exception]:
+            # the common case: the whole batch in one transaction, no savepoints
+            return [ingest_in(conn, item, settings, now) for item in items]
+
+        def careful(conn: Connection) -> list[IngestResult | Exception]:
+            # after a failure: each message in its own savepoint, so one bad message
+            # cannot fail its neighbours
             out: list[IngestResult | Exception] = []
-            for item, _future in batch:
+            for item in items:
                 savepoint = conn.begin_nested()
                 try:
                     out.append(ingest_in(conn, item, settings, now))
                     savepoint.commit()
-                except Exception as exc:  # one bad message must not fail its batch
+                except Exception as exc:
                     savepoint.rollback()
                     # a concurrent process may have stored the same key first
                     first = _existing(conn, item.msg)
@@ -394,7 +387,12 @@ class Ingestor:
             return out
 
         try:
-            results = await self.store.write(transaction)
+            try:
+                results = await self.store.write(optimistic)
+            except Exception as exc:
+                if len(items) == 1 and not isinstance(exc, StoreError):
+                    raise
+                results = await self.store.write(careful)
         except Exception as exc:
             log.error("ingest batch of %d failed: %s", len(batch), exc)
             err = exc if isinstance(exc, OmnideskError) else StoreError(str(exc))

@@ -1,16 +1,20 @@
 """After ingest: triage (the auto-answer engine), then the outbox or the queue.
 
-Listens for message.received. For each inbound message that still needs triage it asks
-the `Triage` port for a decision, and in ONE transaction stores the decision with the
-conversation, writes any auto-reply to the outbox, applies priority/skills/tags, and
-either resolves the conversation or marks it waiting (conversation.queued). The
-`needs_triage` flag is cleared in the same transaction, so after a crash `recover()` picks
-up exactly the messages that were stored but not yet triaged.
+Listens for message.received. Inbound messages that still need triage are taken in
+batches: one read for the batch, a decision per message from the `Triage` port, and ONE
+transaction that stores each decision with its conversation, writes any auto-reply to
+the outbox, applies priority/skills/tags, and either resolves the conversation or marks
+it waiting (conversation.queued). The `needs_triage` flag is cleared in that same
+transaction, so after a crash `recover()` picks up exactly the messages that were stored
+but not yet triaged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -22,18 +26,44 @@ from inbox import repo
 from inbox import schema as t
 from inbox.bus import EventBus
 from inbox.events import Event, EventName
+from inbox.fastsql import Sql, as_utc
 from inbox.outbox import enqueue
 from inbox.ports import Triage, TriageDecision
 from inbox.store import Store
-from inbox.types import AuthorKind, ConversationStatus
+from inbox.types import AuthorKind, Contact, Conversation, ConversationStatus, Message
 
 log = logging.getLogger("omnidesk.pipeline")
+
+BATCH = 256
+
+Q_CONV = (
+    "SELECT priority, required_skills, tags, assignee_id, status, waiting_since "
+    "FROM conversations WHERE id = :id"
+)
+U_CLAIM = "UPDATE messages SET needs_triage = :no WHERE id = :id AND needs_triage = :yes"
 
 
 def raise_priority(priority: str, levels: tuple[str, ...]) -> str:
     if priority not in levels:
         return levels[0]
     return levels[max(levels.index(priority) - 1, 0)]
+
+
+def _load(conn: Connection, ids: Sequence[int]) -> list[tuple[Message, Conversation, Contact]]:
+    tm = t.messages.c
+    rows = conn.execute(
+        sa.select(t.messages).where(tm.id.in_(ids), tm.needs_triage.is_(True)).order_by(tm.id)
+    ).mappings()
+    messages = [repo.message_from_row(r) for r in rows]
+    conv_ids = {m.conversation_id for m in messages}
+    convs = {
+        r["id"]: repo.conversation_from_row(r)
+        for r in conn.execute(
+            sa.select(t.conversations).where(t.conversations.c.id.in_(conv_ids))
+        ).mappings()
+    }
+    contacts = repo.get_contacts(conn, {c.contact_id for c in convs.values()})
+    return [(m, convs[m.conversation_id], contacts[convs[m.conversation_id].contact_id]) for m in messages]
 
 
 class Pipeline:
@@ -44,19 +74,54 @@ class Pipeline:
         triage: Triage | None = None,
         *,
         priorities: tuple[str, ...] = ("urgent", "high", "normal", "low"),
-        on_outbound: Any = None,
+        on_outbound: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.triage = triage
         self.priorities = priorities
         self.on_outbound = on_outbound  # called after an auto-reply is committed
+        self._pending: list[int] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def attach(self) -> None:
         self.bus.subscribe(EventName.MESSAGE_RECEIVED, self._on_received)
 
     async def _on_received(self, event: Event) -> None:
-        await self.process(int(event.data["message_id"]))
+        self._pending.append(int(event.data["message_id"]))
+        self._idle.clear()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="pipeline")
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[:BATCH]
+                del self._pending[: len(batch)]
+                try:
+                    await self.process_many(batch)
+                except Exception:  # the messages keep needs_triage; recover() retries them
+                    log.exception("triage of %d messages failed", len(batch))
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Wait until every message handed over so far is triaged (tests, shutdown)."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
 
     async def recover(self) -> int:
         """Triage what was stored before a crash but never triaged."""
@@ -64,70 +129,73 @@ class Pipeline:
             lambda conn: [
                 r.id
                 for r in conn.execute(
-                    sa.select(t.messages.c.id).where(t.messages.c.needs_triage.is_(True)).order_by(t.messages.c.id)
+                    sa.select(t.messages.c.id)
+                    .where(t.messages.c.needs_triage.is_(True))
+                    .order_by(t.messages.c.id)
                 )
             ]
         )
-        for message_id in ids:
-            await self.process(message_id)
+        for start in range(0, len(ids), BATCH):
+            await self.process_many(ids[start : start + BATCH])
         return len(ids)
 
     async def process(self, message_id: int) -> None:
-        def load(conn: Connection) -> Any:
-            message = repo.get_message(conn, message_id)
-            conversation = repo.get_conversation(conn, message.conversation_id)
-            contact = repo.get_contact(conn, conversation.contact_id)
-            needs = conn.execute(
-                sa.select(t.messages.c.needs_triage).where(t.messages.c.id == message_id)
-            ).scalar()
-            return message, conversation, contact, needs
+        await self.process_many([message_id])
 
-        message, conversation, contact, needs = await self.store.read(load)
-        if not needs:
+    async def process_many(self, ids: Sequence[int]) -> None:
+        loaded = await self.store.read(lambda conn: _load(conn, ids))
+        if not loaded:
             return
         now = datetime.now(UTC)
-        decision = TriageDecision()
-        if self.triage is not None:
-            try:
-                decision = self.triage.decide(message, conversation, contact, now)
-            except Exception:  # a broken rule must never lose the message: route it
-                log.exception("triage failed for message=%d; routing to a person", message_id)
-                decision = TriageDecision(reasons=("auto-answer engine failed; routed to a person",))
-        events = await self.store.write(lambda conn: self._apply(conn, message_id, decision, now))
+        decided = [(m.id, self._decide(m, conv, contact, now)) for m, conv, contact in loaded]
+
+        def apply(conn: Connection) -> list[Event]:
+            events: list[Event] = []
+            for message_id, decision in decided:
+                events += self._apply(conn, message_id, decision, now)
+            return events
+
+        events = await self.store.write(apply)
         for event in events:
             await self.bus.publish(event)
-        if self.on_outbound is not None and decision.reply is not None:
+        if self.on_outbound is not None and any(d.reply is not None for _, d in decided):
             self.on_outbound()
+
+    def _decide(self, message: Message, conversation: Conversation, contact: Contact, now: datetime) -> TriageDecision:
+        if self.triage is None:
+            return TriageDecision()
+        try:
+            return self.triage.decide(message, conversation, contact, now)
+        except Exception:  # a broken rule must never lose the message: route it
+            log.exception("triage failed for message=%d; routing to a person", message.id)
+            return TriageDecision(reasons=("auto-answer engine failed; routed to a person",))
 
     def _apply(
         self, conn: Connection, message_id: int, decision: TriageDecision, now: datetime
     ) -> list[Event]:
-        tm, tc = t.messages.c, t.conversations.c
-        claimed = conn.execute(
-            sa.update(t.messages)
-            .where(tm.id == message_id, tm.needs_triage.is_(True))
-            .values(needs_triage=False)
-        ).rowcount
-        if not claimed:  # another process triaged it first
-            return []
-        conv = repo.get_conversation(conn, repo.get_message(conn, message_id).conversation_id)
-        ids = {"conversation_id": conv.id, "message_id": message_id}
+        sql = Sql(conn)
+        if not sql.run(U_CLAIM, id=message_id, no=False, yes=True):
+            return []  # another process triaged it first
+        conv_id = sql.scalar("SELECT conversation_id FROM messages WHERE id = :id", id=message_id)
+        priority, skills, tags, assignee_id, status, waiting_since = sql.first(Q_CONV, id=conv_id)  # type: ignore[misc]
+        skills = json.loads(skills) if isinstance(skills, str) else skills
+        tags = json.loads(tags) if isinstance(tags, str) else tags
+        ids = {"conversation_id": conv_id, "message_id": message_id}
         events: list[Event] = []
         values: dict[str, Any] = {"triage": _decision_json(decision, message_id, now)}
-        priority = conv.priority
         if decision.priority and decision.priority in self.priorities:
             priority = decision.priority
         if decision.handoff:
             priority = raise_priority(priority, self.priorities)
         values["priority"] = priority
         if decision.skills:
-            values["required_skills"] = sorted(set(conv.required_skills) | set(decision.skills))
+            values["required_skills"] = sorted(set(skills or ()) | set(decision.skills))
         if decision.tags:
-            values["tags"] = sorted(set(conv.tags) | set(decision.tags))
+            values["tags"] = sorted(set(tags or ()) | set(decision.tags))
         if decision.reply is not None:
             reply_id = enqueue(
                 conn,
-                conversation_id=conv.id,
+                conversation_id=conv_id,
                 text=decision.reply.text,
                 html=decision.reply.html,
                 subject=decision.reply.subject,
@@ -139,20 +207,18 @@ class Pipeline:
         if decision.resolve and not decision.handoff:
             values.update(status=ConversationStatus.RESOLVED.value, resolved_at=now, waiting_since=None)
             events.append(Event(EventName.CONVERSATION_RESOLVED, ids))
-        elif conv.assignee_id is None and conv.status is not ConversationStatus.CLOSED:
+        elif assignee_id is None and status != ConversationStatus.CLOSED.value:
             values["status"] = ConversationStatus.OPEN.value
-            values["waiting_since"] = conv.waiting_since or now
+            values["waiting_since"] = as_utc(waiting_since) if waiting_since else now
             events.append(
-                Event(
-                    EventName.CONVERSATION_QUEUED,
-                    {**ids, "priority": priority, "channel": conv.channel.value},
-                )
+                Event(EventName.CONVERSATION_QUEUED, {**ids, "priority": priority, "channel": None})
             )
-        conn.execute(sa.update(t.conversations).where(tc.id == conv.id).values(**values))
+        assignments = ", ".join(f"{key} = :{key}" for key in values)
+        sql.run(f"UPDATE conversations SET {assignments} WHERE id = :conv_id", conv_id=conv_id, **values)
         log.info(
             "triaged message=%d conversation=%d rule=%s%s%s",
             message_id,
-            conv.id,
+            conv_id,
             decision.rule or "-",
             " reply" if decision.reply else "",
             " resolved" if decision.resolve and not decision.handoff else "",

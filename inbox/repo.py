@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -128,23 +128,35 @@ def messages_of(conn: Connection, conversation_id: int, *, limit: int = 500) -> 
 
 
 def get_contact(conn: Connection, contact_id: int) -> Contact:
-    row = conn.execute(sa.select(t.contacts).where(t.contacts.c.id == contact_id)).mappings().first()
-    if row is None:
+    found = get_contacts(conn, [contact_id])
+    if contact_id not in found:
         raise NotFound(f"no contact {contact_id}")
-    idents = conn.execute(
-        sa.select(t.identities).where(t.identities.c.contact_id == contact_id).order_by(t.identities.c.id)
-    ).mappings()
-    return Contact(
-        id=row["id"],
-        name=row["name"],
-        identities=tuple(
-            Identity(IdentityKind(i["kind"]), i["value"], bool(i["verified"])) for i in idents
-        ),
-        created_at=row["created_at"],
-        attributes=dict(row["attributes"] or {}),
-        tags=tuple(row["tags"] or ()),
-        merged_into=row["merged_into"],
-    )
+    return found[contact_id]
+
+
+def get_contacts(conn: Connection, ids: Collection[int]) -> dict[int, Contact]:
+    """Contacts with their identities, two queries for any number of them."""
+    if not ids:
+        return {}
+    idents: dict[int, list[Identity]] = {}
+    for i in conn.execute(
+        sa.select(t.identities).where(t.identities.c.contact_id.in_(ids)).order_by(t.identities.c.id)
+    ).mappings():
+        idents.setdefault(i["contact_id"], []).append(
+            Identity(IdentityKind(i["kind"]), i["value"], bool(i["verified"]))
+        )
+    return {
+        row["id"]: Contact(
+            id=row["id"],
+            name=row["name"],
+            identities=tuple(idents.get(row["id"], ())),
+            created_at=row["created_at"],
+            attributes=dict(row["attributes"] or {}),
+            tags=tuple(row["tags"] or ()),
+            merged_into=row["merged_into"],
+        )
+        for row in conn.execute(sa.select(t.contacts).where(t.contacts.c.id.in_(ids))).mappings()
+    }
 
 
 def conversations_of_contact(conn: Connection, contact_id: int) -> list[Conversation]:

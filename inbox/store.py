@@ -72,16 +72,22 @@ class SQLiteStore(Store):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = sa.create_engine(
-            sa.engine.make_url(url).set(drivername="sqlite+pysqlite"),
-            connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=readers + 1,
-            max_overflow=0,
-        )
-        event.listen(self.engine, "connect", _sqlite_pragmas)
-        # SQLite's own transaction handling defers BEGIN; take over so that BEGIN IMMEDIATE
-        # reserves the write lock at the start of a write transaction (no upgrade deadlock).
-        event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        def engine(pool: int, begin: str) -> Engine:
+            eng = sa.create_engine(
+                sa.engine.make_url(url).set(drivername="sqlite+pysqlite"),
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=pool,
+                max_overflow=0,
+            )
+            event.listen(eng, "connect", _sqlite_pragmas)
+            # pysqlite's own transaction handling is off (see _sqlite_pragmas): BEGIN here.
+            # Writers take the write lock up front (BEGIN IMMEDIATE: no upgrade deadlock);
+            # readers use a deferred BEGIN and read a WAL snapshot beside the writer.
+            event.listen(eng, "begin", lambda conn: conn.exec_driver_sql(begin))
+            return eng
+
+        self.engine: Engine = engine(1, "BEGIN IMMEDIATE")
+        self.read_engine: Engine = engine(readers, "BEGIN")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
 
@@ -90,7 +96,7 @@ class SQLiteStore(Store):
             return fn(conn)
 
     def _run_read(self, fn: Callable[[Connection], T]) -> T:
-        with self.engine.connect() as conn:
+        with self.read_engine.connect() as conn:
             try:
                 return fn(conn)
             finally:
@@ -118,6 +124,7 @@ class SQLiteStore(Store):
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

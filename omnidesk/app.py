@@ -66,7 +66,7 @@ async def build_services(config: Config) -> Services:
     outbox = OutboxWorker(store, bus, senders)
     pipeline = Pipeline(store, bus, None, priorities=config.priorities, on_outbound=outbox.poke)
     services = Services(config, store, bus, ingest, pipeline, outbox, senders)
-    services.closers += [store.close, bus.close, ingest.close]
+    services.closers += [store.close, bus.close, ingest.close, pipeline.close]
     return services
 
 

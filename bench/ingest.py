@@ -1,0 +1,100 @@
+"""Messages/s through POST /api/v1/messages to a durable commit (SQLite, WAL,
+synchronous=FULL), beside a bare aiohttp JSON handler measured in the same run.
+
+    python bench/ingest.py [--quick]
+
+The last line is one JSON object: msgs_per_s, baseline_per_s, ratio, p50_ms, p99_ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._servers import bare_server, omnidesk_server  # noqa: E402
+
+
+async def load(url: str, token: str | None, total: int, concurrency: int, tag: str) -> tuple[float, list[float]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    latencies: list[float] = []
+    counter = iter(range(total))
+    errors = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        for i in counter:
+            body = {"sender": f"bench{i % 500}@example.com", "text": f"message {i} about my order", "subject": "Order"}
+            start = time.perf_counter()
+            async with session.post(
+                url + "/api/v1/messages", json=body, headers={**headers, "Idempotency-Key": f"{tag}-{i}"}
+            ) as resp:
+                await resp.read()
+                if resp.status >= 300:
+                    errors += 1
+            latencies.append(time.perf_counter() - start)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        # warm up connections and code paths
+        warm = iter(range(min(200, total)))
+        counter, real = warm, counter
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        counter = real
+        latencies.clear()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{errors} requests failed")
+    return total / elapsed, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    total = 3000 if args.quick else 20000
+    concurrency = 64
+    rounds = 1 if args.quick else 3
+
+    base_rates, ours, lat = [], [], []
+    for r in range(rounds):
+        with bare_server() as url:
+            rate, _ = asyncio.run(load(url, None, total, concurrency, f"b{r}"))
+            base_rates.append(rate)
+        with omnidesk_server() as (url, token):
+            rate, latencies = asyncio.run(load(url, token, total, concurrency, f"o{r}"))
+            ours.append(rate)
+            lat += latencies
+    baseline = statistics.median(base_rates)
+    rate = statistics.median(ours)
+    result = {
+        "msgs_per_s": round(rate, 1),
+        "baseline_per_s": round(baseline, 1),
+        "ratio": round(rate / baseline, 3),
+        "p50_ms": round(pct(lat, 0.50), 2),
+        "p99_ms": round(pct(lat, 0.99), 2),
+    }
+    print(f"{'what':<44}{'per second':>12}")
+    print(f"{'bare aiohttp JSON handler (baseline)':<44}{baseline:>12.0f}")
+    print(f"{'omnidesk POST /api/v1/messages, committed':<44}{rate:>12.0f}")
+    print(f"ratio {result['ratio']}  latency p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms"
+          f"  ({total} requests x {rounds} rounds, {concurrency} concurrent)")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
