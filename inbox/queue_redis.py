@@ -152,7 +152,7 @@ class RedisQueue(PriorityQueue):
 
     async def push(self, entry: QueueEntry) -> None:
         bucket = json.dumps([entry.channel, list(entry.skills)], separators=(",", ":"))
-        args = [
+        args: list[str | int] = [
             _member(entry.conversation_id),
             self._score(entry),
             entry.to_json(),

@@ -126,7 +126,8 @@ class RedisLease:
         raw = await self._client.get(self._keys[0])
         if raw is None:
             return None
-        token, _, holder = raw.decode().partition(":")
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        token, _, holder = text.partition(":")
         return int(token), holder
 
     async def run(

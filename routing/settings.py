@@ -129,7 +129,7 @@ class RoutingSettings:
 
 
 def _skills(section: ConfigSection) -> list[str]:
-    skills = section.str_list("skills", [])
+    skills: list[str] = list(section.str_list("skills", []))
     for name in skills:
         if not _SKILL_RE.fullmatch(name):
             raise section.error(
