@@ -326,3 +326,37 @@ class OutboxWorker:
             )
         else:
             log.warning("outbound message=%d will retry: %s", item.message_id, error)
+
+
+# Provider delivery reports may arrive out of order (sent after delivered): a status only
+# ever moves forward along this order; failure is final.
+_RANK = {
+    DeliveryStatus.QUEUED: 0,
+    DeliveryStatus.SENDING: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.READ: 4,
+    DeliveryStatus.FAILED: 5,
+}
+
+
+def record_delivery(
+    conn: Connection, provider_id: str, status: DeliveryStatus, reason: str | None = None
+) -> tuple[int, int] | None:
+    """Apply a provider's delivery report; returns (message id, conversation id) if it
+    changed anything."""
+    row = conn.execute(
+        sa.select(t.messages.c.id, t.messages.c.conversation_id, t.messages.c.delivery_status).where(
+            t.messages.c.provider_id == provider_id
+        )
+    ).first()
+    if row is None:
+        return None
+    current = DeliveryStatus(row.delivery_status)
+    if _RANK.get(status, -1) <= _RANK.get(current, -1) or current is DeliveryStatus.FAILED:
+        return None
+    values: dict[str, Any] = {"delivery_status": status.value}
+    if status is DeliveryStatus.FAILED:
+        values["failure_reason"] = reason or "the provider reported a failure"
+    conn.execute(sa.update(t.messages).where(t.messages.c.id == row.id).values(**values))
+    return int(row.id), int(row.conversation_id)

@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +30,8 @@ from inbox.fastsql import Sql, as_utc
 from inbox.outbox import enqueue
 from inbox.ports import Triage, TriageDecision
 from inbox.store import Store
-from inbox.types import AuthorKind, Contact, Conversation, ConversationStatus, Message
+from inbox.identity import SENDER_KIND
+from inbox.types import AuthorKind, Contact, Conversation, ConversationStatus, InboundMessage, Message
 
 log = logging.getLogger("omnidesk.pipeline")
 
@@ -49,12 +50,24 @@ def raise_priority(priority: str, levels: tuple[str, ...]) -> str:
     return levels[max(levels.index(priority) - 1, 0)]
 
 
-def _load(conn: Connection, ids: Sequence[int]) -> list[tuple[Message, Conversation, Contact]]:
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    message: Message
+    conversation: Conversation
+    contact: Contact
+    inbound: InboundMessage  # the adapter's facts as stored (headers for the loop guard)
+    first_message: bool
+
+
+def _load(conn: Connection, ids: Sequence[int]) -> list[_Loaded]:
     tm = t.messages.c
-    rows = conn.execute(
-        sa.select(t.messages).where(tm.id.in_(ids), tm.needs_triage.is_(True)).order_by(tm.id)
-    ).mappings()
+    rows = list(
+        conn.execute(
+            sa.select(t.messages).where(tm.id.in_(ids), tm.needs_triage.is_(True)).order_by(tm.id)
+        ).mappings()
+    )
     messages = [repo.message_from_row(r) for r in rows]
+    metas = {r["id"]: r["meta"] or {} for r in rows}
     conv_ids = {m.conversation_id for m in messages}
     convs = {
         r["id"]: repo.conversation_from_row(r)
@@ -63,7 +76,37 @@ def _load(conn: Connection, ids: Sequence[int]) -> list[tuple[Message, Conversat
         ).mappings()
     }
     contacts = repo.get_contacts(conn, {c.contact_id for c in convs.values()})
-    return [(m, convs[m.conversation_id], contacts[convs[m.conversation_id].contact_id]) for m in messages]
+    firsts = dict(
+        conn.execute(
+            sa.select(tm.conversation_id, sa.func.min(tm.id))
+            .where(tm.conversation_id.in_(conv_ids), tm.direction == "inbound")
+            .group_by(tm.conversation_id)
+        ).all()
+    )
+    out = []
+    for m in messages:
+        conv = convs[m.conversation_id]
+        contact = contacts[conv.contact_id]
+        meta = metas[m.id]
+        kind = SENDER_KIND.get(m.channel)
+        inbound = InboundMessage(
+            channel=m.channel,
+            external_id=m.external_id or str(m.id),
+            sender=(contact.identity(kind) if kind else None) or "",
+            text=m.text,
+            received_at=m.created_at,
+            display_name=contact.name,
+            subject=m.subject,
+            html=m.html,
+            attachments=m.attachments,
+            in_reply_to=meta.get("in_reply_to"),
+            references=tuple(meta.get("references") or ()),
+            auto_submitted=bool(meta.get("auto_submitted")),
+            inbox=meta.get("inbox") or conv.inbox,
+            metadata=meta.get("provider") or {},
+        )
+        out.append(_Loaded(m, conv, contact, inbound, firsts.get(conv.id) == m.id))
+    return out
 
 
 class Pipeline:
@@ -147,7 +190,7 @@ class Pipeline:
         if not loaded:
             return
         now = datetime.now(UTC)
-        decided = [(m.id, self._decide(m, conv, contact, now)) for m, conv, contact in loaded]
+        decided = [(item.message.id, self._decide(item, now)) for item in loaded]
 
         def apply(conn: Connection) -> list[Event]:
             events: list[Event] = []
@@ -161,13 +204,20 @@ class Pipeline:
         if self.on_outbound is not None and any(d.reply is not None for _, d in decided):
             self.on_outbound()
 
-    def _decide(self, message: Message, conversation: Conversation, contact: Contact, now: datetime) -> TriageDecision:
+    def _decide(self, item: _Loaded, now: datetime) -> TriageDecision:
         if self.triage is None:
             return TriageDecision()
         try:
-            return self.triage.decide(message, conversation, contact, now)
+            return self.triage.decide(
+                item.message,
+                item.conversation,
+                item.contact,
+                now,
+                inbound=item.inbound,
+                first_message=item.first_message,
+            )
         except Exception:  # a broken rule must never lose the message: route it
-            log.exception("triage failed for message=%d; routing to a person", message.id)
+            log.exception("triage failed for message=%d; routing to a person", item.message.id)
             return TriageDecision(reasons=("auto-answer engine failed; routed to a person",))
 
     def _apply(

@@ -58,6 +58,7 @@ class Triage(Protocol):
         now: datetime,
         *,
         inbound: InboundMessage | None = None,
+        first_message: bool | None = None,
     ) -> TriageDecision: ...
 
 

@@ -22,6 +22,7 @@ from inbox.outbox import OutboxWorker
 from inbox.pipeline import Pipeline
 from inbox.ports import Sender
 from inbox.store import Store, open_store
+from omnidesk.wiring import Parts, build_parts
 
 log = logging.getLogger("omnidesk")
 
@@ -37,6 +38,7 @@ class Services:
     pipeline: Pipeline
     outbox: OutboxWorker
     senders: dict[str, Sender] = field(default_factory=dict)
+    parts: Parts = field(default_factory=Parts)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -67,6 +69,15 @@ async def build_services(config: Config) -> Services:
     pipeline = Pipeline(store, bus, None, priorities=config.priorities, on_outbound=outbox.poke)
     services = Services(config, store, bus, ingest, pipeline, outbox, senders)
     services.closers += [store.close, bus.close, ingest.close, pipeline.close]
+    try:
+        parts = build_parts(config, services)
+    except BaseException:
+        await services.close()
+        raise
+    services.parts = parts
+    pipeline.triage = parts.triage
+    senders.update(parts.senders)
+    services.closers += parts.closers
     return services
 
 
@@ -104,6 +115,7 @@ def make_web_app(services: Services) -> web.Application:
     app.add_routes([web.get("/", index)])
     app.add_routes(inbound_api.routes())
     app.add_routes(read_api.routes())
+    app.add_routes(services.parts.routes)
     return app
 
 
@@ -131,6 +143,12 @@ async def run_roles(config: Config, role: str = "all") -> None:
             log.info("web listening on %s (public URL %s)", _site_url(site), config.server.public_url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        reloader = services.parts.reloader
+        if reloader is not None and role in {"all", "worker", "router"}:
+            reloader.install_sighup(loop)
+            if reloader.settings.watch:
+                watcher = asyncio.create_task(reloader.watch(stop), name="rules-watch")
+                services.closers.append(lambda: _cancel(watcher))
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("omnidesk %s role started", role)
@@ -140,6 +158,14 @@ async def run_roles(config: Config, role: str = "all") -> None:
         if runner is not None:
             await runner.cleanup()
         await services.close()
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 def _site_url(site: web.TCPSite) -> str:

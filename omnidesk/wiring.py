@@ -1,0 +1,135 @@
+"""Which optional parts a config turns on, built from their own settings readers.
+
+A section that is absent leaves its part off: no [sms] means no SMS webhook or sender,
+no [forms] no form endpoint, [autoreply] enabled = false no auto-answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from inbox.config import Config
+from inbox.events import Event, EventName
+from inbox.files import FileStore
+from inbox.optouts import SqlOptOuts
+from inbox.outbox import enqueue, record_delivery
+from inbox.types import AuthorKind, Channel, DeliveryStatus, IngestResult
+
+log = logging.getLogger("omnidesk")
+
+
+@dataclass
+class Parts:
+    """Route tables, senders and background jobs the enabled parts contribute."""
+
+    routes: list[web.RouteDef] = field(default_factory=list)
+    senders: dict[str, Any] = field(default_factory=dict)
+    startups: list[Any] = field(default_factory=list)
+    closers: list[Any] = field(default_factory=list)
+    triage: Any = None
+    reloader: Any = None
+
+
+def autoreply_engine(config: Config) -> tuple[Any, Any]:
+    """(engine, reloader), or (None, None) when auto-answers are off."""
+    if "autoreply" not in config.root:
+        return None, None
+    from autoreply import Engine, Reloader, read_settings
+
+    settings = read_settings(
+        config.section("autoreply"),
+        priorities=config.priorities,
+        base_dir=Path(config.path).resolve().parent,
+    )
+    if not settings.enabled:
+        return None, None
+    engine = Engine.from_settings(settings)
+    return engine, Reloader(engine)
+
+
+def build_parts(config: Config, services: Any) -> Parts:
+    parts = Parts()
+    files = FileStore(config.data_dir / "attachments")
+    store, bus, ingest = services.store, services.bus, services.ingest
+    parts.triage, parts.reloader = autoreply_engine(config)
+
+    if "sms" in config.root:
+        from channels.sms import SmsWebhook, TwilioSender, read_sms_settings
+
+        sms = read_sms_settings(
+            config.section("sms"),
+            public_url=config.server.public_url,
+            default_country=config.ingest.default_country,
+        )
+        optouts = SqlOptOuts(store)
+
+        async def on_status(provider_id: str, status: DeliveryStatus, error: str | None) -> None:
+            changed = await store.write(lambda conn: record_delivery(conn, provider_id, status, error))
+            if changed is not None:
+                await bus.publish(
+                    Event(
+                        EventName.MESSAGE_DELIVERY_CHANGED,
+                        {"message_id": changed[0], "conversation_id": changed[1], "status": status.value},
+                    )
+                )
+
+        hook = SmsWebhook(ingest=ingest, settings=sms, optouts=optouts, media_store=files, on_status=on_status)
+        parts.routes += hook.routes()
+        parts.closers.append(hook.close)
+        sender = TwilioSender(sms, optouts)
+        parts.senders["sms"] = sender
+        parts.closers.append(sender.stop)
+
+    if "forms" in config.root:
+        from channels.webform import FormEndpoint, read_forms_settings
+
+        forms = read_forms_settings(
+            config.section("forms"), priorities=config.priorities, inboxes=config.inboxes
+        )
+
+        async def confirm(email: str, form: Any, result: IngestResult) -> None:
+            text = (
+                f"Thank you for contacting us through “{form.title}”. We received your message "
+                "and will answer by email; reply to this email to add anything."
+            )
+            await store.write(
+                lambda conn: enqueue(
+                    conn,
+                    conversation_id=result.conversation_id,
+                    text=text,
+                    subject=f"We received your message: {form.title}",
+                    author_kind=AuthorKind.BOT,
+                    auto_reply=True,
+                    channel=Channel.EMAIL,
+                )
+            )
+            services.outbox.poke()
+
+        endpoint = FormEndpoint(
+            ingest=ingest,
+            settings=forms,
+            public_url=config.server.public_url,
+            attachment_store=files,
+            confirm=confirm,
+            default_country=config.ingest.default_country,
+        )
+        parts.routes += endpoint.routes()
+    return parts
+
+
+def check_sections(config: Config) -> None:
+    """Validate every optional section a config has (`omnidesk config check`)."""
+    autoreply_engine(config)
+    if "sms" in config.root:
+        from channels.sms import read_sms_settings
+
+        read_sms_settings(config.section("sms"), public_url=config.server.public_url)
+    if "forms" in config.root:
+        from channels.webform import read_forms_settings
+
+        read_forms_settings(config.section("forms"), priorities=config.priorities, inboxes=config.inboxes)
