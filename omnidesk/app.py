@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import socketio
 from aiohttp import web
 
 from agent_ui import api as read_api
@@ -39,6 +40,9 @@ class Services:
     outbox: OutboxWorker
     senders: dict[str, Sender] = field(default_factory=dict)
     parts: Parts = field(default_factory=Parts)
+    # one socket.io server for every namespace (/widget for visitors, /agent for CSRs);
+    # with Redis configured its emits reach clients connected to any web process
+    sio: socketio.AsyncServer | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -68,6 +72,7 @@ async def build_services(config: Config) -> Services:
     outbox = OutboxWorker(store, bus, senders)
     pipeline = Pipeline(store, bus, None, priorities=config.priorities, on_outbound=outbox.poke)
     services = Services(config, store, bus, ingest, pipeline, outbox, senders)
+    services.sio = make_socketio(config)
     services.closers += [store.close, bus.close, ingest.close, pipeline.close]
     try:
         parts = build_parts(config, services)
@@ -79,6 +84,21 @@ async def build_services(config: Config) -> Services:
     senders.update(parts.senders)
     services.closers += parts.closers
     return services
+
+
+def make_socketio(config: Config) -> socketio.AsyncServer:
+    manager = None
+    if config.redis_url:
+        manager = socketio.AsyncRedisManager(config.redis_url, channel="omnidesk:socketio")
+    return socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        # each namespace checks Origin itself against its own allow-list
+        cors_allowed_origins="*",
+        max_http_buffer_size=256 * 1024,
+        logger=False,
+        engineio_logger=False,
+    )
 
 
 @web.middleware
@@ -116,6 +136,8 @@ def make_web_app(services: Services) -> web.Application:
     app.add_routes(inbound_api.routes())
     app.add_routes(read_api.routes())
     app.add_routes(services.parts.routes)
+    if services.sio is not None:
+        services.sio.attach(app, socketio_path="socket.io")
     return app
 
 
