@@ -11,6 +11,7 @@ key and the fix, so every bad edit reads the same way:
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import os
 import re
@@ -83,27 +84,27 @@ class ConfigSection:
 
     def __init__(
         self,
-        data: Mapping[str, Any],
-        path: tuple[str | int, ...] = (),
+        data: Mapping[builtins.str, Any],
+        path: tuple[str | builtins.int, ...] = (),
         source: _Source | None = None,
-        environ: Mapping[str, str] | None = None,
+        environ: Mapping[builtins.str, builtins.str] | None = None,
     ) -> None:
         self._data = dict(data)
         self._path = path
         self._source = source or _Source("<config>", "")
         self._environ = environ if environ is not None else {}
-        self._read: set[str] = set()
+        self._read: set[builtins.str] = set()
 
     # -- errors -------------------------------------------------------------------------
     @property
-    def file(self) -> str:
+    def file(self) -> builtins.str:
         return self._source.name
 
-    def where(self, key: str | int | None = None) -> str:
+    def where(self, key: builtins.str | builtins.int | None = None) -> builtins.str:
         path = (*self._path, key) if key is not None else self._path
         return _format_path(path)
 
-    def error(self, key: str | int | None, message: str, fix: str | None = None) -> ConfigError:
+    def error(self, key: builtins.str | builtins.int | None, message: builtins.str, fix: builtins.str | None = None) -> ConfigError:
         path = (*self._path, key) if key is not None else self._path
         return ConfigError(
             message,
@@ -114,17 +115,17 @@ class ConfigSection:
         )
 
     # -- access -------------------------------------------------------------------------
-    def __contains__(self, key: str) -> bool:
+    def __contains__(self, key: builtins.str) -> builtins.bool:
         return key in self._data
 
-    def keys(self) -> list[str]:
+    def keys(self) -> list[builtins.str]:
         return list(self._data)
 
-    def raw(self, key: str, default: Any = None) -> Any:
+    def raw(self, key: builtins.str, default: Any = None) -> Any:
         self._read.add(key)
         return self._data.get(key, default)
 
-    def _get(self, key: str, default: Any) -> Any:
+    def _get(self, key: builtins.str, default: Any) -> Any:
         self._read.add(key)
         if key in self._data:
             return self._data[key]
@@ -133,12 +134,12 @@ class ConfigSection:
         return default
 
     def str(
-        self, key: str, default: Any = _MISSING, *, choices: Iterable[str] | None = None
+        self, key: builtins.str, default: Any = _MISSING, *, choices: Iterable[builtins.str] | None = None
     ) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
-        if not isinstance(value, str):
+        if not isinstance(value, builtins.str):
             raise self.error(key, f"expected a string, got {value!r}", fix=f'{key} = "..."')
         if choices is not None:
             allowed = list(choices)
@@ -150,69 +151,69 @@ class ConfigSection:
 
     def int(
         self,
-        key: str,
+        key: builtins.str,
         default: Any = _MISSING,
         *,
-        min: int | None = None,  # noqa: A002
-        max: int | None = None,  # noqa: A002
+        min: builtins.int | None = None,  # noqa: A002
+        max: builtins.int | None = None,  # noqa: A002
     ) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, builtins.bool) or not isinstance(value, builtins.int):
             raise self.error(key, f"expected a whole number, got {value!r}", fix=f"{key} = 10")
         self._check_range(key, value, min, max)
         return value
 
     def float(
         self,
-        key: str,
+        key: builtins.str,
         default: Any = _MISSING,
         *,
-        min: float | None = None,  # noqa: A002
-        max: float | None = None,  # noqa: A002
+        min: builtins.float | None = None,  # noqa: A002
+        max: builtins.float | None = None,  # noqa: A002
     ) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, builtins.bool) or not isinstance(value, builtins.int | builtins.float):
             raise self.error(key, f"expected a number, got {value!r}", fix=f"{key} = 1.5")
         self._check_range(key, value, min, max)
         return float(value)
 
     def _check_range(
-        self, key: str, value: float, low: float | None, high: float | None
+        self, key: builtins.str, value: builtins.float, low: builtins.float | None, high: builtins.float | None
     ) -> None:
         if low is not None and value < low:
             raise self.error(key, f"must be at least {low}, got {value}")
         if high is not None and value > high:
             raise self.error(key, f"must be at most {high}, got {value}")
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
-        if not isinstance(value, bool):
+        if not isinstance(value, builtins.bool):
             raise self.error(key, f"expected true or false, got {value!r}", fix=f"{key} = true")
         return value
 
-    def str_list(self, key: str, default: Any = _MISSING) -> Any:
+    def str_list(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
-        if isinstance(value, str):
+        if isinstance(value, builtins.str):
             return [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, builtins.str) for v in value):
             raise self.error(key, f"expected a list of strings, got {value!r}", fix=f'{key} = ["a", "b"]')
         return list(value)
 
-    def secret(self, key: str, default: Any = _MISSING) -> Any:
+    def secret(self, key: builtins.str, default: Any = _MISSING) -> Any:
         """A secret given inline as `key` or by environment variable name as `key_env`."""
         env_key = f"{key}_env"
         if env_key in self._data:
             self._read.add(env_key)
             name = self._data[env_key]
-            if not isinstance(name, str):
+            if not isinstance(name, builtins.str):
                 raise self.error(env_key, "expected the name of an environment variable")
             if name not in self._environ:
                 raise self.error(
@@ -222,7 +223,7 @@ class ConfigSection:
             return self._environ[name]
         return self.str(key, default)
 
-    def section(self, key: str, *, required: bool = False) -> ConfigSection:
+    def section(self, key: builtins.str, *, required: builtins.bool = False) -> ConfigSection:
         self._read.add(key)
         value = self._data.get(key)
         if value is None:
@@ -233,7 +234,7 @@ class ConfigSection:
             raise self.error(key, f"expected a table, got {value!r}", fix=f"[{self.where(key)}]")
         return ConfigSection(value, (*self._path, key), self._source, self._environ)
 
-    def sections(self, key: str) -> list[ConfigSection]:
+    def sections(self, key: builtins.str) -> list[ConfigSection]:
         """An array of tables ([[key]])."""
         self._read.add(key)
         value = self._data.get(key, [])
@@ -251,7 +252,7 @@ class ConfigSection:
             for index, item in enumerate(value)
         ]
 
-    def reject_unknown(self, allowed: Iterable[str] | None = None) -> None:
+    def reject_unknown(self, allowed: Iterable[builtins.str] | None = None) -> None:
         """Raise for a key nobody reads: a typo must not pass silently."""
         known = set(allowed) if allowed is not None else self._read
         for key in self._data:

@@ -123,7 +123,7 @@ def _claim(conn: Connection, now: datetime, limit: int) -> list[int]:
     return ids
 
 
-def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, Mapping[str, Any]]:
+def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, Any]:
     """The job's message as its sender needs it; None if it was already sent."""
     job = conn.execute(sa.select(t.outbox).where(t.outbox.c.id == outbox_id)).mappings().one()
     m = conn.execute(sa.select(t.messages).where(t.messages.c.id == job["message_id"])).mappings().one()
