@@ -327,6 +327,12 @@ class Ingestor:
         self._pending: list[_Pending] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def idle(self) -> None:
+        """Wait until every accepted message is committed and its events published."""
+        await self._idle.wait()
 
     async def __call__(
         self, msg: InboundMessage, *, cursor: tuple[str, str] | None = None
@@ -336,6 +342,7 @@ class Ingestor:
             self._task = asyncio.create_task(self._run(), name="ingest-batcher")
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
+        self._idle.clear()
         self._wake.set()
         result = await future
         return result
@@ -359,6 +366,7 @@ class Ingestor:
                 batch = self._pending[: self.settings.batch_max]
                 del self._pending[: len(batch)]
                 await self._write(batch)
+            self._idle.set()
 
     async def _write(self, batch: list[_Pending]) -> None:
         now = datetime.now(UTC)

@@ -58,6 +58,7 @@ async def test_first_message_creates_contact_and_conversation(store, ingest):
     contact = await store.read(lambda c: repo.get_contact(c, result.contact_id))
     assert contact.name == "Ann"
     assert contact.identity(IdentityKind.EMAIL) == "ann@example.com"
+    await ingest.idle()
     await ingest.bus.drain()
     names = [e.name for e in ingest.events]
     assert names == [EventName.CONVERSATION_CREATED, EventName.MESSAGE_RECEIVED]
