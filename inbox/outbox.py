@@ -123,6 +123,26 @@ def _claim(conn: Connection, now: datetime, limit: int) -> list[int]:
     return ids
 
 
+# Channels with no outbound of their own answer through another: a web form is answered
+# by email; the generic API channel through email or SMS, whichever address it has.
+_REPLY_VIA: dict[Channel, tuple[Channel, ...]] = {
+    Channel.FORM: (Channel.EMAIL,),
+    Channel.API: (Channel.EMAIL, Channel.SMS),
+}
+
+
+def reply_route(
+    channel: Channel, identities: list[tuple[IdentityKind, str]]
+) -> tuple[Channel, str]:
+    """The channel an outbound message goes through and the contact's address on it."""
+    for via in _REPLY_VIA.get(channel, (channel,)):
+        kind = SENDER_KIND[via]
+        for ident_kind, value in identities:
+            if ident_kind == kind:
+                return via, value
+    return channel, ""
+
+
 def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, Any]:
     """The job's message as its sender needs it; None if it was already sent."""
     job = conn.execute(sa.select(t.outbox).where(t.outbox.c.id == outbox_id)).mappings().one()
@@ -132,14 +152,12 @@ def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, A
     conv = conn.execute(
         sa.select(t.conversations).where(t.conversations.c.id == m["conversation_id"])
     ).mappings().one()
-    channel = Channel(m["channel"])
-    kind = SENDER_KIND[channel] if channel is not Channel.API else IdentityKind.EXTERNAL
-    to = conn.execute(
-        sa.select(t.identities.c.value)
-        .where(t.identities.c.contact_id == conv["contact_id"], t.identities.c.kind == kind.value)
+    idents = conn.execute(
+        sa.select(t.identities.c.kind, t.identities.c.value)
+        .where(t.identities.c.contact_id == conv["contact_id"])
         .order_by(t.identities.c.verified.desc(), t.identities.c.id)
-        .limit(1)
-    ).scalar()
+    ).all()
+    channel, to = reply_route(Channel(m["channel"]), [(IdentityKind(k), v) for k, v in idents])
     tm = t.messages.c
     refs = [
         r.external_id

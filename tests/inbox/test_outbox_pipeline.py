@@ -228,3 +228,14 @@ async def test_delivery_reports_only_move_forward(world):
     assert await world.store.write(lambda c: record_delivery(c, "<unknown@x>", DeliveryStatus.SENT)) is None
     msg = await world.store.read(lambda c: repo.get_message(c, pid))
     assert msg.delivery_status is DeliveryStatus.DELIVERED and r.conversation_id == msg.conversation_id
+
+
+def test_reply_route_answers_forms_by_email_and_api_by_what_it_has():
+    from inbox.outbox import reply_route
+    from inbox.types import IdentityKind as K
+
+    assert reply_route(Channel.FORM, [(K.EMAIL, "a@x.io")]) == (Channel.EMAIL, "a@x.io")
+    assert reply_route(Channel.API, [(K.PHONE, "+15550001111")]) == (Channel.SMS, "+15550001111")
+    assert reply_route(Channel.API, [(K.PHONE, "+1555"), (K.EMAIL, "b@x.io")]) == (Channel.EMAIL, "b@x.io")
+    assert reply_route(Channel.CHAT, [(K.EMAIL, "c@x.io"), (K.VISITOR, "v_12345678")]) == (Channel.CHAT, "v_12345678")
+    assert reply_route(Channel.SMS, [(K.EMAIL, "c@x.io")]) == (Channel.SMS, "")
