@@ -24,6 +24,34 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+def _json_body(schema: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _move(summary: str, body: str | None) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "description": "Carried out by the active router; answered after it committed. "
+        "503 router_unavailable: no router answered, nothing changed.",
+        "security": [{"bearer": []}],
+        "parameters": [_id_param()],
+        "responses": {
+            "200": _ok("Conversation"),
+            "400": _ERROR,
+            "401": _ERROR,
+            "404": _ERROR,
+            "409": _ERROR,
+            "503": _ERROR,
+        },
+    }
+    if body is not None:
+        op["requestBody"] = _json_body(body)
+    return {"post": op}
+
+
 PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/messages": {
         "post": {
@@ -77,6 +105,51 @@ PATHS: dict[str, dict[str, Any]] = {
             "security": [{"bearer": []}],
             "parameters": [_id_param()],
             "responses": {"200": _ok("Contact"), "401": _ERROR, "404": _ERROR},
+        }
+    },
+    "/api/v1/queue": {
+        "get": {
+            "summary": "Waiting conversations in routing order (priority, requeued first, longest wait)",
+            "security": [{"bearer": []}],
+            "parameters": [
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "rows")
+            ],
+            "responses": {"200": _ok("Queue"), "400": _ERROR, "401": _ERROR},
+        }
+    },
+    "/api/v1/agents": {
+        "get": {
+            "summary": "Active agents with presence and current load per channel",
+            "security": [{"bearer": []}],
+            "responses": {"200": _ok("AgentList"), "401": _ERROR},
+        }
+    },
+    "/api/v1/agents/{id}/presence": {
+        "put": {
+            "summary": "Set an agent's presence (away: keeps its work, gets none new; offline: "
+            "gives back chats and unaccepted conversations)",
+            "security": [{"bearer": []}],
+            "parameters": [_id_param()],
+            "requestBody": _json_body("PresenceChange"),
+            "responses": {"200": _ok("PresenceChange"), "400": _ERROR, "401": _ERROR, "404": _ERROR},
+        }
+    },
+    "/api/v1/conversations/{id}/assign": _move(
+        "Supervisor assignment to an agent (over capacity only with force)", "AssignRequest"
+    ),
+    "/api/v1/conversations/{id}/unassign": _move(
+        "Take it from its agent and queue it again ahead of fresh conversations", None
+    ),
+    "/api/v1/conversations/{id}/transfer": _move(
+        "Transfer to an agent (online, skilled, with room) or back to the queue for other skills",
+        "TransferRequest",
+    ),
+    "/api/v1/conversations/{id}/resolve": {
+        "post": {
+            "summary": "Resolve: it leaves the queue or frees its agent",
+            "security": [{"bearer": []}],
+            "parameters": [_id_param()],
+            "responses": {"200": _ok("Conversation"), "401": _ERROR, "404": _ERROR, "409": _ERROR},
         }
     },
     "/api/v1/openapi.json": {
@@ -187,6 +260,69 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}},
             },
         ]
+    },
+    "Queue": {
+        "type": "object",
+        "properties": {
+            "total": {"type": "integer"},
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "position": {"type": "integer", "description": "1 = next"},
+                        "conversation_id": {"type": "integer"},
+                        "priority": _STR,
+                        "channel": _STR,
+                        "inbox": _STR,
+                        "skills": {"type": "array", "items": _STR},
+                        "waiting_since": _TIME,
+                        "wait_seconds": {"type": "number"},
+                        "requeued": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+    },
+    "AgentList": {
+        "type": "object",
+        "properties": {
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "name": _STR,
+                        "email": _STR,
+                        "role": _STR,
+                        "presence": {"type": "string", "enum": ["online", "away", "offline"]},
+                        "skills": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "capacity": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "load": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "assigned": {"type": "integer"},
+                    },
+                },
+            }
+        },
+    },
+    "PresenceChange": {
+        "type": "object",
+        "required": ["presence"],
+        "properties": {
+            "id": {"type": "integer", "readOnly": True},
+            "presence": {"type": "string", "enum": ["online", "away", "offline"]},
+        },
+    },
+    "AssignRequest": {
+        "type": "object",
+        "required": ["agent_id"],
+        "properties": {"agent_id": {"type": "integer"}, "force": {"type": "boolean", "default": False}},
+    },
+    "TransferRequest": {
+        "type": "object",
+        "description": "exactly one of agent_id or skills",
+        "properties": {"agent_id": {"type": "integer"}, "skills": {"type": "array", "items": _STR}},
     },
     "Contact": {
         "type": "object",

@@ -1,0 +1,328 @@
+"""Routing API: the queue, agents and their presence, manual moves.
+
+How a web process reaches the router. The active router may run in another process and
+change after a failover, and its memory must stay the only place that decides (capacity,
+skills, two agents never holding one conversation). So:
+
+* **moves go to the router as bus commands** (assign, unassign, transfer): the handler
+  publishes `routing.command` with a request id and waits for the active router's
+  `routing.reply`, sent only after the router committed the outcome; the answer is then
+  read back from the database. No router answering within the timeout is a 503
+  (`router_unavailable`), and nothing was changed. The router validates against its own
+  state, so a refusal (agent at capacity, lacks a skill, not assigned) is a 409 with its
+  reason;
+* **facts go to the database, then an event**: presence (what the agent chose) and
+  resolve are stored first and announced after commit (`agent.presence`,
+  `conversation.resolved`); the router applies the event, and a router that missed it
+  (failing over at that moment) reads the same fact when it rebuilds. These work even
+  while no router runs;
+* **reads come from the database** (the source of truth): the queue in the router's
+  order (priority, requeued first, longest wait), agents with their load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.engine import Connection
+
+from agent_ui.api import conversation_json
+from inbox import repo
+from inbox import schema as t
+from inbox.bus import EventBus
+from inbox.errors import Conflict, NotFound, OmnideskError, ValidationError
+from inbox.events import Event, EventName
+from inbox.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
+from inbox.types import Presence
+from routing import commands as cmd
+from routing.store import waiting_query
+
+MAX_SKILLS = 32
+
+
+class RouterUnavailable(OmnideskError):
+    status = 503
+    code = "router_unavailable"
+
+
+class RouterRefused(OmnideskError):
+    """The router's own error (status and code as it answered)."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__(str(answer.get("message") or "refused"), field=answer.get("field"))
+        self.status = int(answer.get("status") or 409)
+        self.code = str(answer.get("code") or "conflict")
+
+
+class RoutingClient:
+    """Sends commands to the active router over the bus and waits for its reply."""
+
+    def __init__(self, bus: EventBus, *, timeout: float = 5.0) -> None:
+        self.bus = bus
+        self.timeout = timeout
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        bus.subscribe(cmd.ROUTING_REPLY, self._on_reply)
+
+    async def _on_reply(self, event: Event) -> None:
+        future = self._waiting.pop(str(event.data.get("request_id")), None)
+        if future is not None and not future.done():
+            future.set_result(dict(event.data))
+
+    async def command(self, op: str, conversation_id: int, **args: Any) -> None:
+        request_id = uuid.uuid4().hex
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        data = {"op": op, "request_id": request_id, "conversation_id": conversation_id, **args}
+        try:
+            await self.bus.publish(Event(cmd.ROUTING_COMMAND, data))
+            answer = await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise RouterUnavailable(
+                f"no active router answered within {self.timeout:g} s; nothing was changed, retry"
+            ) from None
+        finally:
+            self._waiting.pop(request_id, None)
+        if not answer.get("ok"):
+            raise RouterRefused(answer)
+
+    async def note_agent_connected(self, agent_id: int) -> None:
+        data = {"agent_id": agent_id, "connected": True}
+        await self.bus.publish(Event(cmd.AGENT_CONNECTION, data))
+
+    async def note_agent_disconnected(self, agent_id: int) -> None:
+        data = {"agent_id": agent_id, "connected": False}
+        await self.bus.publish(Event(cmd.AGENT_CONNECTION, data))
+
+
+@dataclass
+class RoutingApi:
+    client: RoutingClient
+    bus: EventBus
+    priorities: tuple[str, ...]
+
+
+ROUTING_KEY: web.AppKey[RoutingApi] = web.AppKey("routing_api", RoutingApi)
+
+
+def _id(request: web.Request, name: str = "id") -> int:
+    value = request.match_info[name]
+    if not value.isdigit() or len(value) > 18 or int(value) < 1:
+        raise ValidationError(f"'{name}' must be a positive whole number", field=name)
+    return int(value)
+
+
+async def _body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    if optional and not request.can_read_body:
+        return {}
+    return await read_json(request, request.app[MAX_BODY_KEY])
+
+
+def _agent_id(body: dict[str, Any], *, required: bool) -> int | None:
+    value = field(body, "agent_id", int, required=required)
+    if value is not None and value < 1:
+        raise ValidationError("'agent_id' must be a positive whole number", field="agent_id")
+    return value  # type: ignore[no-any-return]
+
+
+async def _conversation(request: web.Request, cid: int) -> web.Response:
+    conv = await request.app[STORE_KEY].read(lambda conn: repo.get_conversation(conn, cid))
+    return web.json_response(conversation_json(conv))
+
+
+# -- reads ------------------------------------------------------------------------------
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    await require_token(request)
+    raw = request.query.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ValidationError("'limit' must be a whole number from 1 to 1000", field="limit")
+    limit = int(raw)
+    levels = request.app[ROUTING_KEY].priorities
+    c = t.conversations.c
+    rank = sa.case({name: n for n, name in enumerate(levels)}, value=c.priority, else_=len(levels))
+
+    def read(conn: Connection) -> tuple[list[Any], int]:
+        query = waiting_query()
+        rows = list(
+            conn.execute(
+                query.order_by(rank, sa.desc("requeued"), c.waiting_since, c.id).limit(limit)
+            )
+        )
+        total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        return rows, int(total)
+
+    rows, total = await request.app[STORE_KEY].read(read)
+    now = datetime.now(UTC)
+    data = []
+    for position, r in enumerate(rows, start=1):
+        since = r.waiting_since.replace(tzinfo=UTC)
+        data.append(
+            {
+                "position": position,
+                "conversation_id": r.id,
+                "priority": r.priority,
+                "channel": r.channel,
+                "inbox": r.inbox,
+                "skills": list(r.required_skills or ()),
+                "waiting_since": since.isoformat(),
+                "wait_seconds": round(max(0.0, (now - since).total_seconds()), 3),
+                "requeued": bool(r.requeued),
+            }
+        )
+    return web.json_response({"data": data, "total": total})
+
+
+def _agents(conn: Connection) -> list[dict[str, Any]]:
+    c, a = t.conversations.c, t.agents.c
+    load: dict[int, dict[str, int]] = {}
+    for agent_id, channel, count in conn.execute(
+        sa.select(c.assignee_id, c.channel, sa.func.count())
+        .where(c.assignee_id.is_not(None), c.status.in_(("open", "pending")))
+        .group_by(c.assignee_id, c.channel)
+    ):
+        load.setdefault(int(agent_id), {})[str(channel)] = int(count)
+    out = []
+    for r in conn.execute(sa.select(t.agents).where(a.active.is_(True)).order_by(a.id)).mappings():
+        agent = repo.agent_from_row(r)
+        mine = load.get(agent.id, {})
+        out.append(
+            {
+                "id": agent.id,
+                "name": agent.name,
+                "email": agent.email,
+                "role": agent.role.value,
+                "presence": r["presence"],
+                "skills": dict(agent.skills),
+                "capacity": dict(agent.capacity),
+                "load": mine,
+                "assigned": sum(mine.values()),
+            }
+        )
+    return out
+
+
+async def get_agents(request: web.Request) -> web.Response:
+    await require_token(request)
+    return web.json_response({"data": await request.app[STORE_KEY].read(_agents)})
+
+
+# -- facts: database, then an event ----------------------------------------------------
+
+
+async def put_presence(request: web.Request) -> web.Response:
+    await require_token(request)
+    agent_id = _id(request)
+    body = await _body(request)
+    presence = field(body, "presence", str, required=True, max_len=16)
+    if presence not in {p.value for p in Presence}:
+        raise ValidationError(
+            f"'presence' must be one of {[p.value for p in Presence]}", field="presence"
+        )
+
+    def store(conn: Connection) -> None:
+        done = conn.execute(
+            sa.update(t.agents)
+            .where(t.agents.c.id == agent_id, t.agents.c.active.is_(True))
+            .values(presence=presence)
+        ).rowcount
+        if not done:
+            raise NotFound(f"no active agent {agent_id}")
+
+    await request.app[STORE_KEY].write(store)
+    await request.app[ROUTING_KEY].bus.publish(
+        Event(EventName.AGENT_PRESENCE, {"agent_id": agent_id, "presence": presence})
+    )
+    return web.json_response({"id": agent_id, "presence": presence})
+
+
+async def post_resolve(request: web.Request) -> web.Response:
+    await require_token(request)
+    cid = _id(request)
+    now = datetime.now(UTC)
+    c = t.conversations.c
+
+    def store(conn: Connection) -> None:
+        done = conn.execute(
+            sa.update(t.conversations)
+            .where(c.id == cid, c.status.in_(("open", "pending")))
+            .values(
+                status="resolved",
+                resolved_at=now,
+                waiting_since=None,
+                assignee_id=None,
+                assigned_at=None,
+            )
+        ).rowcount
+        if not done:
+            status = conn.execute(sa.select(c.status).where(c.id == cid)).scalar()
+            if status is None:
+                raise NotFound(f"no conversation {cid}")
+            raise Conflict(f"conversation {cid} is already {status}")
+        a = t.assignments.c
+        conn.execute(
+            sa.update(t.assignments)
+            .where(a.conversation_id == cid, a.ended_at.is_(None))
+            .values(ended_at=now)
+        )
+
+    await request.app[STORE_KEY].write(store)
+    await request.app[ROUTING_KEY].bus.publish(
+        Event(EventName.CONVERSATION_RESOLVED, {"conversation_id": cid, "by": "api"})
+    )
+    return await _conversation(request, cid)
+
+
+# -- moves: commands to the active router ----------------------------------------------
+
+
+async def post_assign(request: web.Request) -> web.Response:
+    await require_token(request)
+    cid = _id(request)
+    body = await _body(request)
+    agent_id = _agent_id(body, required=True)
+    force = field(body, "force", bool) or False
+    await request.app[ROUTING_KEY].client.command(cmd.ASSIGN, cid, agent_id=agent_id, force=force)
+    return await _conversation(request, cid)
+
+
+async def post_unassign(request: web.Request) -> web.Response:
+    await require_token(request)
+    cid = _id(request)
+    await request.app[ROUTING_KEY].client.command(cmd.UNASSIGN, cid)
+    return await _conversation(request, cid)
+
+
+async def post_transfer(request: web.Request) -> web.Response:
+    await require_token(request)
+    cid = _id(request)
+    body = await _body(request)
+    agent_id = _agent_id(body, required=False)
+    skills = field(body, "skills", list, max_len=MAX_SKILLS)
+    if (agent_id is None) == (skills is None):
+        raise ValidationError("give exactly one of 'agent_id' or 'skills'")
+    args: dict[str, Any] = {"agent_id": agent_id}
+    if skills is not None:
+        if not all(isinstance(s, str) and 0 < len(s) <= 64 for s in skills):
+            raise ValidationError("'skills' must be a list of skill names", field="skills")
+        args = {"skills": sorted(set(skills))}
+    await request.app[ROUTING_KEY].client.command(cmd.TRANSFER, cid, **args)
+    return await _conversation(request, cid)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/v1/queue", get_queue),
+        web.get("/api/v1/agents", get_agents),
+        web.put("/api/v1/agents/{id}/presence", put_presence),
+        web.post("/api/v1/conversations/{id}/assign", post_assign),
+        web.post("/api/v1/conversations/{id}/unassign", post_unassign),
+        web.post("/api/v1/conversations/{id}/transfer", post_transfer),
+        web.post("/api/v1/conversations/{id}/resolve", post_resolve),
+    ]

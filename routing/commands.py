@@ -1,0 +1,41 @@
+"""What other processes say to the active router over the event bus.
+
+A web process cannot call the router: the active one may live in another process (or
+change after a failover). It publishes a `routing.command` event; the active router
+applies it, persists what it decided, and publishes `routing.reply` with the same
+`request_id` (ok, or the error's status/code/message). Standbys ignore commands.
+
+Socket layers report agent connections as `agent.connection` events
+({"agent_id": n, "connected": bool}); the active router counts them and sets an agent
+offline when the last socket has been gone for `offline_grace_seconds`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROUTING_COMMAND = "routing.command"
+ROUTING_REPLY = "routing.reply"
+AGENT_CONNECTION = "agent.connection"
+
+ASSIGN = "assign"  # {"conversation_id", "agent_id", "force"}
+UNASSIGN = "unassign"  # {"conversation_id"}
+TRANSFER = "transfer"  # {"conversation_id", "agent_id"} or {"conversation_id", "skills"}
+ACCEPT = "accept"  # {"conversation_id"}
+OPS = frozenset({ASSIGN, UNASSIGN, TRANSFER, ACCEPT})
+
+# events this service publishes carry this marker, so it does not consume its own
+SOURCE = "router"
+
+
+def reply(request_id: str, error: Exception | None = None) -> dict[str, Any]:
+    if error is None:
+        return {"request_id": request_id, "ok": True}
+    return {
+        "request_id": request_id,
+        "ok": False,
+        "status": int(getattr(error, "status", 500)),
+        "code": str(getattr(error, "code", "internal_error")),
+        "message": str(getattr(error, "message", None) or error),
+        "field": getattr(error, "field", None),
+    }

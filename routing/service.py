@@ -1,0 +1,500 @@
+"""The router service: feeds the pure `Router` from the bus and the clock, persists what it
+decides, then announces it.
+
+    service = RouterService(store, bus, settings, lease=RedisLease(url, holder))  # or no lease
+    await service.start()      # embedded: active at once; with a lease: campaign for it
+    ...
+    await service.close()
+
+* **Rebuild.** On becoming active the router's memory is rebuilt from the database (the
+  source of truth, `routing.store.snapshot`): active agents with skills, capacity and
+  presence; current assignments; waiting conversations in queue order.
+* **One worker, batches.** Bus handlers only append inputs and wake one worker task. A
+  cycle takes every pending input, reads the facts it needs in one read (the queued
+  conversations, the agents, the authors of sent messages), applies them to the router in
+  order, fires due timers (`Router.next_due`: relaxation, SLA, accept timeouts; and the
+  socket grace period), then writes all the decisions in ONE transaction
+  (`routing.store.persist`, guarded and fenced) and only after the commit publishes
+  conversation.assigned / unassigned / queued / sla.breached and answers commands.
+  A decision the database refuses (the conversation was resolved meanwhile, ...) is not
+  announced; that conversation is re-read and the router corrected.
+* **Leadership.** With a `RedisLease` only the holder routes; standbys ignore events
+  (the new leader's rebuild reads everything committed before it). The leader writes its
+  fencing token to the database before rebuilding, and every write checks it.
+* **Presence.** `agents.presence` holds what the agent chose; an agent whose sockets have
+  all been gone for `offline_grace_seconds` is set offline here (`note_agent_connected` /
+  `note_agent_disconnected`, or `agent.connection` events from other processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from inbox.bus import EventBus
+from inbox.errors import Conflict, NotFound, OmnideskError, StoreError, ValidationError
+from inbox.events import Event, EventName
+from inbox.store import Store
+from inbox.types import Presence
+from routing import commands as cmd
+from routing import store as rstore
+from routing.core import Router
+from routing.decisions import Assigned, Decision, Requeued
+from routing.lease import LeaseError, RedisLease
+from routing.settings import RoutingSettings
+
+log = logging.getLogger("omnidesk.routing")
+
+MAX_BATCH = 4096
+_INPUTS = (
+    EventName.CONVERSATION_QUEUED,
+    EventName.CONVERSATION_RESOLVED,
+    EventName.AGENT_PRESENCE,
+    EventName.MESSAGE_SENT,
+    cmd.ROUTING_COMMAND,
+)
+
+
+def _presence(value: str) -> Presence:
+    try:
+        return Presence(value)
+    except ValueError:
+        return Presence.OFFLINE
+
+
+class _Facts:
+    """What one cycle read from the database."""
+
+    def __init__(self, convs: dict[int, rstore.ConvRow], agents: dict[int, rstore.AgentRow],
+                 authored: dict[int, int]) -> None:  # fmt: skip
+        self.convs, self.agents, self.authored = convs, agents, authored
+
+
+class RouterService:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        settings: RoutingSettings | None = None,
+        *,
+        lease: RedisLease | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.settings = settings or RoutingSettings()
+        self.lease = lease
+        self.clock = clock
+        self.router: Router | None = None
+        self.active = False
+        self.token: int | None = None  # fencing token while leader (None: embedded)
+        self.assigned_total = 0  # assignments persisted and announced
+        self.rebuilds = 0
+        self._need_rebuild = False
+        self._closed = False
+        self._inputs: list[tuple[str, dict[str, Any]]] = []
+        self._since: dict[int, float] = {}  # conversation -> when it first started waiting
+        self._sockets: dict[int, int] = {}
+        self._grace: dict[int, float] = {}  # agent -> when to set it offline
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # == life cycle =======================================================================
+    async def start(self) -> None:
+        for name in _INPUTS:
+            self.bus.subscribe(name, self._on_event)
+        self.bus.subscribe(cmd.AGENT_CONNECTION, self._on_connection)
+        if self.lease is None:
+            self._activate(None)
+        else:
+            self._tasks.append(
+                asyncio.create_task(self.lease.run(self._elected, self._lost, self._stop))
+            )
+        self._tasks.append(asyncio.create_task(self._work(), name="router"))
+
+    async def close(self) -> None:
+        self._closed = True
+        self._stop.set()
+        for task in reversed(self._tasks):  # the worker first, then the lease (releases it)
+            if task.get_name() == "router":
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.lease is not None:
+            await self.lease.close()
+
+    async def idle(self) -> None:
+        """Wait until every input received so far has been handled (tests, benchmarks)."""
+        await self._idle.wait()
+
+    def _activate(self, token: int | None) -> None:
+        self.token = token
+        self.active = True
+        self._need_rebuild = True
+        self._inputs.clear()
+        self._kick()
+
+    async def _elected(self, token: int) -> None:
+        try:
+            fresh = await self.store.write(lambda conn: rstore.claim_fence(conn, token))
+        except StoreError:
+            log.exception("cannot record the router fencing token; standing by")
+            fresh = False
+        if not fresh and self.lease is not None:
+            with contextlib.suppress(LeaseError):
+                await self.lease.release()
+            return
+        log.info("router elected leader (fencing token %d); rebuilding from the database", token)
+        self._activate(token)
+
+    async def _lost(self) -> None:
+        if self.active:
+            log.warning("router lost the leader lease; standing by")
+        self.active = False
+        self.token = None
+        self.router = None
+        self._inputs.clear()
+        self._kick()
+
+    # == inputs ===========================================================================
+    async def _on_event(self, event: Event) -> None:
+        if self._closed or not self.active or event.data.get("source") == cmd.SOURCE:
+            return
+        self._inputs.append((event.name, dict(event.data)))
+        self._kick()
+
+    async def _on_connection(self, event: Event) -> None:
+        try:
+            agent_id = int(event.data["agent_id"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if event.data.get("connected"):
+            self.note_agent_connected(agent_id)
+        else:
+            self.note_agent_disconnected(agent_id)
+
+    def note_agent_connected(self, agent_id: int) -> None:
+        """A socket of this agent connected (called by the socket layer)."""
+        self._sockets[agent_id] = self._sockets.get(agent_id, 0) + 1
+        self._grace.pop(agent_id, None)
+
+    def note_agent_disconnected(self, agent_id: int) -> None:
+        """A socket of this agent went away; with none left, offline after the grace."""
+        left = max(0, self._sockets.get(agent_id, 0) - 1)
+        self._sockets[agent_id] = left
+        if left == 0:
+            self._grace[agent_id] = self.clock() + self.settings.offline_grace_seconds
+            self._kick()
+
+    def _kick(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    # == the worker =======================================================================
+    def _sleep_for(self) -> float:
+        dues = list(self._grace.values())
+        if self.router is not None and (due := self.router.next_due()) is not None:
+            dues.append(due)
+        return 1.0 if not dues else min(1.0, max(0.0, min(dues) - self.clock()))
+
+    async def _work(self) -> None:
+        while True:
+            if not self._inputs and not self._wake.is_set():
+                self._idle.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._sleep_for())
+            self._wake.clear()
+            if not self.active:
+                self._inputs.clear()
+                continue
+            try:
+                if self._need_rebuild or self.router is None:
+                    await self._rebuild()
+                await self._cycle()
+            except rstore.Fenced as exc:
+                log.warning("%s; standing by", exc)
+                await self._lost()
+                if self.lease is not None:
+                    with contextlib.suppress(LeaseError):
+                        await self.lease.release()
+            except Exception:
+                log.exception("router cycle failed; rebuilding from the database")
+                self._need_rebuild = True
+                await asyncio.sleep(0.5)
+
+    async def _rebuild(self) -> None:
+        snap = await self.store.read(rstore.snapshot)
+        now = self.clock()
+        router = self.router = Router(self.settings)
+        self._since = {}
+        self.rebuilds += 1
+        out: list[Decision] = []
+        for a in snap.agents:
+            out += router.upsert_agent(
+                a.id, a.skills, now, capacity=a.capacity, presence=_presence(a.presence)
+            )
+        orphans = set()
+        for row in snap.assigned:
+            if router.agent(row.assignee_id) is None:  # type: ignore[arg-type]
+                router.upsert_agent(row.assignee_id, {}, now)  # type: ignore[arg-type]
+                orphans.add(row.assignee_id)
+            out += self._restore(router, row, now)
+        for agent_id in orphans:  # disabled agents give everything back
+            out += router.remove_agent(agent_id, now)  # type: ignore[arg-type]
+        for a in snap.agents:  # offline in the database but still holding chats
+            view = router.agent(a.id)
+            if view is not None and view.assigned and view.presence == Presence.OFFLINE.value:
+                out += router.set_presence(a.id, Presence.OFFLINE, now)
+        for row in snap.waiting:
+            out += self._enqueue(router, row, now)
+            view = router.conversation(row.id)
+            if row.requeued and view is not None and view.state == "waiting":
+                # back in line ahead of fresh ones, as before the restart
+                moved = router.transfer_to_skills(row.id, row.skills, now)
+                out += [d for d in moved if not isinstance(d, Requeued)]
+        self._need_rebuild = False
+        log.info(
+            "router rebuilt: %d agents, %d assigned, %d waiting",
+            len(snap.agents),
+            len(snap.assigned),
+            len(snap.waiting),
+        )
+        await self._commit(out, [])
+
+    async def _cycle(self) -> None:
+        router = self.router
+        assert router is not None
+        inputs, self._inputs = self._inputs[:MAX_BATCH], self._inputs[MAX_BATCH:]
+        if self._inputs:
+            self._wake.set()
+        now = self.clock()
+        expired = [a for a, due in self._grace.items() if due <= now]
+        for agent_id in expired:
+            del self._grace[agent_id]
+        presence_events: list[Event] = []
+        if expired:
+            token = self.token
+
+            def offline(conn: Any) -> list[int]:
+                rstore.check_fence(rstore.Sql(conn), token)
+                return rstore.set_presence(conn, expired, Presence.OFFLINE.value)
+
+            for agent_id in await self.store.write(offline):
+                presence_events.append(self._presence_event(agent_id, "disconnected"))
+            inputs += [(EventName.AGENT_PRESENCE, {"agent_id": a}) for a in expired]
+        if not inputs and (router.next_due() or now + 1) > now:
+            for event in presence_events:
+                await self.bus.publish(event)
+            return
+        facts = await self._read_facts(inputs)
+        now = self.clock()
+        out: list[Decision] = []
+        replies: list[dict[str, Any]] = []
+        for name, data in inputs:
+            try:
+                self._apply(router, name, data, facts, now, out)
+                if name == cmd.ROUTING_COMMAND:
+                    replies.append(cmd.reply(str(data.get("request_id"))))
+            except OmnideskError as exc:
+                if name == cmd.ROUTING_COMMAND:
+                    replies.append(cmd.reply(str(data.get("request_id")), exc))
+                else:
+                    log.warning("router ignored %s %s: %s", name, data, exc.message)
+            except (KeyError, TypeError, ValueError) as exc:
+                if name == cmd.ROUTING_COMMAND:
+                    replies.append(
+                        cmd.reply(
+                            str(data.get("request_id")), ValidationError(f"bad command: {exc}")
+                        )
+                    )
+                else:
+                    log.warning("router ignored a malformed %s event: %r", name, data)
+        out += router.tick(now)
+        try:
+            await self._commit(out, replies)
+        except Exception as exc:
+            err = exc if isinstance(exc, OmnideskError) else StoreError("the router failed")
+            for r in replies:
+                await self.bus.publish(Event(cmd.ROUTING_REPLY, cmd.reply(r["request_id"], err)))
+            raise
+        for event in presence_events:
+            await self.bus.publish(event)
+
+    async def _read_facts(self, inputs: list[tuple[str, dict[str, Any]]]) -> _Facts:
+        convs: set[int] = set()
+        agents: set[int] = set()
+        messages: set[int] = set()
+        for name, data in inputs:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                if name in (EventName.CONVERSATION_QUEUED, cmd.ROUTING_COMMAND):
+                    convs.add(int(data["conversation_id"]))
+                if name == EventName.AGENT_PRESENCE or data.get("agent_id") is not None:
+                    agents.add(int(data["agent_id"]))
+                if name == EventName.MESSAGE_SENT and not data.get("auto_reply"):
+                    messages.add(int(data["message_id"]))
+        if not (convs or agents or messages):
+            return _Facts({}, {}, {})
+
+        def read(conn: Any) -> _Facts:
+            return _Facts(
+                rstore.conversations(conn, convs),
+                rstore.agents(conn, agents),
+                rstore.agent_authored(conn, messages),
+            )
+
+        return await self.store.read(read)
+
+    # == applying one input ===============================================================
+    def _apply(self, router: Router, name: str, data: dict[str, Any], facts: _Facts,
+               now: float, out: list[Decision]) -> None:  # fmt: skip
+        if name == EventName.CONVERSATION_QUEUED:
+            row = facts.convs.get(int(data["conversation_id"]))
+            view = router.conversation(row.id) if row is not None else None
+            if row is not None and row.waiting and (view is None or view.state == "waiting"):
+                out += self._enqueue(router, row, now)
+        elif name == EventName.CONVERSATION_RESOLVED:
+            cid = int(data["conversation_id"])
+            self._since.pop(cid, None)
+            out += router.resolve(cid, now)
+        elif name == EventName.AGENT_PRESENCE:
+            out += self._sync_agent(router, int(data["agent_id"]), facts, now)
+        elif name == EventName.MESSAGE_SENT:
+            cid = facts.authored.get(int(data.get("message_id") or 0))
+            view = router.conversation(cid) if cid is not None else None
+            if view is not None and view.state == "assigned" and not view.accepted:
+                out += router.accept(view.conversation_id, now, replied=True)
+        elif name == cmd.ROUTING_COMMAND:
+            self._command(router, data, facts, now, out)
+
+    def _command(self, router: Router, data: dict[str, Any], facts: _Facts, now: float,
+                 out: list[Decision]) -> None:  # fmt: skip
+        op, cid = data.get("op"), int(data["conversation_id"])
+        agent_id = None if data.get("agent_id") is None else int(data["agent_id"])
+        if op not in cmd.OPS:
+            raise ValidationError(f"unknown routing command {op!r}", field="op")
+        if agent_id is not None and router.agent(agent_id) is None:
+            out += self._sync_agent(router, agent_id, facts, now)
+            if router.agent(agent_id) is None:
+                raise NotFound(f"no active agent {agent_id}", field="agent_id")
+        if router.conversation(cid) is None:
+            row = facts.convs.get(cid)
+            if row is None:
+                raise NotFound(f"no conversation {cid}")
+            if row.status not in ("open", "pending"):
+                raise Conflict(f"conversation {cid} is {row.status}")
+            if op in (cmd.UNASSIGN, cmd.ACCEPT) or row.assignee_id is not None:
+                raise Conflict(f"conversation {cid} is not assigned by the router")
+            out += self._enqueue(router, row, now)
+        if op == cmd.ASSIGN:
+            out += router.supervisor_assign(cid, agent_id, now, force=bool(data.get("force")))  # type: ignore[arg-type]
+        elif op == cmd.UNASSIGN:
+            out += router.unassign(cid, now)
+        elif op == cmd.ACCEPT:
+            out += router.accept(cid, now)
+        elif agent_id is not None:
+            out += router.transfer_to_agent(cid, agent_id, now)
+        else:
+            skills = [str(s) for s in data.get("skills") or ()]
+            out += router.transfer_to_skills(cid, skills, now)
+
+    def _priority(self, priority: str) -> str:
+        levels = self.settings.priorities
+        return priority if priority in levels else levels[-1]
+
+    def _enqueue(self, router: Router, row: rstore.ConvRow, now: float) -> list[Decision]:
+        since = row.waiting_since if row.waiting_since is not None else now
+        self._since[row.id] = since
+        return router.enqueue(
+            row.id,
+            now,
+            priority=self._priority(row.priority),
+            channel=row.channel,
+            skills=row.skills,
+            queue=row.inbox,
+            enqueued_at=since,
+        )
+
+    def _restore(self, router: Router, row: rstore.ConvRow, now: float) -> list[Decision]:
+        since = row.assigned_at if row.assigned_at is not None else now
+        self._since[row.id] = since
+        return router.restore_assignment(
+            row.id,
+            row.assignee_id,  # type: ignore[arg-type]
+            now,
+            priority=self._priority(row.priority),
+            channel=row.channel,
+            skills=row.skills,
+            queue=row.inbox,
+            enqueued_at=since,
+            accepted=row.accepted,
+        )
+
+    def _sync_agent(self, router: Router, agent_id: int, facts: _Facts, now: float
+                    ) -> list[Decision]:  # fmt: skip
+        row = facts.agents.get(agent_id)
+        if row is None or not row.active:
+            return router.remove_agent(agent_id, now) if router.agent(agent_id) else []
+        presence = _presence(row.presence)
+        out = router.upsert_agent(row.id, row.skills, now, capacity=row.capacity, presence=presence)
+        if presence is Presence.OFFLINE and router.agent(agent_id).assigned:  # type: ignore[union-attr]
+            out += router.set_presence(agent_id, presence, now)  # gives back what it must
+        return out
+
+    # == persist, then announce ===========================================================
+    async def _commit(self, out: list[Decision], replies: list[dict[str, Any]]) -> None:
+        rounds = 0
+        while out:
+            decisions, out = out, []
+            token = self.token
+            done, stale = await self.store.write(
+                lambda conn, ds=decisions, tok=token: rstore.persist(conn, ds, tok, self._since)
+            )
+            for d in done:
+                if isinstance(d, Assigned):
+                    self.assigned_total += 1
+                event = d.event()
+                await self.bus.publish(
+                    Event(event.name, {**event.data, "source": cmd.SOURCE}, event.at)
+                )
+            if stale:
+                out = await self._reconcile(stale)
+            rounds += 1
+            if rounds > 20:
+                self._need_rebuild = True
+                break
+        for r in replies:
+            await self.bus.publish(Event(cmd.ROUTING_REPLY, r))
+
+    async def _reconcile(self, stale: set[int]) -> list[Decision]:
+        """The database refused a decision on these conversations: take them as stored."""
+        rows = await self.store.read(lambda conn: rstore.conversations(conn, stale))
+        router = self.router
+        if router is None:
+            return []
+        now = self.clock()
+        out: list[Decision] = []
+        for cid in sorted(stale):
+            log.info("router decision on conversation %d was stale; re-reading it", cid)
+            out += router.resolve(cid, now)
+            self._since.pop(cid, None)
+            row = rows.get(cid)
+            if row is None:
+                continue
+            if row.waiting:
+                out += self._enqueue(router, row, now)
+            elif row.assignee_id is not None and row.status in ("open", "pending"):
+                if router.agent(row.assignee_id) is None:
+                    self._need_rebuild = True
+                    continue
+                out += self._restore(router, row, now)
+        return out
+
+    def _presence_event(self, agent_id: int, reason: str) -> Event:
+        data = {"agent_id": agent_id, "presence": "offline", "reason": reason, "source": cmd.SOURCE}
+        return Event(EventName.AGENT_PRESENCE, data)
