@@ -89,7 +89,10 @@ Q_EXISTING = (
     "JOIN conversations c ON c.id = m.conversation_id "
     "WHERE m.channel = :channel AND m.external_id = :external_id"
 )
-Q_IDENTITY = "SELECT contact_id FROM identities WHERE kind = :kind AND value = :value"
+Q_IDENTITY = (
+    "SELECT i.contact_id, c.merged_into, c.name FROM identities i "
+    "JOIN contacts c ON c.id = i.contact_id WHERE i.kind = :kind AND i.value = :value"
+)
 Q_CONTACT = "SELECT merged_into, name FROM contacts WHERE id = :id"
 Q_NAME = "UPDATE contacts SET name = :name WHERE id = :id AND name IS NULL"
 I_CONTACT = (
@@ -142,16 +145,19 @@ def _resolve_contact(
 ) -> int:
     known: set[tuple[str, str]] = set()
     contact_id: int | None = None
+    merged_into: int | None = None
+    has_name = False
     # the sender's own identity decides; then any verified extra identity
     for kind, value, _verified in identities:
-        found = sql.scalar(Q_IDENTITY, kind=kind.value, value=value)
+        found = sql.first(Q_IDENTITY, kind=kind.value, value=value)
         if found is not None:
             known.add((kind.value, value))
             if contact_id is None:
-                contact_id = found
+                contact_id, merged_into, has_name = found[0], found[1], bool(found[2])
     name = display_name[:200] if display_name else None
     if contact_id is not None:
-        contact_id, has_name = _follow_merges(sql, contact_id)
+        if merged_into is not None:
+            contact_id, has_name = _follow_merges(sql, merged_into)
         if name and not has_name:
             sql.run(Q_NAME, name=name, id=contact_id)
     else:

@@ -41,7 +41,10 @@ Q_CONV = (
     "SELECT priority, required_skills, tags, assignee_id, status, waiting_since "
     "FROM conversations WHERE id = :id"
 )
-U_CLAIM = "UPDATE messages SET needs_triage = :no WHERE id = :id AND needs_triage = :yes"
+U_CLAIM = (
+    "UPDATE messages SET needs_triage = :no WHERE id = :id AND needs_triage = :yes "
+    "RETURNING conversation_id"
+)
 
 
 def raise_priority(priority: str, levels: tuple[str, ...]) -> str:
@@ -224,9 +227,9 @@ class Pipeline:
         self, conn: Connection, message_id: int, decision: TriageDecision, now: datetime
     ) -> list[Event]:
         sql = Sql(conn)
-        if not sql.run(U_CLAIM, id=message_id, no=False, yes=True):
+        conv_id = sql.scalar(U_CLAIM, id=message_id, no=False, yes=True)
+        if conv_id is None:
             return []  # another process triaged it first
-        conv_id = sql.scalar("SELECT conversation_id FROM messages WHERE id = :id", id=message_id)
         priority, skills, tags, assignee_id, status, waiting_since = sql.first(Q_CONV, id=conv_id)  # type: ignore[misc]
         skills = json.loads(skills) if isinstance(skills, str) else skills
         tags = json.loads(tags) if isinstance(tags, str) else tags
