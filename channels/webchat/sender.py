@@ -1,0 +1,45 @@
+"""The chat channel's outbound half: the outbox worker hands it agent and bot replies.
+
+A reply is emitted to the conversation's room on `/widget` with its sequence number (the
+message id). A visitor who is offline simply is not in the room: the message stays in the
+database and reaches them by resync when the widget reconnects, so this never fails for
+an absent visitor. With Redis configured, python-socketio's manager carries the emit to
+whichever web process holds the visitor's socket.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import socketio
+
+from channels.webchat.history import wire_message
+from channels.webchat.namespace import NAMESPACE, room
+from inbox.errors import DeliveryError
+from inbox.ports import Outbound
+from inbox.types import DeliveryStatus
+
+
+class WebchatSender:
+    channel = "chat"
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._sio = sio
+
+    async def send(self, item: Outbound) -> str:
+        author = "agent" if item.from_name and not item.auto_reply else "bot"
+        payload = wire_message(
+            seq=item.message_id,
+            author=author,
+            name=item.from_name if author == "agent" else None,
+            text=item.text,
+            at=datetime.now(UTC),
+            status=DeliveryStatus.SENT.value,
+        )
+        try:
+            await self._sio.emit(
+                "message", payload, room=room(item.conversation_token), namespace=NAMESPACE
+            )
+        except Exception as exc:  # a Redis manager that cannot publish: retry later
+            raise DeliveryError(f"cannot emit to the widget: {exc}") from exc
+        return f"webchat:{item.message_id}"
