@@ -119,6 +119,31 @@ def build_parts(config: Config, services: Any) -> Parts:
             default_country=config.ingest.default_country,
         )
         parts.routes += endpoint.routes()
+
+    # --- webchat (issue 5): /widget namespace, chat sender, /widget.js, demo page -------
+    if "webchat" in config.root:
+        from channels.webchat import (
+            DemoSite,
+            WebchatSender,
+            WidgetHttp,
+            WidgetNamespace,
+            read_webchat_settings,
+        )
+
+        chat = read_webchat_settings(config.section("webchat"), inboxes=config.inboxes)
+        secret, public_url = config.secret_key, config.server.public_url
+        namespace = WidgetNamespace(chat, secret=secret, ingest=ingest, store=store, bus=bus)
+        chat_http = WidgetHttp(namespace, secret=secret, files=files, public_url=public_url)
+        namespace.file_url = chat_http.file_url  # both halves sign file links alike
+        namespace.attach(bus)
+        services.sio.register_namespace(namespace)
+        parts.routes += chat_http.routes()
+        parts.senders["chat"] = WebchatSender(services.sio)
+        if chat.demo_port is not None and chat.demo_widget is not None:
+            demo = DemoSite(config.server.host, chat.demo_port, public_url, chat.demo_widget)
+            parts.startups.append(demo.start)
+            parts.closers.append(demo.stop)
+    # --- end webchat ---------------------------------------------------------------------
     return parts
 
 
@@ -133,3 +158,7 @@ def check_sections(config: Config) -> None:
         from channels.webform import read_forms_settings
 
         read_forms_settings(config.section("forms"), priorities=config.priorities, inboxes=config.inboxes)
+    if "webchat" in config.root:
+        from channels.webchat import read_webchat_settings
+
+        read_webchat_settings(config.section("webchat"), inboxes=config.inboxes)
