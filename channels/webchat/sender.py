@@ -27,7 +27,7 @@ class WebchatSender:
         self._sio = sio
 
     async def send(self, item: Outbound) -> str:
-        author = "agent" if item.from_name and not item.auto_reply else "bot"
+        author = "bot" if item.auto_reply else "agent"
         payload = wire_message(
             seq=item.message_id,
             author=author,

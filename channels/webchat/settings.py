@@ -51,6 +51,9 @@ class WidgetSettings:
         return "*" in self.allowed_origins or origin.rstrip("/") in self.allowed_origins
 
 
+_D = WidgetSettings(key="", allowed_origins=())  # the defaults
+
+
 @dataclass(frozen=True, slots=True)
 class WebchatSettings:
     widgets: dict[str, WidgetSettings] = field(default_factory=dict)
@@ -120,14 +123,14 @@ def _read_widget(section: ConfigSection, key: str, inboxes: Iterable[str] | None
         key=key,
         allowed_origins=_origins(section),
         inbox=inbox,
-        title=section.str("title", WidgetSettings.title),
-        greeting=section.str("greeting", WidgetSettings.greeting),
-        color=_color(section, "color", WidgetSettings.color),
-        text_color=_color(section, "text_color", WidgetSettings.text_color),
+        title=section.str("title", _D.title),
+        greeting=section.str("greeting", _D.greeting),
+        color=_color(section, "color", _D.color),
+        text_color=_color(section, "text_color", _D.text_color),
         prechat_fields=prechat,
         prechat_required=section.bool("prechat_required", False),
-        consent_text=section.str("consent_text", WidgetSettings.consent_text),
-        offline_message=section.str("offline_message", WidgetSettings.offline_message),
+        consent_text=section.str("consent_text", _D.consent_text),
+        offline_message=section.str("offline_message", _D.offline_message),
         identity_secret=secret,
         hours=hours,
         sound=section.bool("sound", True),
