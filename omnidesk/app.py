@@ -14,6 +14,7 @@ import socketio
 from aiohttp import web
 
 from agent_ui import api as read_api
+from agent_ui import routing_api
 from channels import api as inbound_api
 from inbox.bus import EventBus, open_bus
 from inbox.config import Config
@@ -23,7 +24,7 @@ from inbox.outbox import OutboxWorker
 from inbox.pipeline import Pipeline
 from inbox.ports import Sender
 from inbox.store import Store, open_store
-from omnidesk.wiring import Parts, build_parts
+from omnidesk.wiring import Parts, build_parts, build_router
 
 log = logging.getLogger("omnidesk")
 
@@ -135,6 +136,10 @@ def make_web_app(services: Services) -> web.Application:
     app.add_routes([web.get("/", index)])
     app.add_routes(inbound_api.routes())
     app.add_routes(read_api.routes())
+    app[routing_api.ROUTING_KEY] = routing_api.RoutingApi(
+        routing_api.RoutingClient(services.bus), services.bus, config.priorities
+    )
+    app.add_routes(routing_api.routes())
     app.add_routes(services.parts.routes)
     if services.sio is not None:
         services.sio.attach(app, socketio_path="socket.io")
@@ -153,6 +158,10 @@ async def run_roles(config: Config, role: str = "all") -> None:
             recovered = await services.pipeline.recover()
             if recovered:
                 log.info("recovered %d messages stored before the last stop", recovered)
+        if role in {"all", "router"}:
+            router = build_router(config, services)
+            await router.start()
+            services.closers.append(router.close)
         if role in {"all", "worker"}:
             services.outbox.start()
             services.closers.append(services.outbox.stop)

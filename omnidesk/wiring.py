@@ -153,6 +153,7 @@ def build_parts(config: Config, services: Any) -> Parts:
 def check_sections(config: Config) -> None:
     """Validate every optional section a config has (`omnidesk config check`)."""
     autoreply_engine(config)
+    routing_settings(config)
     if "sms" in config.root:
         from channels.sms import read_sms_settings
 
@@ -165,3 +166,28 @@ def check_sections(config: Config) -> None:
         from channels.webchat import read_webchat_settings
 
         read_webchat_settings(config.section("webchat"), inboxes=config.inboxes)
+
+
+# --- routing (issue 3): settings, the router service ---------------------------------------
+def routing_settings(config: Config) -> Any:
+    """[routing] read by its own reader; the defaults when the section is absent."""
+    from routing.settings import RoutingSettings
+
+    if "routing" not in config.root:
+        return RoutingSettings(priorities=config.priorities)
+    return RoutingSettings.from_section(config.section("routing"), config.priorities)
+
+
+def build_router(config: Config, services: Any) -> Any:
+    """The router service: with Redis, one active router among processes (a lease)."""
+    import os
+    import socket
+
+    from routing.lease import RedisLease
+    from routing.service import RouterService
+
+    lease = None
+    if config.redis_url:
+        lease = RedisLease(config.redis_url, f"{socket.gethostname()}:{os.getpid()}", ttl=3.0)
+    return RouterService(services.store, services.bus, routing_settings(config), lease=lease)
+# --- end routing ------------------------------------------------------------------------
