@@ -90,7 +90,9 @@ async def list_conversations(request: web.Request) -> web.Response:
             raise ValidationError(f"unknown channel {q['channel'][:30]!r}", field="channel")
         filters["channel"] = q["channel"]
     if "assignee" in q:
-        filters["assignee"] = None if q["assignee"] in {"none", ""} else _int(q["assignee"], "assignee")
+        filters["assignee"] = (
+            None if q["assignee"] in {"none", ""} else _int(q["assignee"], "assignee")
+        )
     if "inbox" in q:
         filters["inbox"] = q["inbox"][:100]
     limit = _int(q.get("limit", "50"), "limit")
@@ -166,5 +168,3 @@ def routes() -> list[web.RouteDef]:
         web.get("/healthz", healthz),
         web.get("/readyz", readyz),
     ]
-
-

@@ -10,9 +10,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-key-0123456789abcdef"
@@ -28,7 +28,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
@@ -76,7 +76,12 @@ def omnidesk_server(extra_config: str = "") -> Iterator[tuple[str, str]]:
         cli = [sys.executable, "-m", "omnidesk.cli", "--config", str(cfg)]
         subprocess.run([*cli, "migrate"], check=True, env=env, capture_output=True, cwd=ROOT)
         token = subprocess.run(
-            [*cli, "token", "create", "bench"], check=True, env=env, capture_output=True, text=True, cwd=ROOT
+            [*cli, "token", "create", "bench"],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
         ).stdout.strip()
         proc = subprocess.Popen([*cli, "serve"], env=env, cwd=ROOT)
         try:

@@ -19,10 +19,12 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._servers import bare_server, omnidesk_server  # noqa: E402
+from bench._servers import bare_server, omnidesk_server
 
 
-async def load(url: str, token: str | None, total: int, concurrency: int, tag: str) -> tuple[float, list[float]]:
+async def load(
+    url: str, token: str | None, total: int, concurrency: int, tag: str
+) -> tuple[float, list[float]]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     latencies: list[float] = []
     counter = iter(range(total))
@@ -31,10 +33,16 @@ async def load(url: str, token: str | None, total: int, concurrency: int, tag: s
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal errors
         for i in counter:
-            body = {"sender": f"bench{i % 500}@example.com", "text": f"message {i} about my order", "subject": "Order"}
+            body = {
+                "sender": f"bench{i % 500}@example.com",
+                "text": f"message {i} about my order",
+                "subject": "Order",
+            }
             start = time.perf_counter()
             async with session.post(
-                url + "/api/v1/messages", json=body, headers={**headers, "Idempotency-Key": f"{tag}-{i}"}
+                url + "/api/v1/messages",
+                json=body,
+                headers={**headers, "Idempotency-Key": f"{tag}-{i}"},
             ) as resp:
                 await resp.read()
                 if resp.status >= 300:
@@ -91,8 +99,10 @@ def main() -> None:
     print(f"{'what':<44}{'per second':>12}")
     print(f"{'bare aiohttp JSON handler (baseline)':<44}{baseline:>12.0f}")
     print(f"{'omnidesk POST /api/v1/messages, committed':<44}{rate:>12.0f}")
-    print(f"ratio {result['ratio']}  latency p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms"
-          f"  ({total} requests x {rounds} rounds, {concurrency} concurrent)")
+    print(
+        f"ratio {result['ratio']}  latency p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms"
+        f"  ({total} requests x {rounds} rounds, {concurrency} concurrent)"
+    )
     print(json.dumps(result))
 
 

@@ -44,7 +44,9 @@ def parse_message(data: dict[str, object], idempotency_key: str | None) -> Inbou
     try:
         received_at = datetime.fromisoformat(received) if received else datetime.now(UTC)
     except ValueError:
-        raise ValidationError("'received_at' must be an ISO 8601 time", field="received_at") from None
+        raise ValidationError(
+            "'received_at' must be an ISO 8601 time", field="received_at"
+        ) from None
     if received_at.tzinfo is None:
         raise ValidationError("'received_at' must carry a timezone", field="received_at")
     if not text.strip() and not html:

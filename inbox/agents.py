@@ -16,7 +16,7 @@ from inbox.types import Agent, Presence, Role
 
 
 def parse_levels(text: str, what: str) -> dict[str, int]:
-    """"billing:7,english:9,returns" -> {"billing": 7, "english": 9, "returns": 5}."""
+    """ "billing:7,english:9,returns" -> {"billing": 7, "english": 9, "returns": 5}."""
     out: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, level = part.partition(":")
@@ -25,7 +25,9 @@ def parse_levels(text: str, what: str) -> dict[str, int]:
         try:
             out[name] = int(level) if level else 5
         except ValueError:
-            raise ValidationError(f"bad {what} level in {part!r}: expected a number", field=what) from None
+            raise ValidationError(
+                f"bad {what} level in {part!r}: expected a number", field=what
+            ) from None
     return out
 
 

@@ -83,7 +83,9 @@ class EventBus(abc.ABC):
         try:
             await handler(event)
         except Exception:
-            log.exception("handler %s failed on %s", getattr(handler, "__qualname__", handler), event.name)
+            log.exception(
+                "handler %s failed on %s", getattr(handler, "__qualname__", handler), event.name
+            )
 
     @abc.abstractmethod
     async def _publish(self, payload: str) -> None: ...
@@ -128,7 +130,9 @@ class RedisBus(EventBus):
         try:
             import redis.asyncio as aioredis
         except ImportError as exc:  # pragma: no cover - redis is a runtime dependency
-            raise BusError("the Redis event bus needs the redis package: pip install redis") from exc
+            raise BusError(
+                "the Redis event bus needs the redis package: pip install redis"
+            ) from exc
         self._redis: Any = aioredis.Redis.from_url(url)
         self._channel = channel
         self._published = 0

@@ -104,7 +104,12 @@ class ConfigSection:
         path = (*self._path, key) if key is not None else self._path
         return _format_path(path)
 
-    def error(self, key: builtins.str | builtins.int | None, message: builtins.str, fix: builtins.str | None = None) -> ConfigError:
+    def error(
+        self,
+        key: builtins.str | builtins.int | None,
+        message: builtins.str,
+        fix: builtins.str | None = None,
+    ) -> ConfigError:
         path = (*self._path, key) if key is not None else self._path
         return ConfigError(
             message,
@@ -134,7 +139,11 @@ class ConfigSection:
         return default
 
     def str(
-        self, key: builtins.str, default: Any = _MISSING, *, choices: Iterable[builtins.str] | None = None
+        self,
+        key: builtins.str,
+        default: Any = _MISSING,
+        *,
+        choices: Iterable[builtins.str] | None = None,
     ) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
@@ -154,8 +163,8 @@ class ConfigSection:
         key: builtins.str,
         default: Any = _MISSING,
         *,
-        min: builtins.int | None = None,  # noqa: A002
-        max: builtins.int | None = None,  # noqa: A002
+        min: builtins.int | None = None,
+        max: builtins.int | None = None,
     ) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
@@ -170,8 +179,8 @@ class ConfigSection:
         key: builtins.str,
         default: Any = _MISSING,
         *,
-        min: builtins.float | None = None,  # noqa: A002
-        max: builtins.float | None = None,  # noqa: A002
+        min: builtins.float | None = None,
+        max: builtins.float | None = None,
     ) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
@@ -182,7 +191,11 @@ class ConfigSection:
         return float(value)
 
     def _check_range(
-        self, key: builtins.str, value: builtins.float, low: builtins.float | None, high: builtins.float | None
+        self,
+        key: builtins.str,
+        value: builtins.float,
+        low: builtins.float | None,
+        high: builtins.float | None,
     ) -> None:
         if low is not None and value < low:
             raise self.error(key, f"must be at least {low}, got {value}")
@@ -204,7 +217,9 @@ class ConfigSection:
         if isinstance(value, builtins.str):
             return [value]
         if not isinstance(value, list) or not all(isinstance(v, builtins.str) for v in value):
-            raise self.error(key, f"expected a list of strings, got {value!r}", fix=f'{key} = ["a", "b"]')
+            raise self.error(
+                key, f"expected a list of strings, got {value!r}", fix=f'{key} = ["a", "b"]'
+            )
         return list(value)
 
     def secret(self, key: builtins.str, default: Any = _MISSING) -> Any:
@@ -241,7 +256,9 @@ class ConfigSection:
         if isinstance(value, dict):
             # a table of named tables: [forms.contact], [forms.sales] -> name injected
             return [
-                ConfigSection({"name": name, **sub}, (*self._path, key, name), self._source, self._environ)
+                ConfigSection(
+                    {"name": name, **sub}, (*self._path, key, name), self._source, self._environ
+                )
                 for name, sub in value.items()
                 if isinstance(sub, dict)
             ]
@@ -389,7 +406,9 @@ def _build(
     redis_section = root.section("redis")
     redis_url = env.get("OMNIDESK_REDIS_URL") or redis_section.str("url", None)
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise redis_section.error("url", f"not a redis URL: {redis_url!r}", fix='"redis://127.0.0.1:6379/0"')
+        raise redis_section.error(
+            "url", f"not a redis URL: {redis_url!r}", fix='"redis://127.0.0.1:6379/0"'
+        )
     redis_section.reject_unknown({"url"})
 
     secret_key = env.get("OMNIDESK_SECRET_KEY") or root.str("secret_key", "")
@@ -437,7 +456,9 @@ def _build(
     levels = tuple(pri.str_list("levels", list(DEFAULT_PRIORITIES)))
     if not levels or len(set(levels)) != len(levels):
         raise pri.error("levels", "must be a non-empty list of distinct names")
-    default_priority = pri.str("default", "normal" if "normal" in levels else levels[-1], choices=levels)
+    default_priority = pri.str(
+        "default", "normal" if "normal" in levels else levels[-1], choices=levels
+    )
     pri.reject_unknown()
 
     inboxes = tuple(root.str_list("inboxes", ["default"]))

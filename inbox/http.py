@@ -27,7 +27,9 @@ STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 MAX_BODY_KEY: web.AppKey[int] = web.AppKey("max_body", int)
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None, **extra: Any) -> web.Response:
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, **extra: Any
+) -> web.Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if field:
         body["field"] = field
@@ -105,14 +107,21 @@ async def require_token(request: web.Request) -> str:
     return name
 
 
-def field(data: dict[str, Any], key: str, kind: type | tuple[type, ...], *, required: bool = False, max_len: int | None = None) -> Any:
+def field(
+    data: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    *,
+    required: bool = False,
+    max_len: int | None = None,
+) -> Any:
     """A typed field of a JSON body, with a clear error naming it."""
     if key not in data or data[key] is None:
         if required:
             raise ValidationError(f"'{key}' is required", field=key)
         return None
     value = data[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise ValidationError(f"'{key}' must be {names}", field=key)
     if max_len is not None and isinstance(value, str | list) and len(value) > max_len:

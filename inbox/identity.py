@@ -75,7 +75,9 @@ def normalize(kind: IdentityKind, value: str, default_country: str = "US") -> st
     return normalize_external(value)
 
 
-def sender_identity(channel: Channel, sender: str, default_country: str = "US") -> tuple[IdentityKind, str]:
+def sender_identity(
+    channel: Channel, sender: str, default_country: str = "US"
+) -> tuple[IdentityKind, str]:
     """The identity a sender address stands for on a channel.
 
     The generic API channel accepts an email address or a phone number as the sender and

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from inbox import threads
 from inbox.bus import EventBus
 from inbox.errors import OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
+from inbox.fastsql import Sql, as_utc, in_list
 from inbox.identity import normalize, sender_identity
 from inbox.repo import attachments_to_json
-from inbox.fastsql import Sql, as_utc, in_list
 from inbox.store import Store
 from inbox.types import (
     ConversationStatus,
@@ -215,7 +214,11 @@ def _thread(
         by_token=by_token, by_headers=by_headers, recent=recent, now=now, window=window
     )
     chosen = next(
-        (c for c in (by_token, by_headers, recent) if c and c.conversation_id == choice.conversation_id),
+        (
+            c
+            for c in (by_token, by_headers, recent)
+            if c and c.conversation_id == choice.conversation_id
+        ),
         None,
     )
     return choice, chosen
@@ -247,7 +250,9 @@ def ingest_in(
     choice, chosen = _thread(sql, msg, contact_id, now, settings.thread_window)
     subject = msg.subject[:998] if msg.subject else None
     if chosen is None:
-        priority = msg.priority if msg.priority in settings.priorities else settings.default_priority
+        priority = (
+            msg.priority if msg.priority in settings.priorities else settings.default_priority
+        )
         conversation_id = sql.scalar(
             I_CONVERSATION,
             contact_id=contact_id,
@@ -355,8 +360,7 @@ class Ingestor:
 
     async def close(self) -> None:
         if self._task is not None:
-            while self._pending:
-                await asyncio.sleep(0.01)
+            await self.idle()
             self._task.cancel()
             try:
                 await self._task
@@ -416,7 +420,12 @@ class Ingestor:
             return
         for (item, future), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
-                log.warning("ingest of %s/%s failed: %s", item.msg.channel, item.msg.external_id[:60], result)
+                log.warning(
+                    "ingest of %s/%s failed: %s",
+                    item.msg.channel,
+                    item.msg.external_id[:60],
+                    result,
+                )
                 err = result if isinstance(result, OmnideskError) else StoreError(str(result))
                 if not future.done():
                     future.set_exception(err)
@@ -426,7 +435,10 @@ class Ingestor:
             if result.duplicate:
                 log.info(
                     "duplicate %s message %s -> message=%d conversation=%d",
-                    item.msg.channel, item.msg.external_id[:60], result.message_id, result.conversation_id,
+                    item.msg.channel,
+                    item.msg.external_id[:60],
+                    result.message_id,
+                    result.conversation_id,
                 )
                 continue
             log.info(

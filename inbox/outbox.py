@@ -146,12 +146,18 @@ def reply_route(
 def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, Any]:
     """The job's message as its sender needs it; None if it was already sent."""
     job = conn.execute(sa.select(t.outbox).where(t.outbox.c.id == outbox_id)).mappings().one()
-    m = conn.execute(sa.select(t.messages).where(t.messages.c.id == job["message_id"])).mappings().one()
+    m = (
+        conn.execute(sa.select(t.messages).where(t.messages.c.id == job["message_id"]))
+        .mappings()
+        .one()
+    )
     if m["provider_id"]:
         return None, job
-    conv = conn.execute(
-        sa.select(t.conversations).where(t.conversations.c.id == m["conversation_id"])
-    ).mappings().one()
+    conv = (
+        conn.execute(sa.select(t.conversations).where(t.conversations.c.id == m["conversation_id"]))
+        .mappings()
+        .one()
+    )
     idents = conn.execute(
         sa.select(t.identities.c.kind, t.identities.c.value)
         .where(t.identities.c.contact_id == conv["contact_id"])
@@ -170,7 +176,9 @@ def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, A
     ]
     author = None
     if m["author_kind"] == AuthorKind.AGENT.value and m["author_id"]:
-        author = conn.execute(sa.select(t.agents.c.name).where(t.agents.c.id == m["author_id"])).scalar()
+        author = conn.execute(
+            sa.select(t.agents.c.name).where(t.agents.c.id == m["author_id"])
+        ).scalar()
     subject = m["subject"] or conv["subject"]
     return (
         Outbound(
@@ -204,7 +212,11 @@ def _finish(
     now: datetime,
 ) -> DeliveryStatus | None:
     if provider_id is not None:
-        conn.execute(sa.update(t.outbox).where(t.outbox.c.id == outbox_id).values(status="done", lease_until=None, last_error=None))
+        conn.execute(
+            sa.update(t.outbox)
+            .where(t.outbox.c.id == outbox_id)
+            .values(status="done", lease_until=None, last_error=None)
+        )
         conn.execute(
             sa.update(t.messages)
             .where(t.messages.c.id == message_id, t.messages.c.provider_id.is_(None))
@@ -212,7 +224,11 @@ def _finish(
         )
         return DeliveryStatus.SENT
     if permanent or attempts >= MAX_ATTEMPTS:
-        conn.execute(sa.update(t.outbox).where(t.outbox.c.id == outbox_id).values(status="failed", lease_until=None, last_error=error))
+        conn.execute(
+            sa.update(t.outbox)
+            .where(t.outbox.c.id == outbox_id)
+            .values(status="failed", lease_until=None, last_error=error)
+        )
         conn.execute(
             sa.update(t.messages)
             .where(t.messages.c.id == message_id)
@@ -222,7 +238,12 @@ def _finish(
     conn.execute(
         sa.update(t.outbox)
         .where(t.outbox.c.id == outbox_id)
-        .values(status="pending", lease_until=None, last_error=error, next_attempt_at=now + backoff(attempts))
+        .values(
+            status="pending",
+            lease_until=None,
+            last_error=error,
+            next_attempt_at=now + backoff(attempts),
+        )
     )
     return None
 
@@ -290,7 +311,11 @@ class OutboxWorker:
         now = datetime.now(UTC)
         if item is None:  # already has a provider id: never send twice
             await self.store.write(
-                lambda conn: conn.execute(sa.update(t.outbox).where(t.outbox.c.id == outbox_id).values(status="done", lease_until=None))
+                lambda conn: conn.execute(
+                    sa.update(t.outbox)
+                    .where(t.outbox.c.id == outbox_id)
+                    .values(status="done", lease_until=None)
+                )
             )
             return
         sender = self.senders.get(item.channel)
@@ -364,9 +389,9 @@ def record_delivery(
     """Apply a provider's delivery report; returns (message id, conversation id) if it
     changed anything."""
     row = conn.execute(
-        sa.select(t.messages.c.id, t.messages.c.conversation_id, t.messages.c.delivery_status).where(
-            t.messages.c.provider_id == provider_id
-        )
+        sa.select(
+            t.messages.c.id, t.messages.c.conversation_id, t.messages.c.delivery_status
+        ).where(t.messages.c.provider_id == provider_id)
     ).first()
     if row is None:
         return None

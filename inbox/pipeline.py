@@ -27,11 +27,18 @@ from inbox import schema as t
 from inbox.bus import EventBus
 from inbox.events import Event, EventName
 from inbox.fastsql import Sql, as_utc
+from inbox.identity import SENDER_KIND
 from inbox.outbox import enqueue
 from inbox.ports import Triage, TriageDecision
 from inbox.store import Store
-from inbox.identity import SENDER_KIND
-from inbox.types import AuthorKind, Contact, Conversation, ConversationStatus, InboundMessage, Message
+from inbox.types import (
+    AuthorKind,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    InboundMessage,
+    Message,
+)
 
 log = logging.getLogger("omnidesk.pipeline")
 
@@ -256,9 +263,13 @@ class Pipeline:
                 auto_reply=True,
                 now=now,
             )
-            events.append(Event(EventName.MESSAGE_SENT, {**ids, "message_id": reply_id, "auto_reply": True}))
+            events.append(
+                Event(EventName.MESSAGE_SENT, {**ids, "message_id": reply_id, "auto_reply": True})
+            )
         if decision.resolve and not decision.handoff:
-            values.update(status=ConversationStatus.RESOLVED.value, resolved_at=now, waiting_since=None)
+            values.update(
+                status=ConversationStatus.RESOLVED.value, resolved_at=now, waiting_since=None
+            )
             events.append(Event(EventName.CONVERSATION_RESOLVED, ids))
         elif assignee_id is None and status != ConversationStatus.CLOSED.value:
             values["status"] = ConversationStatus.OPEN.value
@@ -267,7 +278,9 @@ class Pipeline:
                 Event(EventName.CONVERSATION_QUEUED, {**ids, "priority": priority, "channel": None})
             )
         assignments = ", ".join(f"{key} = :{key}" for key in values)
-        sql.run(f"UPDATE conversations SET {assignments} WHERE id = :conv_id", conv_id=conv_id, **values)
+        sql.run(
+            f"UPDATE conversations SET {assignments} WHERE id = :conv_id", conv_id=conv_id, **values
+        )
         log.info(
             "triaged message=%d conversation=%d rule=%s%s%s",
             message_id,

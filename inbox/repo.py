@@ -102,16 +102,20 @@ def agent_from_row(row: RowMapping) -> Agent:
 
 
 def get_conversation(conn: Connection, conversation_id: int) -> Conversation:
-    row = conn.execute(
-        sa.select(t.conversations).where(t.conversations.c.id == conversation_id)
-    ).mappings().first()
+    row = (
+        conn.execute(sa.select(t.conversations).where(t.conversations.c.id == conversation_id))
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFound(f"no conversation {conversation_id}")
     return conversation_from_row(row)
 
 
 def get_message(conn: Connection, message_id: int) -> Message:
-    row = conn.execute(sa.select(t.messages).where(t.messages.c.id == message_id)).mappings().first()
+    row = (
+        conn.execute(sa.select(t.messages).where(t.messages.c.id == message_id)).mappings().first()
+    )
     if row is None:
         raise NotFound(f"no message {message_id}")
     return message_from_row(row)
@@ -140,7 +144,9 @@ def get_contacts(conn: Connection, ids: Collection[int]) -> dict[int, Contact]:
         return {}
     idents: dict[int, list[Identity]] = {}
     for i in conn.execute(
-        sa.select(t.identities).where(t.identities.c.contact_id.in_(ids)).order_by(t.identities.c.id)
+        sa.select(t.identities)
+        .where(t.identities.c.contact_id.in_(ids))
+        .order_by(t.identities.c.id)
     ).mappings():
         idents.setdefault(i["contact_id"], []).append(
             Identity(IdentityKind(i["kind"]), i["value"], bool(i["verified"]))
@@ -203,7 +209,9 @@ def list_conversations(
         query = query.where(c.inbox == filters["inbox"])
     if "assignee" in filters:
         assignee = filters["assignee"]
-        query = query.where(c.assignee_id.is_(None) if assignee is None else c.assignee_id == assignee)
+        query = query.where(
+            c.assignee_id.is_(None) if assignee is None else c.assignee_id == assignee
+        )
     if cursor:
         at, cid = decode_cursor(cursor)
         query = query.where(

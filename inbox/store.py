@@ -72,6 +72,7 @@ class SQLiteStore(Store):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+
         def engine(pool: int, begin: str) -> Engine:
             eng = sa.create_engine(
                 sa.engine.make_url(url).set(drivername="sqlite+pysqlite"),

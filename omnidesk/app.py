@@ -171,7 +171,9 @@ async def run_roles(config: Config, role: str = "all") -> None:
             await runner.setup()
             site = web.TCPSite(runner, config.server.host, config.server.port, reuse_address=True)
             await site.start()
-            log.info("web listening on %s (public URL %s)", _site_url(site), config.server.public_url)
+            log.info(
+                "web listening on %s (public URL %s)", _site_url(site), config.server.public_url
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         reloader = services.parts.reloader
@@ -200,7 +202,7 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
 
 
 def _site_url(site: web.TCPSite) -> str:
-    server = site._server  # noqa: SLF001 - aiohttp keeps the bound socket here
+    server = site._server
     if server is not None and getattr(server, "sockets", None):
         host, port = server.sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"

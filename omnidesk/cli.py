@@ -85,7 +85,9 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
             email=args.email,
             role=Role(args.role),
             skills=parse_levels(args.skills or "", "skills"),
-            capacity=parse_levels(args.capacity or "chat:3,email:10,sms:5,form:10,api:10", "capacity"),
+            capacity=parse_levels(
+                args.capacity or "chat:3,email:10,sms:5,form:10,api:10", "capacity"
+            ),
             teams=[t for t in (args.teams or "").split(",") if t],
             password_hash=hash_password(password),
         ),
@@ -187,17 +189,28 @@ def cmd_form_snippet(args: argparse.Namespace) -> int:
     from channels.webform import read_forms_settings, snippet
 
     config = _load(args)
-    forms = read_forms_settings(config.section("forms"), priorities=config.priorities, inboxes=config.inboxes)
+    forms = read_forms_settings(
+        config.section("forms"), priorities=config.priorities, inboxes=config.inboxes
+    )
     if args.name not in forms.forms:
-        print(f"omnidesk: no form {args.name!r}; configured: {sorted(forms.forms)}", file=sys.stderr)
+        print(
+            f"omnidesk: no form {args.name!r}; configured: {sorted(forms.forms)}", file=sys.stderr
+        )
         return 1
     print(snippet(args.name, forms, config.server.public_url), end="")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omnidesk", description="omnichannel inbox and contact center")
-    parser.add_argument("--config", "-c", default=None, help="config file (default: $OMNIDESK_CONFIG or config.toml)")
+    parser = argparse.ArgumentParser(
+        prog="omnidesk", description="omnichannel inbox and contact center"
+    )
+    parser.add_argument(
+        "--config",
+        "-c",
+        default=None,
+        help="config file (default: $OMNIDESK_CONFIG or config.toml)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the service (every role in one process by default)")
@@ -208,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
-    agent = sub.add_parser("agent", help="manage agents").add_subparsers(dest="agent_cmd", required=True)
+    agent = sub.add_parser("agent", help="manage agents").add_subparsers(
+        dest="agent_cmd", required=True
+    )
     add = agent.add_parser("add", help="add an agent (prints a generated password once)")
     add.add_argument("--name", required=True)
     add.add_argument("--email", required=True)
@@ -223,24 +238,34 @@ def build_parser() -> argparse.ArgumentParser:
     disable.add_argument("email")
     disable.set_defaults(func=cmd_agent_disable)
 
-    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_cmd", required=True)
+    token = sub.add_parser("token", help="API tokens").add_subparsers(
+        dest="token_cmd", required=True
+    )
     create = token.add_parser("create", help="create an API token (printed once, stored hashed)")
     create.add_argument("name")
     create.set_defaults(func=cmd_token_create)
 
-    cfg = sub.add_parser("config", help="configuration").add_subparsers(dest="config_cmd", required=True)
+    cfg = sub.add_parser("config", help="configuration").add_subparsers(
+        dest="config_cmd", required=True
+    )
     check = cfg.add_parser("check", help="validate a config file")
     check.add_argument("file", nargs="?")
     check.set_defaults(func=cmd_config_check)
 
     sub.add_parser("demo", help="seed demo agents and an API token").set_defaults(func=cmd_demo)
 
-    rules = sub.add_parser("rules", help="auto-answer rules").add_subparsers(dest="rules_cmd", required=True)
+    rules = sub.add_parser("rules", help="auto-answer rules").add_subparsers(
+        dest="rules_cmd", required=True
+    )
     rcheck = rules.add_parser("check", help="validate rule and FAQ files")
     rcheck.add_argument("files", nargs="+")
     rcheck.set_defaults(func=cmd_rules_check)
-    rtest = rules.add_parser("test", help="show which rule fires for a message, and why (sends nothing)")
-    rtest.add_argument("--channel", default="email", choices=["email", "chat", "sms", "form", "api"])
+    rtest = rules.add_parser(
+        "test", help="show which rule fires for a message, and why (sends nothing)"
+    )
+    rtest.add_argument(
+        "--channel", default="email", choices=["email", "chat", "sms", "form", "api"]
+    )
     rtest.add_argument("--subject", default="")
     rtest.add_argument("--body", default="")
     rtest.add_argument("--sender", default="customer@example.com")

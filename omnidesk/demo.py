@@ -17,9 +17,27 @@ from inbox.tokens import create_token
 from inbox.types import Role
 
 DEMO_AGENTS = [
-    ("Alice Martin", "alice@demo.omnidesk.test", Role.AGENT, {"billing": 8, "english": 9}, ["default"]),
-    ("Bruno Keller", "bruno@demo.omnidesk.test", Role.AGENT, {"technical": 8, "german": 9, "english": 6}, ["default"]),
-    ("Sam Okafor", "sam@demo.omnidesk.test", Role.SUPERVISOR, {"billing": 5, "technical": 5, "english": 8}, ["default"]),
+    (
+        "Alice Martin",
+        "alice@demo.omnidesk.test",
+        Role.AGENT,
+        {"billing": 8, "english": 9},
+        ["default"],
+    ),
+    (
+        "Bruno Keller",
+        "bruno@demo.omnidesk.test",
+        Role.AGENT,
+        {"technical": 8, "german": 9, "english": 6},
+        ["default"],
+    ),
+    (
+        "Sam Okafor",
+        "sam@demo.omnidesk.test",
+        Role.SUPERVISOR,
+        {"billing": 5, "technical": 5, "english": 8},
+        ["default"],
+    ),
 ]
 CAPACITY = {"chat": 3, "email": 10, "sms": 5, "form": 10, "api": 10}
 
@@ -37,13 +55,22 @@ def seed(config: Config) -> list[str]:
                 hashed = hash_password(password)
                 await store.write(
                     lambda conn, n=name, e=email, r=role, s=skills, t=teams, h=hashed: add_agent(
-                        conn, name=n, email=e, role=r, skills=s, capacity=CAPACITY, teams=t, password_hash=h
+                        conn,
+                        name=n,
+                        email=e,
+                        role=r,
+                        skills=s,
+                        capacity=CAPACITY,
+                        teams=t,
+                        password_hash=h,
                     )
                 )
                 lines.append(f"  agent {email:<28} {role.value:<10} password: {password}")
             if not lines:
-                return ["demo agents exist already (their passwords were printed when created;"
-                        " add another with `omnidesk agent add`)"]
+                return [
+                    "demo agents exist already (their passwords were printed when created;"
+                    " add another with `omnidesk agent add`)"
+                ]
             token = await store.write(lambda conn: create_token(conn, "demo"))
             return [
                 "demo agents created (passwords shown once, stored hashed):",

@@ -24,21 +24,34 @@ async def post(service, body, headers=None, raw=None):
 
 
 async def test_post_message_then_read_it_back(service):
-    resp = await post(service, {"sender": "Ann@Example.com", "name": "Ann", "subject": "Hi", "text": "Where is my order?"})
+    resp = await post(
+        service,
+        {"sender": "Ann@Example.com", "name": "Ann", "subject": "Hi", "text": "Where is my order?"},
+    )
     assert resp.status == 201
     created = await resp.json()
-    conv = await service.get(f"/api/v1/conversations/{created['conversation_id']}", headers=service.auth)
+    conv = await service.get(
+        f"/api/v1/conversations/{created['conversation_id']}", headers=service.auth
+    )
     body = await conv.json()
     assert body["messages"][0]["text"] == "Where is my order?"
     assert body["subject"] == "Hi"
-    contact = await (await service.get(f"/api/v1/contacts/{created['contact_id']}", headers=service.auth)).json()
-    assert contact["identities"] == [{"kind": "email", "value": "ann@example.com", "verified": False}]
+    contact = await (
+        await service.get(f"/api/v1/contacts/{created['contact_id']}", headers=service.auth)
+    ).json()
+    assert contact["identities"] == [
+        {"kind": "email", "value": "ann@example.com", "verified": False}
+    ]
     assert [c["id"] for c in contact["conversations"]] == [created["conversation_id"]]
 
 
 async def test_idempotency_key_returns_first_result(service):
-    first = await post(service, {"sender": "a@example.com", "text": "one"}, {"Idempotency-Key": "abc"})
-    again = await post(service, {"sender": "a@example.com", "text": "two"}, {"Idempotency-Key": "abc"})
+    first = await post(
+        service, {"sender": "a@example.com", "text": "one"}, {"Idempotency-Key": "abc"}
+    )
+    again = await post(
+        service, {"sender": "a@example.com", "text": "two"}, {"Idempotency-Key": "abc"}
+    )
     assert (first.status, again.status) == (201, 200)
     a, b = await first.json(), await again.json()
     assert b["duplicate"] is True and a["message_id"] == b["message_id"]
@@ -47,7 +60,10 @@ async def test_idempotency_key_returns_first_result(service):
 
 async def test_concurrent_posts_with_one_key_store_one(service):
     resps = await asyncio.gather(
-        *[post(service, {"sender": "c@example.com", "text": "x"}, {"Idempotency-Key": "same"}) for _ in range(20)]
+        *[
+            post(service, {"sender": "c@example.com", "text": "x"}, {"Idempotency-Key": "same"})
+            for _ in range(20)
+        ]
     )
     assert sorted(r.status for r in resps) == [200] * 19 + [201]
     assert await stored(service) == 1
@@ -60,9 +76,21 @@ async def test_bad_input_is_4xx_with_a_clear_message_and_nothing_stored(service)
         ({"body": {"text": "no sender"}}, 400, "'sender' is required"),
         ({"body": {"sender": "a@example.com"}}, 400, "'text' is required"),
         ({"body": {"sender": "a@example.com", "text": 5}}, 400, "'text' must be str"),
-        ({"body": {"sender": "a@example.com", "text": "x", "channel": "pigeon"}}, 422, "unknown channel"),
-        ({"body": {"sender": "not an address@", "text": "x", "channel": "email"}}, 400, "not an email address"),
-        ({"body": {"sender": "a@example.com", "text": "x", "received_at": "yesterday"}}, 400, "ISO 8601"),
+        (
+            {"body": {"sender": "a@example.com", "text": "x", "channel": "pigeon"}},
+            422,
+            "unknown channel",
+        ),
+        (
+            {"body": {"sender": "not an address@", "text": "x", "channel": "email"}},
+            400,
+            "not an email address",
+        ),
+        (
+            {"body": {"sender": "a@example.com", "text": "x", "received_at": "yesterday"}},
+            400,
+            "ISO 8601",
+        ),
         ({"body": {"sender": "a@example.com", "text": "x", "skills": [1]}}, 400, "skills"),
     ]
     for case, status, words in cases:
@@ -75,7 +103,11 @@ async def test_bad_input_is_4xx_with_a_clear_message_and_nothing_stored(service)
 
 
 async def test_wrong_content_type_is_refused(service):
-    resp = await service.post("/api/v1/messages", data="sender=a", headers={**service.auth, "Content-Type": "application/x-www-form-urlencoded"})
+    resp = await service.post(
+        "/api/v1/messages",
+        data="sender=a",
+        headers={**service.auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert resp.status == 400
     assert "application/json" in (await resp.json())["error"]["message"]
 
@@ -90,14 +122,20 @@ async def test_body_over_the_limit_is_413_before_reading_it(service):
         for _ in range(40):
             yield b"x" * 65536
 
-    resp = await service.post("/api/v1/messages", data=chunks(), headers={**service.auth, "Content-Type": "application/json"})
+    resp = await service.post(
+        "/api/v1/messages",
+        data=chunks(),
+        headers={**service.auth, "Content-Type": "application/json"},
+    )
     assert resp.status == 413
     assert await stored(service) == 0
 
 
 async def test_wrong_or_missing_token_is_401(service):
     for headers in ({}, {"Authorization": "Bearer odk_wrong"}, {"Authorization": "Basic abc"}):
-        resp = await service.post("/api/v1/messages", json={"sender": "a@example.com", "text": "x"}, headers=headers)
+        resp = await service.post(
+            "/api/v1/messages", json={"sender": "a@example.com", "text": "x"}, headers=headers
+        )
         assert resp.status == 401
         assert (await resp.json())["error"]["code"] == "unauthorized"
         resp = await service.get("/api/v1/conversations", headers=headers)
@@ -109,7 +147,11 @@ async def test_html_is_sanitized_and_text_kept_as_text(service):
     xss = '<img src=x onerror="alert(1)"><script>alert(2)</script><b>bold</b>'
     resp = await post(service, {"sender": "x@example.com", "text": xss, "html": xss})
     created = await resp.json()
-    body = await (await service.get(f"/api/v1/conversations/{created['conversation_id']}", headers=service.auth)).json()
+    body = await (
+        await service.get(
+            f"/api/v1/conversations/{created['conversation_id']}", headers=service.auth
+        )
+    ).json()
     message = body["messages"][0]
     assert message["text"] == xss  # text is data, escaped wherever it is rendered
     assert "onerror" not in message["html"] and "<script" not in message["html"]
@@ -118,7 +160,14 @@ async def test_html_is_sanitized_and_text_kept_as_text(service):
 
 async def test_list_conversations_filters_and_paginates(service):
     for i in range(7):
-        await post(service, {"sender": f"p{i}@example.com", "text": "x", "channel": "email" if i % 2 else "sms" if False else "api"})
+        await post(
+            service,
+            {
+                "sender": f"p{i}@example.com",
+                "text": "x",
+                "channel": "email" if i % 2 else "sms" if False else "api",
+            },
+        )
     seen: list[int] = []
     cursor = None
     while True:
@@ -129,9 +178,13 @@ async def test_list_conversations_filters_and_paginates(service):
         if not cursor:
             break
     assert sorted(seen) == list(range(1, 8)) and len(seen) == len(set(seen))
-    emails = await (await service.get("/api/v1/conversations?channel=email", headers=service.auth)).json()
+    emails = await (
+        await service.get("/api/v1/conversations?channel=email", headers=service.auth)
+    ).json()
     assert {c["channel"] for c in emails["data"]} == {"email"} and len(emails["data"]) == 3
-    unassigned = await (await service.get("/api/v1/conversations?assignee=none&status=open", headers=service.auth)).json()
+    unassigned = await (
+        await service.get("/api/v1/conversations?assignee=none&status=open", headers=service.auth)
+    ).json()
     assert len(unassigned["data"]) == 7
     for bad in ("?status=nope", "?limit=0", "?limit=abc", "?cursor=garbage!", "?channel=fax"):
         resp = await service.get("/api/v1/conversations" + bad, headers=service.auth)

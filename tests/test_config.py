@@ -23,7 +23,9 @@ def test_defaults(tmp_path):
     cfg = load(tmp_path, GOOD)
     assert cfg.database_url.startswith("sqlite:///") and cfg.database_url.endswith("omnidesk.db")
     assert cfg.server.max_body_bytes == 1024 * 1024
-    assert cfg.priorities == ("urgent", "high", "normal", "low") and cfg.default_priority == "normal"
+    assert (
+        cfg.priorities == ("urgent", "high", "normal", "low") and cfg.default_priority == "normal"
+    )
     assert cfg.redis_url is None
 
 
@@ -31,7 +33,11 @@ def test_environment_wins_for_secrets_and_urls(tmp_path):
     cfg = load(
         tmp_path,
         '[database]\nurl = "sqlite:///x.db"\n',
-        {"OMNIDESK_SECRET_KEY": "s" * 20, "OMNIDESK_DATABASE_URL": "postgresql://u@h/db", "OMNIDESK_REDIS_URL": "redis://h:1/0"},
+        {
+            "OMNIDESK_SECRET_KEY": "s" * 20,
+            "OMNIDESK_DATABASE_URL": "postgresql://u@h/db",
+            "OMNIDESK_REDIS_URL": "redis://h:1/0",
+        },
     )
     assert cfg.secret_key == "s" * 20
     assert cfg.database_url == "postgresql://u@h/db"
@@ -41,15 +47,25 @@ def test_environment_wins_for_secrets_and_urls(tmp_path):
 @pytest.mark.parametrize(
     ("text", "line", "key", "words"),
     [
-        (GOOD + "[server]\nport = \"eighty\"\n", 3, "server.port", "expected a whole number"),
+        (GOOD + '[server]\nport = "eighty"\n', 3, "server.port", "expected a whole number"),
         (GOOD + "[server]\nport = 99999\n", 3, "server.port", "at most 65535"),
-        (GOOD + "[server]\nhost = \"x\"\nlog_format = \"xml\"\n", 4, "server.log_format", "unknown value 'xml'"),
+        (
+            GOOD + '[server]\nhost = "x"\nlog_format = "xml"\n',
+            4,
+            "server.log_format",
+            "unknown value 'xml'",
+        ),
         (GOOD + "[server]\nprot = 80\n", 3, "server.prot", "did you mean 'port'"),
-        (GOOD + "[database]\nurl = \"mysql://x\"\n", 3, "database.url", "unsupported database URL"),
-        (GOOD + "[priorities]\nlevels = [\"a\", \"a\"]\n", 3, "priorities.levels", "distinct"),
-        (GOOD + "[priorities]\ndefault = \"nromal\"\n", 3, "priorities.default", "did you mean 'normal'"),
-        (GOOD + "[ingest]\ndefault_country = \"usa\"\n", 3, "ingest.default_country", "two-letter"),
-        (GOOD + "[redis]\nurl = \"http://x\"\n", 3, "redis.url", "not a redis URL"),
+        (GOOD + '[database]\nurl = "mysql://x"\n', 3, "database.url", "unsupported database URL"),
+        (GOOD + '[priorities]\nlevels = ["a", "a"]\n', 3, "priorities.levels", "distinct"),
+        (
+            GOOD + '[priorities]\ndefault = "nromal"\n',
+            3,
+            "priorities.default",
+            "did you mean 'normal'",
+        ),
+        (GOOD + '[ingest]\ndefault_country = "usa"\n', 3, "ingest.default_country", "two-letter"),
+        (GOOD + '[redis]\nurl = "http://x"\n', 3, "redis.url", "not a redis URL"),
         (GOOD + "\nbogus = 1\n", 3, "bogus", "unknown key"),
         ('secret_key = "short"\n', 1, "secret_key", "too short"),
     ],
@@ -90,12 +106,17 @@ def test_secret_from_named_environment_variable(tmp_path):
     cfg = load(tmp_path, GOOD + '[email]\npassword_env = "SMTP_PW"\n', {"SMTP_PW": "hunter2"})
     assert cfg.section("email").secret("password") == "hunter2"
     with pytest.raises(ConfigError) as info:
-        load(tmp_path, GOOD + '[email]\npassword_env = "SMTP_PW"\n').section("email").secret("password")
+        load(tmp_path, GOOD + '[email]\npassword_env = "SMTP_PW"\n').section("email").secret(
+            "password"
+        )
     assert "SMTP_PW is not set" in str(info.value) and info.value.line == 3
 
 
 def test_array_of_tables_errors_point_at_the_right_entry(tmp_path):
-    text = GOOD + '[[imap.mailboxes]]\nhost = "a"\nport = 1\n[[imap.mailboxes]]\nhost = "b"\nport = "x"\n'
+    text = (
+        GOOD
+        + '[[imap.mailboxes]]\nhost = "a"\nport = 1\n[[imap.mailboxes]]\nhost = "b"\nport = "x"\n'
+    )
     boxes = load(tmp_path, text).section("imap").sections("mailboxes")
     assert boxes[0].int("port") == 1
     with pytest.raises(ConfigError) as info:
@@ -110,10 +131,12 @@ def test_example_config_is_valid():
 
 def test_cli_config_check_prints_one_line_not_a_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text(GOOD + "[server]\nport = \"x\"\n")
+    bad.write_text(GOOD + '[server]\nport = "x"\n')
     proc = subprocess.run(
         [sys.executable, "-m", "omnidesk.cli", "config", "check", str(bad)],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0

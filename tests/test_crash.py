@@ -30,7 +30,11 @@ def omnidesk(*args: str, config: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMNIDESK_SECRET_KEY": SECRET}
     return subprocess.run(
         [sys.executable, "-m", "omnidesk.cli", "--config", config, *args],
-        capture_output=True, text=True, env=env, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
     )
 
 
@@ -39,7 +43,9 @@ def start(config: str) -> subprocess.Popen[bytes]:
     with open(config + ".log", "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "omnidesk.cli", "--config", config, "serve"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -47,7 +53,9 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], log: str = "") -> 
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
-            assert proc.poll() is None, f"server exited: {Path(log).read_text()[-2000:] if log else ''}"
+            assert proc.poll() is None, (
+                f"server exited: {Path(log).read_text()[-2000:] if log else ''}"
+            )
             try:
                 async with session.get(url + "/readyz") as resp:
                     if resp.status == 200:
@@ -89,7 +97,7 @@ async def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path):
                     ) as resp:
                         if 200 <= resp.status < 300:
                             acked.add(key)
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     await asyncio.sleep(0.01)
 
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:

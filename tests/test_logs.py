@@ -30,8 +30,19 @@ async def test_json_logs_carry_ids_and_never_bodies_or_tokens(tmp_path):
     env = {**os.environ, "OMNIDESK_SECRET_KEY": SECRET}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "omnidesk.cli", "--config", config, "serve", "--log-format", "json"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "omnidesk.cli",
+                "--config",
+                config,
+                "serve",
+                "--log-format",
+                "json",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     body_text = "my secret card number is 4111-1111-1111-1111"
@@ -40,7 +51,11 @@ async def test_json_logs_carry_ids_and_never_bodies_or_tokens(tmp_path):
         async with aiohttp.ClientSession() as session:
             async with session.post(
                 url + "/api/v1/messages",
-                json={"sender": "logs@example.com", "text": body_text, "subject": "private subject"},
+                json={
+                    "sender": "logs@example.com",
+                    "text": body_text,
+                    "subject": "private subject",
+                },
                 headers={"Authorization": f"Bearer {token}"},
             ) as resp:
                 created = await resp.json()

@@ -16,7 +16,11 @@ async def make_bus(request):
     made: list[EventBus] = []
 
     def factory() -> EventBus:
-        bus = MemoryBus() if request.param == "memory" else RedisBus(request.getfixturevalue("redis_url"))
+        bus = (
+            MemoryBus()
+            if request.param == "memory"
+            else RedisBus(request.getfixturevalue("redis_url"))
+        )
         made.append(bus)
         return bus
 
@@ -83,10 +87,17 @@ async def test_payload_round_trips(make_bus):
 
     bus.subscribe("*", record)
     await bus.start()
-    sent = Event(EventName.SLA_BREACHED, {"conversation_id": 7, "priority": "high", "ids": [1, 2], "note": "é<script>"})
+    sent = Event(
+        EventName.SLA_BREACHED,
+        {"conversation_id": 7, "priority": "high", "ids": [1, 2], "note": "é<script>"},
+    )
     await bus.publish(sent)
     await wait_for(lambda: len(seen) == 1)
-    assert seen[0].name == sent.name and dict(seen[0].data) == dict(sent.data) and seen[0].at == sent.at
+    assert (
+        seen[0].name == sent.name
+        and dict(seen[0].data) == dict(sent.data)
+        and seen[0].at == sent.at
+    )
 
 
 async def test_events_cross_instances_when_the_backend_is_shared(make_bus):

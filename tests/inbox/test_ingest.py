@@ -45,7 +45,9 @@ async def ingest(store):
 
 
 async def count(store, table) -> int:
-    return await store.read(lambda c: c.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+    return await store.read(
+        lambda c: c.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    )
 
 
 async def test_first_message_creates_contact_and_conversation(store, ingest):
@@ -152,7 +154,9 @@ async def test_closed_conversation_is_never_reopened(store, ingest):
     a = await ingest(msg("x1", sender="gus@example.com"))
     await store.write(
         lambda c: c.execute(
-            sa.update(t.conversations).where(t.conversations.c.id == a.conversation_id).values(status="closed")
+            sa.update(t.conversations)
+            .where(t.conversations.c.id == a.conversation_id)
+            .values(status="closed")
         )
     )
     b = await ingest(msg("x2", sender="gus@example.com", in_reply_to="x1"))
@@ -164,7 +168,9 @@ async def test_old_conversation_outside_window_starts_new(store, ingest):
     old = datetime.now(UTC) - timedelta(days=30)
     await store.write(
         lambda c: c.execute(
-            sa.update(t.conversations).where(t.conversations.c.id == a.conversation_id).values(last_message_at=old)
+            sa.update(t.conversations)
+            .where(t.conversations.c.id == a.conversation_id)
+            .values(last_message_at=old)
         )
     )
     b = await ingest(msg("w2", sender="hal@example.com"))

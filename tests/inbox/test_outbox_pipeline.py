@@ -47,11 +47,17 @@ class KeywordTriage:
         if inbound is not None and inbound.auto_submitted:
             return TriageDecision(suppressed="auto-submitted")
         if "order" in text:
-            return TriageDecision(rule="order", reasons=("said order",), reply=Reply(text="Track it here", subject="Re: order"))
+            return TriageDecision(
+                rule="order",
+                reasons=("said order",),
+                reply=Reply(text="Track it here", subject="Re: order"),
+            )
         if "thanks" in text:
             return TriageDecision(rule="thanks", resolve=True)
         if "refund" in text:
-            return TriageDecision(rule="refund", skills=("billing",), tags=("refund",), priority="high")
+            return TriageDecision(
+                rule="refund", skills=("billing",), tags=("refund",), priority="high"
+            )
         if text == "agent":
             return TriageDecision(rule="handoff", handoff=True)
         raise RuntimeError("broken rule")
@@ -59,8 +65,13 @@ class KeywordTriage:
 
 def inbound(external_id: str, text: str, sender: str = "ann@example.com", **kw) -> InboundMessage:
     return InboundMessage(
-        channel=Channel.EMAIL, external_id=external_id, sender=sender, text=text,
-        subject="Hello", received_at=datetime.now(UTC), **kw,
+        channel=Channel.EMAIL,
+        external_id=external_id,
+        sender=sender,
+        text=text,
+        subject="Hello",
+        received_at=datetime.now(UTC),
+        **kw,
     )
 
 
@@ -85,7 +96,14 @@ async def world(store):
 
     w = World()
     w.store, w.bus, w.sender, w.worker, w.triage, w.pipeline, w.ingest, w.events = (
-        store, bus, sender, worker, triage, pipeline, ingest, events,
+        store,
+        bus,
+        sender,
+        worker,
+        triage,
+        pipeline,
+        ingest,
+        events,
     )
 
     async def settle() -> None:
@@ -109,7 +127,9 @@ async def test_auto_reply_is_stored_then_delivered_once(world):
     assert world.triage.calls == [(r.message_id, True)]
     conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
     triage = await world.store.read(
-        lambda c: c.execute(sa.select(t.conversations.c.triage).where(t.conversations.c.id == r.conversation_id)).scalar_one()
+        lambda c: c.execute(
+            sa.select(t.conversations.c.triage).where(t.conversations.c.id == r.conversation_id)
+        ).scalar_one()
     )
     assert triage["rule"] == "order" and triage["reasons"] == ["said order"]
     assert conv.status is ConversationStatus.OPEN  # answered, still waiting for a person
@@ -164,7 +184,9 @@ async def test_untriaged_messages_are_recovered_after_a_crash(store):
     assert await pipeline.recover() == 1
     assert await pipeline.recover() == 0  # exactly once
     assert [c[0] for c in triage.calls] == [r.message_id]
-    jobs = await store.read(lambda c: c.execute(sa.select(sa.func.count()).select_from(t.outbox)).scalar_one())
+    jobs = await store.read(
+        lambda c: c.execute(sa.select(sa.func.count()).select_from(t.outbox)).scalar_one()
+    )
     assert jobs == 1
     await bus.close()
 
@@ -178,7 +200,9 @@ async def test_retry_then_permanent_failure_is_visible(world):
     assert job["status"] == "pending" and job["attempts"] == 1 and job["last_error"] == "relay busy"
     assert job["next_attempt_at"] > datetime.now(UTC)  # backoff
     assert await world.worker.run_once() == 0  # not due yet
-    await world.store.write(lambda c: c.execute(sa.update(t.outbox).values(next_attempt_at=datetime.now(UTC))))
+    await world.store.write(
+        lambda c: c.execute(sa.update(t.outbox).values(next_attempt_at=datetime.now(UTC)))
+    )
     world.sender.fail = [PermanentDeliveryError("550 no such user")]
     assert await world.worker.run_once() == 1
     msgs = await world.store.read(lambda c: repo.messages_of(c, r.conversation_id))
@@ -195,10 +219,20 @@ async def test_a_message_with_a_provider_id_is_never_sent_again(world):
     r = await world.ingest(inbound("<p1@x>", "hello there refund"))
     await world.settle()
     mid = await world.store.write(
-        lambda c: enqueue(c, conversation_id=r.conversation_id, text="hi", author_kind=AuthorKind.AGENT, author_id=None)
+        lambda c: enqueue(
+            c,
+            conversation_id=r.conversation_id,
+            text="hi",
+            author_kind=AuthorKind.AGENT,
+            author_id=None,
+        )
     )
     # a crashed worker sent it and recorded the id, but the job still looks pending
-    await world.store.write(lambda c: c.execute(sa.update(t.messages).where(t.messages.c.id == mid).values(provider_id="<already@x>")))
+    await world.store.write(
+        lambda c: c.execute(
+            sa.update(t.messages).where(t.messages.c.id == mid).values(provider_id="<already@x>")
+        )
+    )
     assert await world.worker.run_once() == 1
     assert world.sender.sent == []
     status = await world.store.read(lambda c: c.execute(sa.select(t.outbox.c.status)).scalar_one())
@@ -209,7 +243,13 @@ async def test_no_sender_or_no_address_fails_with_a_reason(world):
     r = await world.ingest(inbound("<n1@x>", "refund"))
     await world.settle()
     await world.store.write(
-        lambda c: enqueue(c, conversation_id=r.conversation_id, text="by sms", author_kind=AuthorKind.AGENT, channel=Channel.SMS)
+        lambda c: enqueue(
+            c,
+            conversation_id=r.conversation_id,
+            text="by sms",
+            author_kind=AuthorKind.AGENT,
+            channel=Channel.SMS,
+        )
     )
     await world.worker.run_once()
     msgs = await world.store.read(lambda c: repo.messages_of(c, r.conversation_id))
@@ -223,11 +263,21 @@ async def test_delivery_reports_only_move_forward(world):
     await world.worker.run_once()
     pid = world.sender.sent[0].message_id
     provider = f"<sent-{pid}@test>"
-    assert await world.store.write(lambda c: record_delivery(c, provider, DeliveryStatus.DELIVERED)) is not None
-    assert await world.store.write(lambda c: record_delivery(c, provider, DeliveryStatus.SENT)) is None
-    assert await world.store.write(lambda c: record_delivery(c, "<unknown@x>", DeliveryStatus.SENT)) is None
+    assert (
+        await world.store.write(lambda c: record_delivery(c, provider, DeliveryStatus.DELIVERED))
+        is not None
+    )
+    assert (
+        await world.store.write(lambda c: record_delivery(c, provider, DeliveryStatus.SENT)) is None
+    )
+    assert (
+        await world.store.write(lambda c: record_delivery(c, "<unknown@x>", DeliveryStatus.SENT))
+        is None
+    )
     msg = await world.store.read(lambda c: repo.get_message(c, pid))
-    assert msg.delivery_status is DeliveryStatus.DELIVERED and r.conversation_id == msg.conversation_id
+    assert (
+        msg.delivery_status is DeliveryStatus.DELIVERED and r.conversation_id == msg.conversation_id
+    )
 
 
 def test_reply_route_answers_forms_by_email_and_api_by_what_it_has():
@@ -236,6 +286,12 @@ def test_reply_route_answers_forms_by_email_and_api_by_what_it_has():
 
     assert reply_route(Channel.FORM, [(K.EMAIL, "a@x.io")]) == (Channel.EMAIL, "a@x.io")
     assert reply_route(Channel.API, [(K.PHONE, "+15550001111")]) == (Channel.SMS, "+15550001111")
-    assert reply_route(Channel.API, [(K.PHONE, "+1555"), (K.EMAIL, "b@x.io")]) == (Channel.EMAIL, "b@x.io")
-    assert reply_route(Channel.CHAT, [(K.EMAIL, "c@x.io"), (K.VISITOR, "v_12345678")]) == (Channel.CHAT, "v_12345678")
+    assert reply_route(Channel.API, [(K.PHONE, "+1555"), (K.EMAIL, "b@x.io")]) == (
+        Channel.EMAIL,
+        "b@x.io",
+    )
+    assert reply_route(Channel.CHAT, [(K.EMAIL, "c@x.io"), (K.VISITOR, "v_12345678")]) == (
+        Channel.CHAT,
+        "v_12345678",
+    )
     assert reply_route(Channel.SMS, [(K.EMAIL, "c@x.io")]) == (Channel.SMS, "")

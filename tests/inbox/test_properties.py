@@ -13,14 +13,20 @@ from inbox.errors import ValidationError
 from inbox.identity import normalize_email, normalize_phone
 from inbox.types import ConversationStatus
 
-local = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._+-", min_size=1, max_size=20).filter(
-    lambda s: not s.startswith(".")
-)
+local = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz0123456789._+-", min_size=1, max_size=20
+).filter(lambda s: not s.startswith("."))
 label = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
-emails = st.builds(lambda lp, d, tld: f"{lp}@{d}.{tld}", local, label, st.sampled_from(["com", "org", "de", "io"]))
+emails = st.builds(
+    lambda lp, d, tld: f"{lp}@{d}.{tld}", local, label, st.sampled_from(["com", "org", "de", "io"])
+)
 
 
-@given(emails, st.sampled_from([str.upper, str.lower, str.title, lambda s: s]), st.sampled_from(["", " ", "  "]))
+@given(
+    emails,
+    st.sampled_from([str.upper, str.lower, str.title, lambda s: s]),
+    st.sampled_from(["", " ", "  "]),
+)
 def test_email_case_and_spacing_do_not_make_a_new_person(address, case, pad):
     assert normalize_email(pad + case(address) + pad) == normalize_email(address)
 
@@ -43,7 +49,13 @@ def test_email_normalization_accepts_or_says_why(text):
 
 
 # US numbers: area code and exchange start with 2-9
-us = st.tuples(st.integers(2, 9), st.integers(0, 99), st.integers(2, 9), st.integers(0, 99), st.integers(0, 9999))
+us = st.tuples(
+    st.integers(2, 9),
+    st.integers(0, 99),
+    st.integers(2, 9),
+    st.integers(0, 99),
+    st.integers(0, 9999),
+)
 
 
 def formats(area: str, exchange: str, line: str) -> list[str]:
@@ -93,9 +105,13 @@ candidates = st.one_of(
 
 @given(candidates, candidates, candidates)
 def test_threading_rule(by_token, by_headers, recent):
-    choice = threads.choose(by_token=by_token, by_headers=by_headers, recent=recent, now=NOW, window=WINDOW)
+    choice = threads.choose(
+        by_token=by_token, by_headers=by_headers, recent=recent, now=NOW, window=WINDOW
+    )
     usable = [
-        c for c in (by_token, by_headers) if c is not None and c.status is not ConversationStatus.CLOSED
+        c
+        for c in (by_token, by_headers)
+        if c is not None and c.status is not ConversationStatus.CLOSED
     ]
     recent_ok = (
         recent is not None
@@ -111,7 +127,9 @@ def test_threading_rule(by_token, by_headers, recent):
         assert choice.conversation_id == recent.conversation_id and choice.via is threads.Via.RECENT
         chosen = recent
     else:
-        assert choice.conversation_id is None and choice.via is threads.Via.NEW and not choice.reopen
+        assert (
+            choice.conversation_id is None and choice.via is threads.Via.NEW and not choice.reopen
+        )
         return
     # never into a closed conversation; reopen exactly when it was resolved
     assert chosen.status is not ConversationStatus.CLOSED
@@ -121,5 +139,10 @@ def test_threading_rule(by_token, by_headers, recent):
 
 @pytest.mark.parametrize("status", list(ConversationStatus))
 def test_next_status_only_reopens(status):
-    choice = threads.ThreadChoice(1, threads.Via.TOKEN, reopen=status is ConversationStatus.RESOLVED)
-    assert threads.next_status(status, choice) in {ConversationStatus.OPEN, ConversationStatus.CLOSED}
+    choice = threads.ThreadChoice(
+        1, threads.Via.TOKEN, reopen=status is ConversationStatus.RESOLVED
+    )
+    assert threads.next_status(status, choice) in {
+        ConversationStatus.OPEN,
+        ConversationStatus.CLOSED,
+    }
