@@ -48,7 +48,7 @@ if (S && !window.__omnideskWidget) {
     '.r{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}' +
     'button:focus-visible,textarea:focus-visible,input:focus-visible,a:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}' +
     '[hidden]{display:none!important}' +
-    '@media (max-width:480px){.w{right:0;bottom:0;left:0}.l{margin:0 16px 16px auto}.p{width:100vw;height:100vh;max-height:none;border-radius:0;margin:0;position:fixed;inset:0}}';
+    '@media (max-width:480px){.w{right:0;bottom:0;left:0}.l{margin:0 16px 16px auto}.p{width:100vw;height:100vh;max-height:none;border-radius:0;margin:0;position:fixed;inset:0}.open .l{display:none}}';
 
   var host = el('omnidesk-chat');
   host.style.setProperty('all', 'initial', 'important');
@@ -67,7 +67,8 @@ if (S && !window.__omnideskWidget) {
   var away = el('form', { 'class': 'q', hidden: '', 'aria-label': 'Leave your email' });
   var input = el('textarea', { id: 'odm', rows: '1', placeholder: 'Type your message\u2026' });
   var file = el('input', { type: 'file', id: 'odf', 'class': 'r', tabindex: '-1' });
-  var attach = el('button', { 'class': 'k a', type: 'button', 'aria-label': 'Attach a file', text: '\uD83D\uDCCE' });
+  var attach = el('button', { 'class': 'k a', type: 'button', 'aria-label': 'Attach a file' });
+  attach.innerHTML = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path fill="none" stroke="currentColor" stroke-width="2" d="M21 11l-8.5 8.5a5 5 0 0 1-7-7L14 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L15 7"/></svg>';
   var sendBtn = el('button', { 'class': 'k', type: 'submit', text: 'Send' });
   var composer = el('form', { 'class': 'f' }, [el('label', { 'for': 'odm', 'class': 'r', text: 'Message' }), input, file, attach, sendBtn]);
   var panel = el('div', { 'class': 'p', role: 'dialog', 'aria-labelledby': 'odt', hidden: '' }, [
@@ -97,8 +98,8 @@ if (S && !window.__omnideskWidget) {
     var body = el('div'); richText(body, m.text || ''); b.appendChild(body);
     (m.files || []).forEach(function (f) {
       var href = f.url && safeUrl(f.url);
-      if (!href) { b.appendChild(el('div', { text: '\uD83D\uDCCE ' + f.filename })); return; }
-      var a = link(href, /^image\//.test(f.content_type) ? '' : '\uD83D\uDCCE ' + f.filename);
+      if (!href) { b.appendChild(el('div', { text: 'Attachment: ' + f.filename })); return; }
+      var a = link(href, /^image\//.test(f.content_type) ? '' : 'Attachment: ' + f.filename);
       if (/^image\//.test(f.content_type)) a.appendChild(el('img', { src: href, alt: f.filename }));
       b.appendChild(a);
     });
@@ -146,7 +147,7 @@ if (S && !window.__omnideskWidget) {
 
   // -- open / close ----------------------------------------------------------------------
   function setOpen(v, quiet) {
-    isOpen = v; panel.hidden = !v; launcher.setAttribute('aria-expanded', String(v));
+    isOpen = v; panel.hidden = !v; wrap.classList.toggle('open', v); launcher.setAttribute('aria-expanded', String(v));
     launcher.setAttribute('aria-label', v ? 'Close chat' : 'Open chat'); save('open', v);
     if (quiet) return;
     if (v) { markRead(); log.scrollTop = log.scrollHeight; (pre.hidden ? input : pre.querySelector('input') || input).focus(); } else launcher.focus();
