@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import ROOT, SECRET, free_port, wait_http  # noqa: E402
+from _servers import ROOT, SECRET, free_port, wait_http
 
 ORIGIN = "http://bench.example"
 NS = "/widget"
@@ -56,7 +56,8 @@ class Widget(socketio.AsyncNamespace):
         return {"ok": True, "token": tokens[sid], "messages": []}
     async def on_message(self, sid, data):
         seq[0] += 1
-        await self.emit("message", {"seq": seq[0], "text": data["text"]}, room=tokens[sid], skip_sid=sid)
+        payload = {"seq": seq[0], "text": data["text"]}
+        await self.emit("message", payload, room=tokens[sid], skip_sid=sid)
         return {"ok": True, "seq": seq[0]}
 sio.register_namespace(Widget("/widget"))
 async def health(request):
@@ -99,7 +100,8 @@ def omnidesk_server() -> Iterator[tuple[str, int]]:
         port = free_port()
         cfg = Path(tmp) / "config.toml"
         cfg.write_text(
-            f'data_dir = "{tmp}"\nsecret_key = "{SECRET}"\n[server]\nport = {port}\nlog_level = "WARNING"\n'
+            f'data_dir = "{tmp}"\nsecret_key = "{SECRET}"\n'
+            f'[server]\nport = {port}\nlog_level = "WARNING"\n'
             "[webchat]\nmax_connections_per_ip = 1000000\nrate_limit = 1000000\n"
             f'[webchat.widgets.bench]\nallowed_origins = ["{ORIGIN}"]\n'
         )
