@@ -196,3 +196,27 @@ cursors = sa.Table(
     sa.Column("position", sa.String(200), nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# agent UI: one row per signed-in browser (the cookie holds the id; the row its hash)
+agent_sessions = sa.Table(
+    "agent_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    _fk("agent_id", "agents.id", nullable=False, index=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("ip", sa.String(64)),
+    sa.Column("user_agent", sa.String(200)),
+)
+
+# failed agent sign-ins, counted per account and per client address (login throttling)
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    _id(),
+    sa.Column("key", sa.String(400), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "key", "at"),
+)

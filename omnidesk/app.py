@@ -15,6 +15,7 @@ from aiohttp import web
 
 from agent_ui import api as read_api
 from agent_ui import routing_api
+from agent_ui import web as agent_web
 from channels import api as inbound_api
 from inbox.bus import EventBus, open_bus
 from inbox.config import Config
@@ -111,17 +112,6 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
     return response
 
 
-async def index(request: web.Request) -> web.Response:
-    html = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>omnidesk</title></head>"
-        "<body><h1>omnidesk is running</h1><ul>"
-        '<li><a href="/healthz">/healthz</a> and <a href="/readyz">/readyz</a></li>'
-        '<li><a href="/api/v1/openapi.json">API description (OpenAPI 3)</a></li>'
-        "</ul></body></html>"
-    )
-    return web.Response(text=html, content_type="text/html")
-
-
 def make_web_app(services: Services) -> web.Application:
     config = services.config
     app = web.Application(
@@ -133,7 +123,8 @@ def make_web_app(services: Services) -> web.Application:
     app[MAX_BODY_KEY] = config.server.max_body_bytes
     app[inbound_api.INGEST_KEY] = services.ingest
     app[read_api.CHECKS_KEY] = {}
-    app.add_routes([web.get("/", index)])
+    # the agent workspace: "/", sign-in, queue, conversations, the /agent socket namespace
+    agent_web.setup(app, services)
     app.add_routes(inbound_api.routes())
     app.add_routes(read_api.routes())
     app[routing_api.ROUTING_KEY] = routing_api.RoutingApi(

@@ -1,0 +1,221 @@
+"""What agents change from the workspace (JSON POSTs, all CSRF-checked): reply, private
+note, tags, resolve/reopen, transfer, presence, contact notes and merge, ending another
+agent's sessions. Each writes in one transaction, then announces it on the bus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from agent_ui import access, actions, queries, sessions
+from agent_ui.auth import require_session
+from agent_ui.routing_api import RoutingClient
+from agent_ui.sessions import Session
+from agent_ui.views import int_param
+from agent_ui.workspace import WS_KEY, Workspace
+from channels.sms.segments import segments
+from inbox import repo
+from inbox.agents import get_agent
+from inbox.errors import Forbidden, NotFound, ValidationError
+from inbox.events import Event, EventName
+from inbox.http import MAX_BODY_KEY, read_json
+from inbox.types import Conversation
+from routing.commands import TRANSFER
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    return await read_json(request, min(request.app[MAX_BODY_KEY], 256 * 1024))
+
+
+async def _visible(ws: Workspace, session: Session, cid: int) -> Conversation:
+    conv = await ws.store.read(lambda conn: repo.get_conversation(conn, cid))
+    if not access.can_see_inbox(session.agent, conv.inbox):
+        raise NotFound(f"no conversation {cid}")
+    return conv
+
+
+def _ok(**extra: Any) -> web.Response:
+    return web.json_response({"ok": True, **extra})
+
+
+async def reply(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    cid = int_param(request, "id")
+    await _visible(ws, session, cid)
+    body = await _body(request)
+    text = actions.clean_text(body.get("text"))
+    agent_id = session.agent.id
+    message_id = await ws.store.write(
+        lambda conn: actions.reply(conn, cid, agent_id, text, body.get("subject"))
+    )
+    if ws.outbox is not None:
+        ws.outbox.poke()
+    await ws.bus.publish(
+        Event(EventName.MESSAGE_SENT, {"conversation_id": cid, "message_id": message_id})
+    )
+    return _ok(message_id=message_id)
+
+
+async def note(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    cid = int_param(request, "id")
+    await _visible(ws, session, cid)
+    text = actions.clean_text((await _body(request)).get("text"))
+    agent_id = session.agent.id
+    message_id = await ws.store.write(lambda conn: actions.note(conn, cid, agent_id, text))
+    await ws.bus.publish(
+        Event(EventName.CONVERSATION_UPDATED, {"conversation_id": cid, "message_id": message_id})
+    )
+    return _ok(message_id=message_id)
+
+
+async def tags(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    cid = int_param(request, "id")
+    await _visible(ws, session, cid)
+    values = actions.clean_tags((await _body(request)).get("tags"))
+    await ws.store.write(lambda conn: actions.set_tags(conn, cid, values))
+    await ws.bus.publish(Event(EventName.CONVERSATION_UPDATED, {"conversation_id": cid}))
+    return _ok(tags=values)
+
+
+async def resolve(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    cid = int_param(request, "id")
+    await _visible(ws, session, cid)
+    await ws.store.write(lambda conn: actions.resolve(conn, cid))
+    await ws.bus.publish(
+        Event(
+            EventName.CONVERSATION_RESOLVED, {"conversation_id": cid, "agent_id": session.agent.id}
+        )
+    )
+    return _ok()
+
+
+async def reopen(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    cid = int_param(request, "id")
+    await _visible(ws, session, cid)
+    priority = await ws.store.write(lambda conn: actions.reopen(conn, cid))
+    await ws.bus.publish(Event(EventName.CONVERSATION_REOPENED, {"conversation_id": cid}))
+    await ws.bus.publish(
+        Event(
+            EventName.CONVERSATION_QUEUED,
+            {"conversation_id": cid, "priority": priority, "channel": None},
+        )
+    )
+    return _ok()
+
+
+# -- transfer ----------------------------------------------------------------------------
+
+ROUTER_KEY: web.AppKey[RoutingClient] = web.AppKey("agent_router_client", RoutingClient)
+
+
+async def transfer(request: web.Request) -> web.Response:
+    """To an agent ({"agent_id": n}) or back to the queue for a skill set ({"skills": [...]}).
+    Agents transfer what they can see, to an agent allowed on the inbox. The move itself is
+    the router's (a bus command answered after it committed): it checks capacity and skills
+    and announces conversation.unassigned/assigned, which move the conversation live."""
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    cid = int_param(request, "id")
+    conv = await _visible(ws, session, cid)
+    body = await _body(request)
+    target_id = body.get("agent_id")
+    if target_id is not None:
+        if not isinstance(target_id, int) or isinstance(target_id, bool):
+            raise ValidationError("'agent_id' must be a number", field="agent_id")
+        try:
+            target = await ws.store.read(lambda conn: get_agent(conn, target_id))
+        except NotFound:
+            raise ValidationError("no such agent", field="agent_id") from None
+        if not access.can_take(target, conv.inbox):
+            raise ValidationError(f"{target.name} does not work on this inbox", field="agent_id")
+        await request.app[ROUTER_KEY].command(TRANSFER, cid, agent_id=target_id)
+    else:
+        skills = actions.clean_skills(body.get("skills"))
+        await request.app[ROUTER_KEY].command(TRANSFER, cid, skills=skills)
+    return _ok()
+
+
+# -- presence, SMS segments --------------------------------------------------------------
+
+
+async def presence(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    value = (await _body(request)).get("presence")
+    if not isinstance(value, str):
+        raise ValidationError("presence is online, away or offline", field="presence")
+    agent_id = session.agent.id
+    changed = await ws.store.write(lambda conn: actions.set_presence(conn, agent_id, value))
+    if changed:
+        await ws.bus.publish(
+            Event(EventName.AGENT_PRESENCE, {"agent_id": agent_id, "presence": value})
+        )
+    return _ok(presence=value)
+
+
+async def sms_segments(request: web.Request) -> web.Response:
+    await require_session(request)
+    text = (await _body(request)).get("text")
+    if not isinstance(text, str) or len(text) > 20_000:
+        raise ValidationError("'text' must be a string", field="text")
+    encoding, count, left = segments(text)
+    return web.json_response({"encoding": encoding, "segments": count, "left": left})
+
+
+# -- contacts ----------------------------------------------------------------------------
+
+
+async def _visible_contact(ws: Workspace, session: Session, contact_id: int) -> None:
+    inboxes = access.visible_inboxes(session.agent)
+    await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes))
+
+
+async def contact_notes(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    contact_id = int_param(request, "id")
+    await _visible_contact(ws, session, contact_id)
+    notes = (await _body(request)).get("notes")
+    if not isinstance(notes, str):
+        raise ValidationError("'notes' must be a string", field="notes")
+    await ws.store.write(lambda conn: actions.set_contact_notes(conn, contact_id, notes))
+    return _ok()
+
+
+async def merge_contacts(request: web.Request) -> web.Response:
+    """Supervisor: fold this contact into another ({"into": id})."""
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    if not access.can_supervise(session.agent):
+        raise Forbidden("only supervisors merge contacts")
+    source = int_param(request, "id")
+    into = (await _body(request)).get("into")
+    if not isinstance(into, int) or isinstance(into, bool):
+        raise ValidationError("'into' must be a contact id", field="into")
+    moved = await ws.store.write(lambda conn: actions.merge_contacts(conn, source, into))
+    for cid in moved:
+        await ws.bus.publish(Event(EventName.CONVERSATION_UPDATED, {"conversation_id": cid}))
+    return _ok(into=into, conversations=moved)
+
+
+async def end_agent_sessions(request: web.Request) -> web.Response:
+    """Admin: sign an agent out everywhere (a lost laptop)."""
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    if not access.is_admin(session.agent):
+        raise Forbidden("only admins end other agents' sessions")
+    agent_id = int_param(request, "id")
+    ended = await ws.store.write(lambda conn: sessions.end_all_sessions(conn, agent_id))
+    if ws.live is not None:
+        await ws.live.disconnect_agent(agent_id)
+    return _ok(ended=ended)

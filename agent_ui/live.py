@@ -1,0 +1,276 @@
+"""The socket.io `/agent` namespace: live updates for the workspace.
+
+Connect: the handshake must come from this site (`Origin` checked against the Host the
+browser used and the public URL) and carry a live session cookie; anything else is
+refused. Each socket joins `agent:<id>`, and either `supervisors` (supervisors and
+admins see every inbox) or one `inbox:<name>` room per team of the agent.
+
+Bus events are fanned out as small notices of ids (never customer text): the page then
+re-reads what changed over HTTP, where every read is authorized again.
+
+    server -> client  "event"     {name, conversation_id, ...ids}   conversation/message changes
+                      "assigned"  {conversation_id}                  to the agent it was given to
+                      "presence"  {agent_id, presence}               to supervisors and the agent
+                      "viewers"   {conversation_id, viewers: [{id, name, typing}]}
+                      "visitor_typing" {conversation_id, typing}
+    client -> server  "view"      {conversation_id}  join the conversation's room (authorized)
+                      "leave"     {conversation_id}
+                      "typing"    {conversation_id, typing}  collision notice + chat typing
+
+Every client event re-checks the session (a signed-out or disabled agent's socket stops
+working at once; sign-out and password change also disconnect it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+import socketio
+
+from agent_ui import access, queries, sessions
+from agent_ui.auth import same_origin
+from agent_ui.workspace import Workspace
+from inbox.events import Event, EventName
+from inbox.types import Agent
+
+log = logging.getLogger("omnidesk.agent_ui")
+
+NAMESPACE = "/agent"
+AGENT_CONNECTION = "agent.connection"  # routing.commands.AGENT_CONNECTION
+AGENT_TYPING = "agent.typing"  # channels.webchat: shown to the chat customer
+VISITOR_TYPING = "visitor.typing"
+
+_CONVERSATION_EVENTS = (
+    EventName.CONVERSATION_QUEUED,
+    EventName.CONVERSATION_ASSIGNED,
+    EventName.CONVERSATION_UNASSIGNED,
+    EventName.CONVERSATION_RESOLVED,
+    EventName.CONVERSATION_REOPENED,
+    EventName.CONVERSATION_UPDATED,
+    EventName.MESSAGE_RECEIVED,
+    EventName.MESSAGE_SENT,
+    EventName.MESSAGE_DELIVERY_CHANGED,
+    EventName.SLA_BREACHED,
+)
+_IDS = ("conversation_id", "message_id", "agent_id", "previous_agent_id")
+
+
+@dataclass
+class _Conn:
+    session_id: str
+    agent: Agent
+    viewing: set[int] = field(default_factory=set)
+
+
+def _int(data: Any, key: str) -> int | None:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+class AgentNamespace(socketio.AsyncNamespace):
+    def __init__(self, ws: Workspace) -> None:
+        super().__init__(NAMESPACE)
+        self.ws = ws
+        self.conns: dict[str, _Conn] = {}
+        # conversation id -> {sid: typing}; this process's viewers (collision notice)
+        self.viewers: dict[int, dict[str, bool]] = {}
+        self._inbox: OrderedDict[int, str] = OrderedDict()  # conversation -> inbox (LRU)
+
+    def attach(self) -> None:
+        for name in _CONVERSATION_EVENTS:
+            self.ws.bus.subscribe(name, self._on_conversation_event)
+        self.ws.bus.subscribe(EventName.AGENT_PRESENCE, self._on_presence)
+        self.ws.bus.subscribe(VISITOR_TYPING, self._on_visitor_typing)
+
+    # -- connection -----------------------------------------------------------------------
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if not same_origin(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST"), self.ws.settings):
+            log.info("agent socket refused: origin %r", environ.get("HTTP_ORIGIN"))
+            raise socketio.exceptions.ConnectionRefusedError("origin not allowed")
+        cookie_sid = ""
+        try:
+            jar: SimpleCookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+            morsel = jar.get(self.ws.settings.cookie_name)
+            cookie_sid = morsel.value if morsel is not None else ""
+        except CookieError:
+            pass
+        session = await self._session(cookie_sid)
+        if session is None:
+            raise socketio.exceptions.ConnectionRefusedError("sign in first")
+        agent = session.agent
+        self.conns[sid] = _Conn(cookie_sid, agent)
+        await self.enter_room(sid, f"agent:{agent.id}")
+        if access.sees_all(agent):
+            await self.enter_room(sid, "supervisors")
+        else:
+            for inbox in agent.teams:
+                await self.enter_room(sid, f"inbox:{inbox}")
+        await self.ws.bus.publish(
+            Event(AGENT_CONNECTION, {"agent_id": agent.id, "connected": True})
+        )
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        conn = self.conns.pop(sid, None)
+        if conn is None:
+            return
+        for cid in list(conn.viewing):
+            await self._stop_viewing(sid, cid)
+        await self.ws.bus.publish(
+            Event(AGENT_CONNECTION, {"agent_id": conn.agent.id, "connected": False})
+        )
+
+    async def _session(self, cookie_sid: str) -> sessions.Session | None:
+        if not cookie_sid:
+            return None
+        idle = self.ws.settings.session_idle
+        return await self.ws.store.read(lambda c: sessions.load_session(c, cookie_sid, idle=idle))
+
+    async def _checked(self, sid: str) -> _Conn | None:
+        """The connection's agent if its session is still live; else disconnect it."""
+        conn = self.conns.get(sid)
+        if conn is None:
+            return None
+        session = await self._session(conn.session_id)
+        if session is None:
+            await self.disconnect(sid)
+            return None
+        conn.agent = session.agent
+        return conn
+
+    async def disconnect_session(self, cookie_sid: str) -> None:
+        for sid, conn in list(self.conns.items()):
+            if conn.session_id == cookie_sid:
+                await self.disconnect(sid)
+
+    async def disconnect_agent(self, agent_id: int) -> None:
+        for sid, conn in list(self.conns.items()):
+            if conn.agent.id == agent_id:
+                await self.disconnect(sid)
+
+    # -- client events --------------------------------------------------------------------
+    async def _inbox_of(self, conversation_id: int) -> str | None:
+        inbox = self._inbox.get(conversation_id)
+        if inbox is None:
+            found = await self.ws.store.read(
+                lambda c: queries.conversation_inbox(c, conversation_id)
+            )
+            if found is None:
+                return None
+            inbox = found[0]
+            self._inbox[conversation_id] = inbox
+            if len(self._inbox) > 20_000:
+                self._inbox.popitem(last=False)
+        else:
+            self._inbox.move_to_end(conversation_id)
+        return inbox
+
+    async def on_view(self, sid: str, data: Any = None) -> dict[str, Any]:
+        conn = await self._checked(sid)
+        cid = _int(data, "conversation_id")
+        if conn is None or cid is None:
+            return {"ok": False, "error": "bad_request"}
+        inbox = await self._inbox_of(cid)
+        if inbox is None or not access.can_see_inbox(conn.agent, inbox):
+            return {"ok": False, "error": "not_found"}
+        conn.viewing.add(cid)
+        self.viewers.setdefault(cid, {})[sid] = False
+        await self.enter_room(sid, f"conv:{cid}")
+        await self._emit_viewers(cid)
+        return {"ok": True}
+
+    async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
+        cid = _int(data, "conversation_id")
+        if cid is None or sid not in self.conns:
+            return {"ok": False, "error": "bad_request"}
+        await self._stop_viewing(sid, cid)
+        return {"ok": True}
+
+    async def on_typing(self, sid: str, data: Any = None) -> dict[str, Any]:
+        conn = await self._checked(sid)
+        cid = _int(data, "conversation_id")
+        if conn is None or cid is None or cid not in conn.viewing:
+            return {"ok": False, "error": "not_found"}
+        typing = bool(data.get("typing"))
+        viewers = self.viewers.get(cid, {})
+        if viewers.get(sid) != typing:
+            viewers[sid] = typing
+            await self._emit_viewers(cid)
+            await self.ws.bus.publish(
+                Event(
+                    AGENT_TYPING,
+                    {"conversation_id": cid, "typing": typing, "name": conn.agent.name},
+                )
+            )
+        return {"ok": True}
+
+    async def _stop_viewing(self, sid: str, cid: int) -> None:
+        conn = self.conns.get(sid)
+        if conn is not None:
+            conn.viewing.discard(cid)
+        viewers = self.viewers.get(cid)
+        if viewers is not None and viewers.pop(sid, None) is not None:
+            if not viewers:
+                del self.viewers[cid]
+            await self._emit_viewers(cid)
+        await self.leave_room(sid, f"conv:{cid}")
+
+    async def _emit_viewers(self, cid: int) -> None:
+        by_agent: dict[int, dict[str, Any]] = {}
+        for vsid, typing in self.viewers.get(cid, {}).items():
+            conn = self.conns.get(vsid)
+            if conn is None:
+                continue
+            entry = by_agent.setdefault(
+                conn.agent.id, {"id": conn.agent.id, "name": conn.agent.name, "typing": False}
+            )
+            entry["typing"] = entry["typing"] or typing
+        await self.emit(
+            "viewers",
+            {"conversation_id": cid, "viewers": list(by_agent.values())},
+            room=f"conv:{cid}",
+        )
+
+    # -- bus -> sockets -------------------------------------------------------------------
+    async def _on_conversation_event(self, event: Event) -> None:
+        cid = event.data.get("conversation_id")
+        if not isinstance(cid, int):
+            return
+        inbox = await self._inbox_of(cid)
+        if inbox is None:
+            return
+        notice: dict[str, Any] = {"name": event.name}
+        for key in _IDS:
+            if isinstance(event.data.get(key), int):
+                notice[key] = event.data[key]
+        if isinstance(event.data.get("status"), str):
+            notice["status"] = event.data["status"][:16]
+        await self.emit("event", notice, room=[f"inbox:{inbox}", "supervisors"])
+        if event.name == EventName.CONVERSATION_ASSIGNED and isinstance(
+            event.data.get("agent_id"), int
+        ):
+            await self.emit(
+                "assigned", {"conversation_id": cid}, room=f"agent:{event.data['agent_id']}"
+            )
+
+    async def _on_presence(self, event: Event) -> None:
+        agent_id = event.data.get("agent_id")
+        if not isinstance(agent_id, int):
+            return
+        presence = event.data.get("presence")
+        if not isinstance(presence, str):
+            presence = await self.ws.store.read(lambda c: queries.presence_of(c, agent_id))
+        notice = {"agent_id": agent_id, "presence": presence[:16]}
+        await self.emit("presence", notice, room=["supervisors", f"agent:{agent_id}"])
+
+    async def _on_visitor_typing(self, event: Event) -> None:
+        cid = event.data.get("conversation_id")
+        if isinstance(cid, int):
+            await self.emit(
+                "visitor_typing",
+                {"conversation_id": cid, "typing": bool(event.data.get("typing"))},
+                room=f"conv:{cid}",
+            )

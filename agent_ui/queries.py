@@ -1,0 +1,278 @@
+"""What the workspace pages show, read as sync functions of a Connection.
+
+Every query takes the inboxes the agent may see (None: all) and filters in SQL, so a
+row an agent may not see is never loaded, let alone rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from inbox import repo
+from inbox import schema as t
+from inbox.errors import NotFound
+from inbox.types import Contact, Conversation, Message
+
+c = t.conversations.c
+QUEUE_LIMIT = 2000
+
+
+def _inbox_filter(query: Any, inboxes: Sequence[str] | None) -> Any:
+    return query if inboxes is None else query.where(c.inbox.in_(list(inboxes)))
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the queue or of "my conversations"."""
+
+    id: int
+    channel: str
+    inbox: str
+    status: str
+    priority: str
+    subject: str | None
+    skills: tuple[str, ...]
+    contact_name: str | None
+    since: datetime | None  # waiting since (queue) or last message (mine)
+    assignee_id: int | None
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "inbox": self.inbox,
+            "status": self.status,
+            "priority": self.priority,
+            "subject": self.subject,
+            "skills": list(self.skills),
+            "contact_name": self.contact_name,
+            "since": self.since.isoformat() if self.since else None,
+            "assignee_id": self.assignee_id,
+        }
+
+
+def _rows(conn: Connection, query: Any, since_col: Any) -> list[Row]:
+    query = query.add_columns(t.contacts.c.name.label("contact_name"), since_col.label("since"))
+    return [
+        Row(
+            r.id,
+            r.channel,
+            r.inbox,
+            r.status,
+            r.priority,
+            r.subject,
+            tuple(r.required_skills or ()),
+            r.contact_name,
+            r.since,
+            r.assignee_id,
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def _base() -> Any:
+    return sa.select(
+        c.id, c.channel, c.inbox, c.status, c.priority, c.subject, c.required_skills, c.assignee_id
+    ).join(t.contacts, t.contacts.c.id == c.contact_id)
+
+
+def waiting(
+    conn: Connection, inboxes: Sequence[str] | None, priorities: Sequence[str]
+) -> list[Row]:
+    """The queue: most urgent first, then longest waiting."""
+    rank = sa.case(
+        {p: i for i, p in enumerate(priorities)}, value=c.priority, else_=len(priorities)
+    )
+    query = (
+        _inbox_filter(
+            _base().where(
+                c.status == "open", c.assignee_id.is_(None), c.waiting_since.is_not(None)
+            ),
+            inboxes,
+        )
+        .order_by(rank, c.waiting_since, c.id)
+        .limit(QUEUE_LIMIT)
+    )
+    return _rows(conn, query, c.waiting_since)
+
+
+def mine(conn: Connection, agent_id: int, inboxes: Sequence[str] | None) -> list[Row]:
+    query = (
+        _inbox_filter(
+            _base().where(c.assignee_id == agent_id, c.status.in_(("open", "pending"))), inboxes
+        )
+        .order_by(c.last_message_at.desc())
+        .limit(500)
+    )
+    return _rows(conn, query, c.last_message_at)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoad:
+    id: int
+    name: str
+    role: str
+    presence: str
+    skills: dict[str, int]
+    teams: tuple[str, ...]
+    load: int
+    capacity: int
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "presence": self.presence,
+            "skills": self.skills,
+            "teams": list(self.teams),
+            "load": self.load,
+            "capacity": self.capacity,
+        }
+
+
+def agents_with_load(conn: Connection) -> list[AgentLoad]:
+    load = dict(
+        conn.execute(
+            sa.select(c.assignee_id, sa.func.count())
+            .where(c.assignee_id.is_not(None), c.status.in_(("open", "pending")))
+            .group_by(c.assignee_id)
+        ).all()
+    )
+    a = t.agents.c
+    return [
+        AgentLoad(
+            r.id,
+            r.name,
+            r.role,
+            r.presence,
+            dict(r.skills or {}),
+            tuple(r.teams or ()),
+            int(load.get(r.id, 0)),
+            sum((r.capacity or {}).values()),
+        )
+        for r in conn.execute(sa.select(t.agents).where(a.active.is_(True)).order_by(a.name))
+    ]
+
+
+def presence_of(conn: Connection, agent_id: int) -> str:
+    value = conn.execute(sa.select(t.agents.c.presence).where(t.agents.c.id == agent_id)).scalar()
+    return str(value or "offline")
+
+
+def agent_names(conn: Connection, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(t.agents.c.id, t.agents.c.name).where(t.agents.c.id.in_(ids)))
+    return {int(r.id): r.name for r in rows}
+
+
+def conversation_inbox(conn: Connection, conversation_id: int) -> tuple[str, int | None] | None:
+    row = conn.execute(sa.select(c.inbox, c.assignee_id).where(c.id == conversation_id)).first()
+    return None if row is None else (row.inbox, row.assignee_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    conversation: Conversation
+    contact: Contact
+    triage: dict[str, Any] | None
+    # every visible conversation of the contact, newest first, and their messages in time order
+    history: list[Conversation]
+    timeline: list[Message]
+    authors: dict[int, str]  # agent id -> name
+    assignee: str | None
+
+
+def conversation_page(
+    conn: Connection, conversation_id: int, inboxes: Sequence[str] | None
+) -> ConversationPage:
+    conv = repo.get_conversation(conn, conversation_id)
+    if inboxes is not None and conv.inbox not in inboxes:
+        raise NotFound(f"no conversation {conversation_id}")
+    contact = repo.get_contact(conn, conv.contact_id)
+    history = [
+        h
+        for h in repo.conversations_of_contact(conn, contact.id)
+        if inboxes is None or h.inbox in inboxes
+    ]
+    ids = [h.id for h in history]
+    rows = conn.execute(
+        sa.select(t.messages)
+        .where(t.messages.c.conversation_id.in_(ids))
+        .order_by(t.messages.c.created_at, t.messages.c.id)
+        .limit(2000)
+    ).mappings()
+    timeline = [repo.message_from_row(r) for r in rows]
+    agent_ids = {m.author_id for m in timeline if m.author_kind.value == "agent" and m.author_id}
+    if conv.assignee_id:
+        agent_ids.add(conv.assignee_id)
+    names = agent_names(conn, agent_ids)  # type: ignore[arg-type]
+    triage = conn.execute(sa.select(c.triage).where(c.id == conversation_id)).scalar()
+    return ConversationPage(
+        conv,
+        contact,
+        triage if isinstance(triage, dict) else None,
+        history,
+        timeline,
+        names,
+        names.get(conv.assignee_id) if conv.assignee_id else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPage:
+    contact: Contact
+    notes: str
+    conversations: list[Conversation]
+    merged: list[Contact]  # contacts merged into this one
+
+
+def contact_page(conn: Connection, contact_id: int, inboxes: Sequence[str] | None) -> ContactPage:
+    contact = repo.get_contact(conn, contact_id)
+    convs = [
+        h
+        for h in repo.conversations_of_contact(conn, contact_id)
+        if inboxes is None or h.inbox in inboxes
+    ]
+    if inboxes is not None and not convs:
+        raise NotFound(f"no contact {contact_id}")
+    notes = conn.execute(
+        sa.select(t.contacts.c.notes).where(t.contacts.c.id == contact_id)
+    ).scalar_one()
+    merged_ids = [
+        r.id
+        for r in conn.execute(
+            sa.select(t.contacts.c.id).where(t.contacts.c.merged_into == contact_id)
+        )
+    ]
+    merged = list(repo.get_contacts(conn, merged_ids).values())
+    return ContactPage(contact, notes or "", convs, merged)
+
+
+def message_for_download(
+    conn: Connection, message_id: int, index: int, inboxes: Sequence[str] | None
+) -> tuple[str, str, str | None]:
+    """(filename, content type, storage key) of one attachment the agent may see."""
+    row = conn.execute(
+        sa.select(t.messages.c.attachments, c.inbox)
+        .join(t.conversations, c.id == t.messages.c.conversation_id)
+        .where(t.messages.c.id == message_id)
+    ).first()
+    if row is None or (inboxes is not None and row.inbox not in inboxes):
+        raise NotFound("no such attachment")
+    items = row.attachments or []
+    if not 0 <= index < len(items):
+        raise NotFound("no such attachment")
+    item = items[index]
+    return (
+        str(item.get("filename") or "attachment"),
+        str(item.get("content_type") or ""),
+        item.get("storage_key"),
+    )

@@ -1,0 +1,99 @@
+// The live queue: my conversations, the waiting queue (wait time, SLA countdown) and, for
+// supervisors, agents with presence and load. Socket notices trigger one debounced re-read.
+import { el, getJSON, socket, debounce, listNavigation, formatSeconds } from "./app.js";
+
+const sla = JSON.parse(document.body.dataset.sla || "{}");
+const waitingBody = document.getElementById("waiting");
+const mineList = document.getElementById("mine");
+const agentsBody = document.getElementById("agents");
+let skew = 0;  // server clock minus ours, in ms
+
+function badge(channel) { return el("span", { class: `badge ch-${channel}` }, channel); }
+function pri(priority) { return el("span", { class: `pri pri-${priority}` }, priority); }
+
+function waitingRow(r) {
+  const tr = el("tr", { dataset: { id: r.id, since: r.since || "", priority: r.priority } });
+  const name = el("td");
+  name.append(el("a", { href: `/conversations/${r.id}` }, r.contact_name || "Unknown customer"));
+  const skills = el("td");
+  for (const s of r.skills) skills.append(el("span", { class: "skill" }, s));
+  tr.append(el("td"), el("td"), name, el("td", { class: "subject" }, r.subject || ""), skills,
+    el("td", {}, r.inbox), el("td", { class: "wait" }), el("td", { class: "sla-cell" }));
+  tr.children[0].append(pri(r.priority));
+  tr.children[1].append(badge(r.channel));
+  return tr;
+}
+
+function mineItem(r) {
+  const li = el("li", { class: "card", dataset: { id: r.id } });
+  const a = el("a", { class: "row-link", href: `/conversations/${r.id}` });
+  const top = el("span", { class: "card-top" });
+  top.append(badge(r.channel), " ", pri(r.priority), " ", el("span", { class: "status" }, r.status));
+  a.append(top, el("span", { class: "card-name" }, r.contact_name || "Unknown customer"), el("span", { class: "card-subject" }, r.subject || ""));
+  li.append(a);
+  return li;
+}
+
+function agentRow(a) {
+  const tr = el("tr", { dataset: { agent: a.id } });
+  const who = el("td", {}, a.name);
+  who.append(el("br"), el("small", { class: "muted" }, Object.entries(a.skills).map(([s, l]) => `${s}:${l}`).join(" ")));
+  const st = el("td");
+  st.append(el("span", { class: `dot ${a.presence}` }), " ", el("span", { class: "presence-text" }, a.presence));
+  tr.append(who, st, el("td", {}, `${a.load} / ${a.capacity}`));
+  return tr;
+}
+
+function render(data) {
+  skew = Date.parse(data.now) - Date.now();
+  const frag = document.createDocumentFragment();
+  for (const r of data.waiting) frag.append(waitingRow(r));
+  waitingBody.replaceChildren(frag);
+  document.getElementById("waiting-count").textContent = data.waiting.length;
+  document.getElementById("waiting-empty")?.remove();
+  const mine = document.createDocumentFragment();
+  for (const r of data.mine) mine.append(mineItem(r));
+  if (!data.mine.length) mine.append(el("li", { class: "empty" }, "Nothing assigned to you right now."));
+  mineList.replaceChildren(mine);
+  document.getElementById("mine-count").textContent = data.mine.length;
+  if (agentsBody && data.agents) {
+    const agents = document.createDocumentFragment();
+    for (const a of data.agents) agents.append(agentRow(a));
+    agentsBody.replaceChildren(agents);
+  }
+  tick();
+  document.body.dataset.updated = String(Date.now());
+}
+
+// wait times and SLA countdowns, once a second, text only
+function tick() {
+  const now = Date.now() + skew;
+  for (const tr of waitingBody.rows) {
+    const since = Date.parse(tr.dataset.since);
+    if (Number.isNaN(since)) continue;
+    const waited = (now - since) / 1000;
+    tr.cells[6].textContent = formatSeconds(waited);
+    const target = sla[tr.dataset.priority];
+    const cell = tr.cells[7];
+    if (!target) { if (cell.textContent !== "—") cell.textContent = "—"; continue; }
+    const left = target - waited;
+    const late = left < 0;
+    cell.textContent = late ? `late ${Math.floor(-left / 60)}m` : formatSeconds(left);
+    cell.className = late ? "sla-cell sla late" : left < 60 ? "sla-cell sla soon" : "sla-cell sla ok";
+  }
+}
+
+const refresh = debounce(async () => {
+  try { render(await getJSON("/agent/api/queue")); } catch { /* next event retries */ }
+}, 150);
+
+if (socket) {
+  socket.on("event", refresh);
+  socket.on("presence", refresh);
+  socket.on("connect", refresh);
+}
+document.addEventListener("od:assigned", refresh);
+setInterval(tick, 1000);
+tick();
+listNavigation(() => [...mineList.querySelectorAll("li.card"), ...waitingBody.rows]);
+document.body.dataset.ready = "1";

@@ -1,0 +1,266 @@
+"""The workspace's pages (server-rendered jinja2) and the JSON reads their scripts use for
+live updates. Every handler starts from the session and filters by what the agent may
+see; a conversation or contact outside the agent's inboxes answers 404."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from agent_ui import access, queries
+from agent_ui.auth import current, require_session
+from agent_ui.sessions import Session
+from agent_ui.settings import fill_canned
+from agent_ui.workspace import WS_KEY, Workspace
+from inbox.errors import NotFound
+from inbox.files import FileStore
+from inbox.types import Message
+
+FILES_KEY: web.AppKey[FileStore] = web.AppKey("agent_files", FileStore)
+
+
+def int_param(request: web.Request, name: str) -> int:
+    value = request.match_info[name]
+    if not value.isdigit() or len(value) > 18:
+        raise NotFound("not found")
+    return int(value)
+
+
+async def page_session(request: web.Request) -> Session:
+    """For HTML pages: a session, or a redirect to the sign-in page."""
+    session = await current(request)
+    if session is None:
+        raise web.HTTPSeeOther(f"/login?next={request.path}")
+    return session
+
+
+def _common(ws: Workspace, session: Session, presence: str) -> dict[str, Any]:
+    return {
+        "me": session.agent,
+        "csrf": session.csrf_token,
+        "presence": presence,
+        "supervising": access.can_supervise(session.agent),
+        "sla_seconds": ws.settings.sla_seconds,
+    }
+
+
+# -- queue -------------------------------------------------------------------------------
+
+
+async def _queue_data(ws: Workspace, session: Session) -> dict[str, Any]:
+    agent = session.agent
+    inboxes = access.visible_inboxes(agent)
+
+    def load(conn: Any) -> dict[str, Any]:
+        return {
+            "mine": queries.mine(conn, agent.id, inboxes),
+            "waiting": queries.waiting(conn, inboxes, ws.settings.priorities),
+            "agents": queries.agents_with_load(conn) if access.can_supervise(agent) else None,
+            "presence": queries.presence_of(conn, agent.id),
+        }
+
+    return await ws.store.read(load)
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await page_session(request)
+    data = await _queue_data(ws, session)
+    return ws.render(
+        "queue.html",
+        **_common(ws, session, data["presence"]),
+        now=datetime.now(UTC),
+        mine=data["mine"],
+        waiting=data["waiting"],
+        agents=data["agents"],
+    )
+
+
+async def queue_json(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    data = await _queue_data(ws, session)
+    return web.json_response(
+        {
+            "mine": [r.json() for r in data["mine"]],
+            "waiting": [r.json() for r in data["waiting"]],
+            "agents": None if data["agents"] is None else [a.json() for a in data["agents"]],
+            "presence": data["presence"],
+            "now": datetime.now(UTC).isoformat(),
+        }
+    )
+
+
+# -- conversation ------------------------------------------------------------------------
+
+
+def message_json(m: Message, authors: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "conversation_id": m.conversation_id,
+        "direction": m.direction.value,
+        "author_kind": m.author_kind.value,
+        "author": authors.get(m.author_id or 0) if m.author_kind.value == "agent" else None,
+        "channel": m.channel.value,
+        "subject": m.subject,
+        "text": m.text,
+        "status": m.delivery_status.value,
+        "failure_reason": m.failure_reason,
+        "created_at": m.created_at.isoformat(),
+        "attachments": [
+            {"filename": a.filename, "size": a.size, "url": f"/agent/files/{m.id}/{i}"}
+            for i, a in enumerate(m.attachments)
+        ],
+    }
+
+
+async def _conversation(ws: Workspace, session: Session, cid: int) -> queries.ConversationPage:
+    inboxes = access.visible_inboxes(session.agent)
+    return await ws.store.read(lambda conn: queries.conversation_page(conn, cid, inboxes))
+
+
+def _suggestions(ws: Workspace, page: queries.ConversationPage) -> list[dict[str, Any]]:
+    if ws.triage is None:
+        return []
+    last = next(
+        (
+            m
+            for m in reversed(page.timeline)
+            if m.conversation_id == page.conversation.id and m.direction.value == "inbound"
+        ),
+        None,
+    )
+    if last is None:
+        return []
+    try:
+        found = ws.triage.suggest(last.text[:2000], k=3)
+    except Exception:  # suggestions are a help, never a reason for the page to fail
+        return []
+    return [
+        {
+            "id": s.entry.id,
+            "question": s.question,
+            "answer": s.entry.answer,
+            "score": round(s.score),
+        }
+        for s in found
+    ]
+
+
+def _canned(
+    ws: Workspace, session: Session, page: queries.ConversationPage
+) -> list[dict[str, str]]:
+    values = {
+        "contact_name": page.contact.name or "",
+        "agent_name": session.agent.name,
+        "conversation_id": str(page.conversation.id),
+        "brand": ws.settings.brand,
+    }
+    return [
+        {"key": k, "text": fill_canned(v, **values)} for k, v in sorted(ws.settings.canned.items())
+    ]
+
+
+async def conversation_page(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await page_session(request)
+    cid = int_param(request, "id")
+    try:
+        page = await _conversation(ws, session, cid)
+    except NotFound:
+        return ws.render("not_found.html", status=404, **_common(ws, session, "online"))
+
+    def others(conn: Any) -> tuple[str, list[queries.AgentLoad]]:
+        agents = [
+            a
+            for a in queries.agents_with_load(conn)
+            if a.id != session.agent.id
+            and (a.role != "agent" or page.conversation.inbox in a.teams)
+        ]
+        return queries.presence_of(conn, session.agent.id), agents
+
+    presence, targets = await ws.store.read(others)
+    return ws.render(
+        "conversation.html",
+        **_common(ws, session, presence),
+        page=page,
+        conv=page.conversation,
+        contact=page.contact,
+        suggestions=_suggestions(ws, page),
+        canned=_canned(ws, session, page),
+        targets=targets,
+        triage=page.triage,
+    )
+
+
+async def conversation_json(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await require_session(request)
+    page = await _conversation(ws, session, int_param(request, "id"))
+    conv = page.conversation
+    return web.json_response(
+        {
+            "id": conv.id,
+            "status": conv.status.value,
+            "assignee_id": conv.assignee_id,
+            "assignee": page.assignee,
+            "tags": list(conv.tags),
+            "timeline": [message_json(m, page.authors) for m in page.timeline],
+            "suggestions": _suggestions(ws, page),
+        }
+    )
+
+
+# -- contact -----------------------------------------------------------------------------
+
+
+async def contact_page(request: web.Request) -> web.Response:
+    ws = request.app[WS_KEY]
+    session = await page_session(request)
+    contact_id = int_param(request, "id")
+    inboxes = access.visible_inboxes(session.agent)
+    try:
+        page = await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes))
+    except NotFound:
+        return ws.render("not_found.html", status=404, **_common(ws, session, "online"))
+    presence = await ws.store.read(lambda conn: queries.presence_of(conn, session.agent.id))
+    return ws.render(
+        "contact.html", **_common(ws, session, presence), page=page, contact=page.contact
+    )
+
+
+# -- attachments -------------------------------------------------------------------------
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    ws = request.app[WS_KEY]
+    session = await current(request)
+    if session is None:
+        raise NotFound("no such attachment")  # nothing about it to someone signed out
+    message_id, index = int_param(request, "message_id"), int_param(request, "index")
+    inboxes = access.visible_inboxes(session.agent)
+    filename, _ctype, key = await ws.store.read(
+        lambda conn: queries.message_for_download(conn, message_id, index, inboxes)
+    )
+    if not key:
+        raise NotFound("the attachment was not kept")
+    path = request.app[FILES_KEY].path(key)
+    safe = (
+        "".join(ch if ch.isalnum() or ch in "._- " else "_" for ch in filename)[:150]
+        or "attachment"
+    )
+    response = web.FileResponse(path)
+    # always a download, never rendered by the browser in our origin
+    response.headers["Content-Type"] = "application/octet-stream"
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    session = await current(request)
+    raise web.HTTPSeeOther("/queue" if session is not None else "/login")

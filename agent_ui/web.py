@@ -1,0 +1,82 @@
+"""The agent workspace behind one call: `setup(app, services)` adds its routes, static
+files and the socket.io `/agent` namespace to the web app.
+
+`services` is the composition root's bundle; only these attributes are used: `config`,
+`store`, `bus`, `outbox` (poked after a reply), `sio` (the one socket.io server),
+and `parts.triage` (FAQ suggestions, optional). Transfers are commands to the active
+router over the bus (`agent_ui.routing_api.RoutingClient`), wherever it runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from agent_ui import auth, commands, views
+from agent_ui.live import AgentNamespace
+from agent_ui.routing_api import RoutingClient
+from agent_ui.settings import read_ui_settings
+from agent_ui.workspace import HERE, WS_KEY, Workspace
+from inbox.files import FileStore
+
+# (method, path, handler): the whole surface, used by the authorization matrix test
+ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/login", auth.login_form),
+    ("POST", "/login", auth.login),
+    ("POST", "/logout", auth.logout),
+    ("GET", "/account/password", auth.password_form),
+    ("POST", "/account/password", auth.change_password),
+    ("GET", "/queue", views.queue_page),
+    ("GET", "/conversations/{id}", views.conversation_page),
+    ("GET", "/contacts/{id}", views.contact_page),
+    ("GET", "/agent/files/{message_id}/{index}", views.download),
+    ("GET", "/agent/api/queue", views.queue_json),
+    ("GET", "/agent/api/conversations/{id}", views.conversation_json),
+    ("POST", "/agent/api/conversations/{id}/reply", commands.reply),
+    ("POST", "/agent/api/conversations/{id}/note", commands.note),
+    ("POST", "/agent/api/conversations/{id}/tags", commands.tags),
+    ("POST", "/agent/api/conversations/{id}/resolve", commands.resolve),
+    ("POST", "/agent/api/conversations/{id}/reopen", commands.reopen),
+    ("POST", "/agent/api/conversations/{id}/transfer", commands.transfer),
+    ("POST", "/agent/api/presence", commands.presence),
+    ("POST", "/agent/api/sms-segments", commands.sms_segments),
+    ("POST", "/agent/api/contacts/{id}/notes", commands.contact_notes),
+    ("POST", "/agent/api/contacts/{id}/merge", commands.merge_contacts),
+    ("POST", "/agent/api/agents/{id}/end-sessions", commands.end_agent_sessions),
+]
+
+
+@web.middleware
+async def static_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    if request.path.startswith("/agent/static/"):
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def setup(app: web.Application, services: Any) -> Workspace:
+    """Add the agent workspace to `app` (call before the app starts)."""
+    config = services.config
+    ws = Workspace(
+        store=services.store,
+        bus=services.bus,
+        settings=read_ui_settings(config),
+        outbox=getattr(services, "outbox", None),
+        triage=getattr(getattr(services, "parts", None), "triage", None),
+        sio=getattr(services, "sio", None),
+    )
+    app[WS_KEY] = ws
+    app[views.FILES_KEY] = FileStore(config.data_dir / "attachments")
+    app[commands.ROUTER_KEY] = RoutingClient(ws.bus)
+    app.middlewares.append(static_headers)
+    app.router.add_get("/", views.index, name="agent_index")
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    app.router.add_static("/agent/static/", HERE / "static", append_version=False)
+    if ws.sio is not None:
+        ws.live = AgentNamespace(ws)
+        ws.live.attach()
+        ws.sio.register_namespace(ws.live)
+    return ws
