@@ -1,7 +1,8 @@
 """Who may see and do what in the agent workspace (pure).
 
 * An **agent** sees the conversations of the inboxes/teams they belong to (`Agent.teams`
-  against `Conversation.inbox`), and a contact only through those conversations.
+  against `Conversation.inbox`) and those assigned to them, and a contact only through
+  those conversations.
 * A **supervisor** sees every inbox, every agent's presence and load, and may merge
   contacts and transfer any conversation.
 * An **admin** may do what a supervisor does, and end another agent's sessions.
@@ -25,6 +26,12 @@ def sees_all(agent: Agent) -> bool:
 
 def can_see_inbox(agent: Agent, inbox: str) -> bool:
     return sees_all(agent) or inbox in agent.teams
+
+
+def can_see_conversation(agent: Agent, inbox: str, assignee_id: int | None) -> bool:
+    """Its inbox is one of the agent's teams, or it was given to the agent (a supervisor's
+    or the router's choice: whoever holds a conversation may work on it)."""
+    return can_see_inbox(agent, inbox) or (assignee_id is not None and assignee_id == agent.id)
 
 
 def visible_inboxes(agent: Agent) -> tuple[str, ...] | None:

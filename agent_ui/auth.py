@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from agent_ui import sessions
+from agent_ui import access, sessions
 from agent_ui.passwords import hash_password, verify_password
 from agent_ui.sessions import Session
 from agent_ui.settings import UiSettings
@@ -133,6 +133,16 @@ def clear_session_cookie(response: web.StreamResponse, ws: Workspace) -> None:
         httponly=True,
         samesite="Lax",
     )
+
+
+def page_context(session: Session) -> dict[str, Any]:
+    """What base.html needs on every signed-in page."""
+    return {
+        "me": session.agent,
+        "csrf": session.csrf_token,
+        "presence": session.presence,
+        "supervising": access.can_supervise(session.agent),
+    }
 
 
 # -- sign in / out ------------------------------------------------------------------------
@@ -253,7 +263,7 @@ async def password_form(request: web.Request) -> web.Response:
     session = await current(request)
     if session is None:
         raise web.HTTPSeeOther("/login?next=/account/password")
-    return ws.render("password.html", me=session.agent, csrf=session.csrf_token, error=None)
+    return ws.render("password.html", **page_context(session), error=None)
 
 
 async def change_password(request: web.Request) -> web.StreamResponse:
@@ -271,9 +281,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     elif len(new_pw) < MIN_PASSWORD:
         error = f"The new password needs at least {MIN_PASSWORD} characters."
     if error:
-        return ws.render(
-            "password.html", me=session.agent, csrf=session.csrf_token, error=error, status=400
-        )
+        return ws.render("password.html", **page_context(session), error=error, status=400)
     hashed = hash_password(new_pw)
     await ws.store.write(lambda conn: sessions.set_password(conn, session.agent.id, hashed))
     if ws.live is not None:

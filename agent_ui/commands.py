@@ -30,7 +30,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 async def _visible(ws: Workspace, session: Session, cid: int) -> Conversation:
     conv = await ws.store.read(lambda conn: repo.get_conversation(conn, cid))
-    if not access.can_see_inbox(session.agent, conv.inbox):
+    if not access.can_see_conversation(session.agent, conv.inbox, conv.assignee_id):
         raise NotFound(f"no conversation {cid}")
     return conv
 
@@ -176,8 +176,8 @@ async def sms_segments(request: web.Request) -> web.Response:
 
 
 async def _visible_contact(ws: Workspace, session: Session, contact_id: int) -> None:
-    inboxes = access.visible_inboxes(session.agent)
-    await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes))
+    inboxes, me = access.visible_inboxes(session.agent), session.agent.id
+    await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes, me))
 
 
 async def contact_notes(request: web.Request) -> web.Response:

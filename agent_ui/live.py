@@ -24,7 +24,6 @@ working at once; sign-out and password change also disconnect it).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -78,7 +77,6 @@ class AgentNamespace(socketio.AsyncNamespace):
         self.conns: dict[str, _Conn] = {}
         # conversation id -> {sid: typing}; this process's viewers (collision notice)
         self.viewers: dict[int, dict[str, bool]] = {}
-        self._inbox: OrderedDict[int, str] = OrderedDict()  # conversation -> inbox (LRU)
 
     def attach(self) -> None:
         for name in _CONVERSATION_EVENTS:
@@ -152,29 +150,17 @@ class AgentNamespace(socketio.AsyncNamespace):
                 await self.disconnect(sid)
 
     # -- client events --------------------------------------------------------------------
-    async def _inbox_of(self, conversation_id: int) -> str | None:
-        inbox = self._inbox.get(conversation_id)
-        if inbox is None:
-            found = await self.ws.store.read(
-                lambda c: queries.conversation_inbox(c, conversation_id)
-            )
-            if found is None:
-                return None
-            inbox = found[0]
-            self._inbox[conversation_id] = inbox
-            if len(self._inbox) > 20_000:
-                self._inbox.popitem(last=False)
-        else:
-            self._inbox.move_to_end(conversation_id)
-        return inbox
+    async def _where(self, conversation_id: int) -> tuple[str, int | None] | None:
+        """(inbox, assignee) of a conversation, read now (the assignee changes)."""
+        return await self.ws.store.read(lambda c: queries.conversation_inbox(c, conversation_id))
 
     async def on_view(self, sid: str, data: Any = None) -> dict[str, Any]:
         conn = await self._checked(sid)
         cid = _int(data, "conversation_id")
         if conn is None or cid is None:
             return {"ok": False, "error": "bad_request"}
-        inbox = await self._inbox_of(cid)
-        if inbox is None or not access.can_see_inbox(conn.agent, inbox):
+        found = await self._where(cid)
+        if found is None or not access.can_see_conversation(conn.agent, *found):
             return {"ok": False, "error": "not_found"}
         conn.viewing.add(cid)
         self.viewers.setdefault(cid, {})[sid] = False
@@ -239,16 +225,23 @@ class AgentNamespace(socketio.AsyncNamespace):
         cid = event.data.get("conversation_id")
         if not isinstance(cid, int):
             return
-        inbox = await self._inbox_of(cid)
-        if inbox is None:
+        found = await self._where(cid)
+        if found is None:
             return
+        inbox, assignee = found
         notice: dict[str, Any] = {"name": event.name}
         for key in _IDS:
             if isinstance(event.data.get(key), int):
                 notice[key] = event.data[key]
         if isinstance(event.data.get("status"), str):
             notice["status"] = event.data["status"][:16]
-        await self.emit("event", notice, room=[f"inbox:{inbox}", "supervisors"])
+        rooms = [f"inbox:{inbox}", "supervisors"]
+        for key in ("agent_id", "previous_agent_id"):  # the agents it moved between
+            if isinstance(notice.get(key), int):
+                rooms.append(f"agent:{notice[key]}")
+        if assignee is not None:
+            rooms.append(f"agent:{assignee}")
+        await self.emit("event", notice, room=rooms)
         if event.name == EventName.CONVERSATION_ASSIGNED and isinstance(
             event.data.get("agent_id"), int
         ):

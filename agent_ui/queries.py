@@ -102,11 +102,10 @@ def waiting(
     return _rows(conn, query, c.waiting_since)
 
 
-def mine(conn: Connection, agent_id: int, inboxes: Sequence[str] | None) -> list[Row]:
+def mine(conn: Connection, agent_id: int) -> list[Row]:
     query = (
-        _inbox_filter(
-            _base().where(c.assignee_id == agent_id, c.status.in_(("open", "pending"))), inboxes
-        )
+        _base()
+        .where(c.assignee_id == agent_id, c.status.in_(("open", "pending")))
         .order_by(c.last_message_at.desc())
         .limit(500)
     )
@@ -190,17 +189,21 @@ class ConversationPage:
     assignee: str | None
 
 
+def _visible(conv: Conversation, inboxes: Sequence[str] | None, agent_id: int) -> bool:
+    return inboxes is None or conv.inbox in inboxes or conv.assignee_id == agent_id
+
+
 def conversation_page(
-    conn: Connection, conversation_id: int, inboxes: Sequence[str] | None
+    conn: Connection, conversation_id: int, inboxes: Sequence[str] | None, agent_id: int
 ) -> ConversationPage:
     conv = repo.get_conversation(conn, conversation_id)
-    if inboxes is not None and conv.inbox not in inboxes:
+    if not _visible(conv, inboxes, agent_id):
         raise NotFound(f"no conversation {conversation_id}")
     contact = repo.get_contact(conn, conv.contact_id)
     history = [
         h
         for h in repo.conversations_of_contact(conn, contact.id)
-        if inboxes is None or h.inbox in inboxes
+        if h.id == conv.id or _visible(h, inboxes, agent_id)
     ]
     ids = [h.id for h in history]
     rows = conn.execute(
@@ -234,12 +237,12 @@ class ContactPage:
     merged: list[Contact]  # contacts merged into this one
 
 
-def contact_page(conn: Connection, contact_id: int, inboxes: Sequence[str] | None) -> ContactPage:
+def contact_page(
+    conn: Connection, contact_id: int, inboxes: Sequence[str] | None, agent_id: int
+) -> ContactPage:
     contact = repo.get_contact(conn, contact_id)
     convs = [
-        h
-        for h in repo.conversations_of_contact(conn, contact_id)
-        if inboxes is None or h.inbox in inboxes
+        h for h in repo.conversations_of_contact(conn, contact_id) if _visible(h, inboxes, agent_id)
     ]
     if inboxes is not None and not convs:
         raise NotFound(f"no contact {contact_id}")
@@ -257,15 +260,18 @@ def contact_page(conn: Connection, contact_id: int, inboxes: Sequence[str] | Non
 
 
 def message_for_download(
-    conn: Connection, message_id: int, index: int, inboxes: Sequence[str] | None
+    conn: Connection, message_id: int, index: int, inboxes: Sequence[str] | None, agent_id: int
 ) -> tuple[str, str, str | None]:
     """(filename, content type, storage key) of one attachment the agent may see."""
     row = conn.execute(
-        sa.select(t.messages.c.attachments, c.inbox)
+        sa.select(t.messages.c.attachments, c.inbox, c.assignee_id)
         .join(t.conversations, c.id == t.messages.c.conversation_id)
         .where(t.messages.c.id == message_id)
     ).first()
-    if row is None or (inboxes is not None and row.inbox not in inboxes):
+    visible = row is not None and (
+        inboxes is None or row.inbox in inboxes or row.assignee_id == agent_id
+    )
+    if row is None or not visible:
         raise NotFound("no such attachment")
     items = row.attachments or []
     if not 0 <= index < len(items):

@@ -55,7 +55,7 @@ async def _queue_data(ws: Workspace, session: Session) -> dict[str, Any]:
 
     def load(conn: Any) -> dict[str, Any]:
         return {
-            "mine": queries.mine(conn, agent.id, inboxes),
+            "mine": queries.mine(conn, agent.id),
             "waiting": queries.waiting(conn, inboxes, ws.settings.priorities),
             "agents": queries.agents_with_load(conn) if access.can_supervise(agent) else None,
             "presence": queries.presence_of(conn, agent.id),
@@ -117,8 +117,8 @@ def message_json(m: Message, authors: dict[int, str]) -> dict[str, Any]:
 
 
 async def _conversation(ws: Workspace, session: Session, cid: int) -> queries.ConversationPage:
-    inboxes = access.visible_inboxes(session.agent)
-    return await ws.store.read(lambda conn: queries.conversation_page(conn, cid, inboxes))
+    inboxes, me = access.visible_inboxes(session.agent), session.agent.id
+    return await ws.store.read(lambda conn: queries.conversation_page(conn, cid, inboxes, me))
 
 
 def _suggestions(ws: Workspace, page: queries.ConversationPage) -> list[dict[str, Any]]:
@@ -220,9 +220,9 @@ async def contact_page(request: web.Request) -> web.Response:
     ws = request.app[WS_KEY]
     session = await page_session(request)
     contact_id = int_param(request, "id")
-    inboxes = access.visible_inboxes(session.agent)
+    inboxes, me = access.visible_inboxes(session.agent), session.agent.id
     try:
-        page = await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes))
+        page = await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes, me))
     except NotFound:
         return ws.render("not_found.html", status=404, **_common(ws, session, "online"))
     presence = await ws.store.read(lambda conn: queries.presence_of(conn, session.agent.id))
@@ -240,9 +240,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     if session is None:
         raise NotFound("no such attachment")  # nothing about it to someone signed out
     message_id, index = int_param(request, "message_id"), int_param(request, "index")
-    inboxes = access.visible_inboxes(session.agent)
+    inboxes, me = access.visible_inboxes(session.agent), session.agent.id
     filename, _ctype, key = await ws.store.read(
-        lambda conn: queries.message_for_download(conn, message_id, index, inboxes)
+        lambda conn: queries.message_for_download(conn, message_id, index, inboxes, me)
     )
     if not key:
         raise NotFound("the attachment was not kept")

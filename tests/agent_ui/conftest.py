@@ -87,9 +87,17 @@ class Desk:
         p.cookie, p.csrf = await sign_in(self.client, p.email, password, self.cookie_name)
         return p
 
-    async def conversation(self, inbox: str, *, text: str = "Hello", sender: str | None = None,
-                           name: str = "Carla Customer", subject: str = "Help please",
-                           channel: str = "email", skills: tuple[str, ...] = ()) -> dict[str, Any]:
+    async def conversation(
+        self,
+        inbox: str,
+        *,
+        text: str = "Hello",
+        sender: str | None = None,
+        name: str = "Carla Customer",
+        subject: str = "Help please",
+        channel: str = "email",
+        skills: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
         """A customer message through the real ingest path, into `inbox`."""
         from inbox.types import Channel, InboundMessage
 
@@ -108,17 +116,25 @@ class Desk:
         )
         result = await self.services.ingest(msg)
         await self.settle()
-        return {"conversation_id": result.conversation_id, "contact_id": result.contact_id,
-                "message_id": result.message_id}
+        return {
+            "conversation_id": result.conversation_id,
+            "contact_id": result.contact_id,
+            "message_id": result.message_id,
+        }
 
 
-async def sign_in(client: Any, email: str, password: str, cookie_name: str = "od_session") -> tuple[str, str]:
+async def sign_in(
+    client: Any, email: str, password: str, cookie_name: str = "od_session"
+) -> tuple[str, str]:
     """Sign in through the form; returns (session cookie, CSRF token)."""
     client.session.cookie_jar.clear()
     page = await client.get("/login")
     token = re.search(r'name="login_csrf" value="([^"]+)"', await page.text()).group(1)
-    resp = await client.post("/login", data={"email": email, "password": password, "login_csrf": token},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/login",
+        data={"email": email, "password": password, "login_csrf": token},
+        allow_redirects=False,
+    )
     assert resp.status == 303, await resp.text()
     cookie = resp.cookies[cookie_name].value
     client.session.cookie_jar.clear()
@@ -139,9 +155,14 @@ async def add_people(services: Any) -> dict[str, Person]:
     for key, name, email, role, skills, teams in PEOPLE:
         agent = await services.store.write(
             lambda conn, n=name, e=email, r=role, s=skills, t=teams: add_agent(
-                conn, name=n, email=e, role=Role(r), skills=s,
+                conn,
+                name=n,
+                email=e,
+                role=Role(r),
+                skills=s,
                 capacity={"chat": 3, "email": 10, "sms": 5, "form": 10, "api": 10},
-                teams=t, password_hash=hashed,
+                teams=t,
+                password_hash=hashed,
             )
         )
         people[key] = Person(key, agent.id, name, email, role)
@@ -160,8 +181,9 @@ def write_desk_config(tmp_path, extra: str = "", port: int = 0, public_url: str 
     return str(path)
 
 
-async def build_desk(tmp_path, extra: str = "", *, router: bool = True, port: int = 0,
-                     public_url: str = ""):
+async def build_desk(
+    tmp_path, extra: str = "", *, router: bool = True, port: int = 0, public_url: str = ""
+):
     from inbox import config as config_mod
     from inbox.migrate import upgrade
     from omnidesk.app import build_services
