@@ -36,18 +36,21 @@ from collections.abc import Callable
 from typing import Any
 
 from inbox.bus import EventBus
-from inbox.errors import Conflict, NotFound, OmnideskError, StoreError, ValidationError
+from inbox.errors import OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
+from inbox.fastsql import Sql
 from inbox.store import Store
 from inbox.types import Presence
 from routing import commands as cmd
 from routing import store as rstore
 from routing.core import Router
 from routing.decisions import Assigned, Decision, Requeued
+from routing.feed import Feed, presence_of
 from routing.lease import LeaseError, RedisLease
 from routing.settings import RoutingSettings
 
 log = logging.getLogger("omnidesk.routing")
+Persisted = tuple[list[Decision], set[int]]
 
 MAX_BATCH = 4096
 _INPUTS = (
@@ -59,22 +62,7 @@ _INPUTS = (
 )
 
 
-def _presence(value: str) -> Presence:
-    try:
-        return Presence(value)
-    except ValueError:
-        return Presence.OFFLINE
-
-
-class _Facts:
-    """What one cycle read from the database."""
-
-    def __init__(self, convs: dict[int, rstore.ConvRow], agents: dict[int, rstore.AgentRow],
-                 authored: dict[int, int]) -> None:  # fmt: skip
-        self.convs, self.agents, self.authored = convs, agents, authored
-
-
-class RouterService:
+class RouterService(Feed):
     def __init__(
         self,
         store: Store,
@@ -237,7 +225,7 @@ class RouterService:
         out: list[Decision] = []
         for a in snap.agents:
             out += router.upsert_agent(
-                a.id, a.skills, now, capacity=a.capacity, presence=_presence(a.presence)
+                a.id, a.skills, now, capacity=a.capacity, presence=presence_of(a.presence)
             )
         orphans = set()
         for row in snap.assigned:
@@ -248,8 +236,8 @@ class RouterService:
         for agent_id in orphans:  # disabled agents give everything back
             out += router.remove_agent(agent_id, now)  # type: ignore[arg-type]
         for a in snap.agents:  # offline in the database but still holding chats
-            view = router.agent(a.id)
-            if view is not None and view.assigned and view.presence == Presence.OFFLINE.value:
+            held = router.agent(a.id)
+            if held is not None and held.assigned and held.presence == Presence.OFFLINE.value:
                 out += router.set_presence(a.id, Presence.OFFLINE, now)
         for row in snap.waiting:
             out += self._enqueue(router, row, now)
@@ -282,7 +270,7 @@ class RouterService:
             token = self.token
 
             def offline(conn: Any) -> list[int]:
-                rstore.check_fence(rstore.Sql(conn), token)
+                rstore.check_fence(Sql(conn), token)
                 return rstore.set_presence(conn, expired, Presence.OFFLINE.value)
 
             for agent_id in await self.store.write(offline):
@@ -326,135 +314,21 @@ class RouterService:
         for event in presence_events:
             await self.bus.publish(event)
 
-    async def _read_facts(self, inputs: list[tuple[str, dict[str, Any]]]) -> _Facts:
-        convs: set[int] = set()
-        agents: set[int] = set()
-        messages: set[int] = set()
-        for name, data in inputs:
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                if name in (EventName.CONVERSATION_QUEUED, cmd.ROUTING_COMMAND):
-                    convs.add(int(data["conversation_id"]))
-                if name == EventName.AGENT_PRESENCE or data.get("agent_id") is not None:
-                    agents.add(int(data["agent_id"]))
-                if name == EventName.MESSAGE_SENT and not data.get("auto_reply"):
-                    messages.add(int(data["message_id"]))
-        if not (convs or agents or messages):
-            return _Facts({}, {}, {})
-
-        def read(conn: Any) -> _Facts:
-            return _Facts(
-                rstore.conversations(conn, convs),
-                rstore.agents(conn, agents),
-                rstore.agent_authored(conn, messages),
-            )
-
-        return await self.store.read(read)
-
-    # == applying one input ===============================================================
-    def _apply(self, router: Router, name: str, data: dict[str, Any], facts: _Facts,
-               now: float, out: list[Decision]) -> None:  # fmt: skip
-        if name == EventName.CONVERSATION_QUEUED:
-            row = facts.convs.get(int(data["conversation_id"]))
-            view = router.conversation(row.id) if row is not None else None
-            if row is not None and row.waiting and (view is None or view.state == "waiting"):
-                out += self._enqueue(router, row, now)
-        elif name == EventName.CONVERSATION_RESOLVED:
-            cid = int(data["conversation_id"])
-            self._since.pop(cid, None)
-            out += router.resolve(cid, now)
-        elif name == EventName.AGENT_PRESENCE:
-            out += self._sync_agent(router, int(data["agent_id"]), facts, now)
-        elif name == EventName.MESSAGE_SENT:
-            cid = facts.authored.get(int(data.get("message_id") or 0))
-            view = router.conversation(cid) if cid is not None else None
-            if view is not None and view.state == "assigned" and not view.accepted:
-                out += router.accept(view.conversation_id, now, replied=True)
-        elif name == cmd.ROUTING_COMMAND:
-            self._command(router, data, facts, now, out)
-
-    def _command(self, router: Router, data: dict[str, Any], facts: _Facts, now: float,
-                 out: list[Decision]) -> None:  # fmt: skip
-        op, cid = data.get("op"), int(data["conversation_id"])
-        agent_id = None if data.get("agent_id") is None else int(data["agent_id"])
-        if op not in cmd.OPS:
-            raise ValidationError(f"unknown routing command {op!r}", field="op")
-        if agent_id is not None and router.agent(agent_id) is None:
-            out += self._sync_agent(router, agent_id, facts, now)
-            if router.agent(agent_id) is None:
-                raise NotFound(f"no active agent {agent_id}", field="agent_id")
-        if router.conversation(cid) is None:
-            row = facts.convs.get(cid)
-            if row is None:
-                raise NotFound(f"no conversation {cid}")
-            if row.status not in ("open", "pending"):
-                raise Conflict(f"conversation {cid} is {row.status}")
-            if op in (cmd.UNASSIGN, cmd.ACCEPT) or row.assignee_id is not None:
-                raise Conflict(f"conversation {cid} is not assigned by the router")
-            out += self._enqueue(router, row, now)
-        if op == cmd.ASSIGN:
-            out += router.supervisor_assign(cid, agent_id, now, force=bool(data.get("force")))  # type: ignore[arg-type]
-        elif op == cmd.UNASSIGN:
-            out += router.unassign(cid, now)
-        elif op == cmd.ACCEPT:
-            out += router.accept(cid, now)
-        elif agent_id is not None:
-            out += router.transfer_to_agent(cid, agent_id, now)
-        else:
-            skills = [str(s) for s in data.get("skills") or ()]
-            out += router.transfer_to_skills(cid, skills, now)
-
-    def _priority(self, priority: str) -> str:
-        levels = self.settings.priorities
-        return priority if priority in levels else levels[-1]
-
-    def _enqueue(self, router: Router, row: rstore.ConvRow, now: float) -> list[Decision]:
-        since = row.waiting_since if row.waiting_since is not None else now
-        self._since[row.id] = since
-        return router.enqueue(
-            row.id,
-            now,
-            priority=self._priority(row.priority),
-            channel=row.channel,
-            skills=row.skills,
-            queue=row.inbox,
-            enqueued_at=since,
-        )
-
-    def _restore(self, router: Router, row: rstore.ConvRow, now: float) -> list[Decision]:
-        since = row.assigned_at if row.assigned_at is not None else now
-        self._since[row.id] = since
-        return router.restore_assignment(
-            row.id,
-            row.assignee_id,  # type: ignore[arg-type]
-            now,
-            priority=self._priority(row.priority),
-            channel=row.channel,
-            skills=row.skills,
-            queue=row.inbox,
-            enqueued_at=since,
-            accepted=row.accepted,
-        )
-
-    def _sync_agent(self, router: Router, agent_id: int, facts: _Facts, now: float
-                    ) -> list[Decision]:  # fmt: skip
-        row = facts.agents.get(agent_id)
-        if row is None or not row.active:
-            return router.remove_agent(agent_id, now) if router.agent(agent_id) else []
-        presence = _presence(row.presence)
-        out = router.upsert_agent(row.id, row.skills, now, capacity=row.capacity, presence=presence)
-        if presence is Presence.OFFLINE and router.agent(agent_id).assigned:  # type: ignore[union-attr]
-            out += router.set_presence(agent_id, presence, now)  # gives back what it must
-        return out
-
     # == persist, then announce ===========================================================
     async def _commit(self, out: list[Decision], replies: list[dict[str, Any]]) -> None:
         rounds = 0
         while out:
             decisions, out = out, []
-            token = self.token
-            done, stale = await self.store.write(
-                lambda conn, ds=decisions, tok=token: rstore.persist(conn, ds, tok, self._since)
-            )
+
+            def write(
+                conn: Any,
+                ds: list[Decision] = decisions,
+                token: int | None = self.token,
+                since: dict[int, float] = self._since,
+            ) -> Persisted:
+                return rstore.persist(conn, ds, token, since)
+
+            done, stale = await self.store.write(write)
             for d in done:
                 if isinstance(d, Assigned):
                     self.assigned_total += 1
