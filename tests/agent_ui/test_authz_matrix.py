@@ -396,7 +396,7 @@ async def test_socket_authorization_matrix(desk):
         # server -> client: a note in each conversation notifies exactly who may see it
         for _, events in clients.values():
             events.clear()
-        for inbox, fx in convs.items():
+        for fx in convs.values():
             cid = fx["conversation_id"]
             resp = await call(
                 desk, "admin", "POST", f"/agent/api/conversations/{cid}/note", {"text": "x"}
