@@ -300,7 +300,7 @@ class IMAPPoller:
             "extra_metadata": {"imap": {"mailbox": self.mailbox.name, "uid": uid}},
         }
         try:
-            if len(raw) > _THREAD_PARSE_BYTES:
+            if len(raw) > _THREAD_PARSE_BYTES:  # off the loop; one mailbox parses serially
                 parsed = await asyncio.to_thread(parse_message, raw, self.options, **kwargs)
             else:
                 parsed = parse_message(raw, self.options, **kwargs)

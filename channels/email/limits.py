@@ -26,18 +26,21 @@ class ParseLimits:
     max_multiparts: int = 64  # multipart containers (bounds nesting before parsing)
     max_nested_messages: int = 16  # message/rfc822 parts
     max_depth: int = 20  # MIME nesting
+    max_lines: int = 1_000_000  # the parser works line by line (25 MB of base64: ~330k)
     max_attachments: int = 50
     max_attachment_bytes: int = 20 * 1024 * 1024  # one decoded attachment
     max_text_chars: int = 1_000_000  # plain text kept (longer is cut)
     max_html_chars: int = 2_000_000  # HTML sanitized (longer is cut)
+    max_html_depth: int = 256  # deeper HTML is flattened to text, not sanitized
 
 
 DEFAULT_LIMITS = ParseLimits()
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_START = re.compile(rb"^[^ \t\r\n]", re.M)
-_BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I)
-_NESTED = re.compile(rb"^content-type:\s*message/(?:rfc822|global)\b", re.I | re.M)
+# matched on a lower-cased copy (case-insensitive regexes are several times slower)
+_BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))')
+_NESTED = re.compile(rb"^content-type:\s*message/(?:rfc822|global)\b", re.M)
 _DELIMITER = re.compile(rb"^--([^\r\n]{0,260})", re.M)
 
 
@@ -65,13 +68,22 @@ def prescan(raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> int:
         raise HostileMessage(
             f"{fields} header fields, the limit is {limits.max_header_count}", field="headers"
         )
-    declared = [a or b for a, b in _BOUNDARY.findall(raw)]
+    lines = raw.count(b"\n")
+    if lines > limits.max_lines:
+        raise HostileMessage(f"{lines} lines, the limit is {limits.max_lines}", field="size")
+    lowered = raw.lower()
+    # boundaries are case-sensitive: find them in the lowered copy, read them from raw
+    declared = [
+        raw[m.start(1) : m.end(1)] if m.group(1) is not None else raw[m.start(2) : m.end(2)]
+        for m in _BOUNDARY.finditer(lowered)
+    ]
     if len(declared) > limits.max_multiparts:
         raise HostileMessage(
             f"{len(declared)} multipart containers, the limit is {limits.max_multiparts}",
             field="mime",
         )
-    nested = len(_NESTED.findall(raw))
+    nested = len(_NESTED.findall(lowered))
+    del lowered
     if nested > limits.max_nested_messages:
         raise HostileMessage(
             f"{nested} attached messages, the limit is {limits.max_nested_messages}",

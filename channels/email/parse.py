@@ -30,8 +30,10 @@ from channels.email.text import (
     clean_text,
     decode_bytes,
     html_to_text,
+    html_too_deep,
     sanitize_html,
     strip_quotes_and_signature,
+    strip_tags,
 )
 from inbox.errors import ValidationError
 from inbox.identity import normalize_email
@@ -73,6 +75,7 @@ _AUTO_LOCALS = re.compile(
     re.I,
 )
 _BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply", "auto-reply"}
+_ANGLE_ADDR = re.compile(r"<([^<>\s@]{1,64}@[^<>\s@]{1,255})>")
 _MAX_REFERENCES = 50
 _MAX_ADDRESSES = 100
 
@@ -144,8 +147,8 @@ def parse_message(
     recipients = [*rcpt_tos, *_recipient_headers(msg, headers)]
     token, bad_token = _conversation_token(recipients, options)
 
-    full_text = body.text()
     html = body.html()
+    full_text = body.text()
     if not full_text and html:
         full_text = html_to_text(html)
     full_text = clean_text(full_text, limits.max_text_chars)
@@ -235,7 +238,14 @@ def _addresses(msg: Message, name: str, headers: Mapping[str, str]) -> list[tupl
         parsed = msg.policy.header_factory(name, raw)  # type: ignore[attr-defined]
         found = [(a.display_name or "", a.addr_spec or "") for a in parsed.addresses]
     except Exception:
-        found = getaddresses([raw])
+        try:
+            found = getaddresses([raw])
+        except Exception:  # RecursionError on deeply nested comments, and friends
+            found = []
+    if not any("@" in address for _, address in found):
+        # unreadable or cut at the cap: the last <addr> of the full value still counts
+        bracketed = _ANGLE_ADDR.findall(_last_raw_chars(msg, name))
+        found = [("", bracketed[-1])] if bracketed else found
     return found[:_MAX_ADDRESSES]
 
 
@@ -257,6 +267,13 @@ def _sender(
         except ValidationError:
             pass
     raise HostileMessage("no valid sender address in From, Sender or MAIL FROM", field="from")
+
+
+def _last_raw_chars(msg: Message, name: str) -> str:
+    for key, value in msg.raw_items():
+        if key.lower() == name:
+            return str(value)[-1024:]
+    return ""
 
 
 def _message_id(raw: str) -> str | None:
@@ -389,6 +406,11 @@ class _Body:
         filename = _safe(part.get_filename, None)
         if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
             data = _payload_bytes(part)
+            limit = (
+                self.limits.max_text_chars if ctype == "text/plain" else self.limits.max_html_chars
+            )
+            if len(data) > 4 * limit:  # no charset needs more than 4 bytes a character
+                data = data[: 4 * limit]
             text, _ = decode_bytes(data, _safe(part.get_content_charset, None))
             if ctype == "text/plain":
                 self._add_text(self.plain, text, "text", self.limits.max_text_chars)
@@ -458,7 +480,13 @@ class _Body:
     def html(self) -> str | None:
         if not self.html_parts:
             return None
-        return sanitize_html(self.html_parts[0]) or None
+        source = self.html_parts[0]
+        if html_too_deep(source, self.limits.max_html_depth):
+            self.truncated.add("html: nested too deeply, kept as text only")
+            if not self.plain:
+                self.plain.append(strip_tags(source))
+            return None
+        return sanitize_html(source) or None
 
     @staticmethod
     def received_count(msg: Message) -> int:

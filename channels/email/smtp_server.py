@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 QuarantineFn = Callable[[bytes, str], Awaitable[None]]
 _THREAD_PARSE_BYTES = 256 * 1024  # parse bigger messages off the event loop
+BIG_PARSES = 2  # at most this many of them at once
 
 
 def _clean(text: str) -> str:
@@ -82,6 +83,7 @@ class InboundHandler:
         self.store = store
         self.options = options
         self.quarantine = quarantine
+        self._big_parses = asyncio.Semaphore(BIG_PARSES)
 
     def inbox_for(self, address: str) -> str | None:
         """`support+tag@d` -> the inbox of support@d, else of @d; None when not ours."""
@@ -125,7 +127,10 @@ class InboundHandler:
         }
         try:
             if len(raw) > _THREAD_PARSE_BYTES:
-                parsed = await asyncio.to_thread(parse_message, raw, self.options, **kwargs)
+                # big messages parse off the loop, a few at a time: parsing costs up to
+                # ~10x the message size in memory
+                async with self._big_parses:
+                    parsed = await asyncio.to_thread(parse_message, raw, self.options, **kwargs)
             else:
                 parsed = parse_message(raw, self.options, **kwargs)
         except PayloadTooLarge as exc:

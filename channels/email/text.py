@@ -70,6 +70,36 @@ _URL_SCHEMES = {"http", "https", "mailto", "cid", "tel"}
 _CLEAN_CONTENT = {"script", "style", "title", "head", "template", "noscript", "svg", "math"}
 
 
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,20})[^>]*?(/?)>")
+# no end tag, or one the HTML parser supplies when the next sibling starts
+_NOT_NESTING = frozenset(
+    "area base br col embed hr img input link meta param source track wbr "
+    "p li dt dd tr td th option optgroup thead tbody tfoot colgroup rt rp".split()
+)
+
+
+def html_too_deep(value: str, limit: int) -> bool:
+    """Whether tags nest deeper than `limit` (approximately, erring deep).
+
+    The HTML5 tree builder under nh3 costs O(depth) per tag, so 20,000 unclosed <div>s
+    take seconds: deeper documents are not sanitized but flattened to text.
+    """
+    depth = 0
+    for match in _TAG.finditer(value):
+        if match.group(3) or match.group(2).lower() in _NOT_NESTING:
+            continue
+        depth += -1 if match.group(1) else 1
+        if depth > limit:
+            return True
+        depth = max(depth, 0)
+    return False
+
+
+def strip_tags(value: str) -> str:
+    """Text of HTML we refuse to sanitize (too deep): tags dropped, entities decoded."""
+    return html_to_text(html_lib.escape(html_lib.unescape(_ANY_TAG.sub(" ", value)), quote=False))
+
+
 def sanitize_html(value: str) -> str:
     """nh3 (Ammonia) with its safe default tags, `cid:` images for inline parts, no script."""
     return nh3.clean(
@@ -133,11 +163,15 @@ _MOBILE_SIG = re.compile(
 )
 
 
+_SCAN_LINES = 5000
+
+
 def strip_quotes_and_signature(text: str) -> str:
     """The new part of a reply, for display: cut the quoted history and the signature.
 
     Falls back to the whole text when cutting would leave nothing (a forward, a quote-only
-    message, an unusual layout): better too much than an empty message.
+    message, an unusual layout): better too much than an empty message. Only the first
+    `_SCAN_LINES` lines are searched for a cut (a reply starts at the top).
     """
     lines = text.split("\n")
     cut = len(lines)
@@ -146,7 +180,7 @@ def strip_quotes_and_signature(text: str) -> str:
     for index in range(len(lines) - 1, -1, -1):
         line = lines[index]
         quoted_tail[index] = quoted_tail[index + 1] and (not line.strip() or line.startswith(">"))
-    for index, line in enumerate(lines):
+    for index, line in enumerate(lines[:_SCAN_LINES]):
         if len(line) > 1000:
             continue
         if _ORIGINAL.match(line) or _SIG_DELIM.match(line) or _MOBILE_SIG.match(line):
