@@ -21,7 +21,12 @@ var/secret_key:
 	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))' > $@
 	chmod 600 $@
 
-setup: $(VENV)/.installed var/secret_key
+# the chat widget's socket.io client, pinned in package-lock.json; served locally, no CDN
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed var/secret_key node_modules/.installed
 
 run: setup
 	@OMNIDESK_SECRET_KEY=$$(cat var/secret_key) $(BIN)/omnidesk demo
