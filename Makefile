@@ -32,9 +32,12 @@ run: setup
 	@OMNIDESK_SECRET_KEY=$$(cat var/secret_key) $(BIN)/omnidesk demo
 	@echo ""
 	@echo "omnidesk is starting on the embedded default (SQLite under ./var, no Redis):"
-	@echo "  service:        http://127.0.0.1:8080/"
-	@echo "  health:         http://127.0.0.1:8080/readyz"
-	@echo "  API reference:  http://127.0.0.1:8080/api/v1/openapi.json"
+	@echo "  agent workspace:  http://127.0.0.1:8080/           (sign in as a demo agent above)"
+	@echo "  chat widget demo: http://127.0.0.1:8081/           (a host site on another origin)"
+	@echo "  contact form:     http://127.0.0.1:8080/forms/contact"
+	@echo "  health:           http://127.0.0.1:8080/readyz"
+	@echo "  API reference:    http://127.0.0.1:8080/api/v1/openapi.json"
+	@echo "  inbound SMTP:     127.0.0.1:2525 (when [smtp] is configured)"
 	@echo ""
 	OMNIDESK_SECRET_KEY=$$(cat var/secret_key) $(BIN)/omnidesk serve --migrate
 

@@ -262,7 +262,8 @@ class OutboxWorker:
     ) -> None:
         self.store = store
         self.bus = bus
-        self.senders = dict(senders)
+        # kept, not copied: the composition root adds senders as it wires the channels
+        self.senders = senders
         self.poll_interval = poll_interval
         self.batch = batch
         self._wake = asyncio.Event()

@@ -165,6 +165,8 @@ async def run_roles(config: Config, role: str = "all") -> None:
             log.info(
                 "web listening on %s (public URL %s)", _site_url(site), config.server.public_url
             )
+            for startup in services.parts.startups:
+                await startup()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         reloader = services.parts.reloader

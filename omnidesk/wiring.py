@@ -140,8 +140,6 @@ def build_parts(config: Config, services: Any) -> Parts:
         parts.routes += chat_http.routes()
         chat_sender = WebchatSender(services.sio)
         parts.senders["chat"] = chat_sender
-        # OutboxWorker copies its senders at construction: give it this one directly too
-        services.outbox.senders["chat"] = chat_sender
         if chat.demo_port is not None and chat.demo_widget is not None:
             demo = DemoSite(config.server.host, chat.demo_port, public_url, chat.demo_widget)
             parts.startups.append(demo.start)
