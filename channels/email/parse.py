@@ -102,6 +102,18 @@ def _fetch_cached(pol: EmailPolicy, name: str, value: str) -> Any:
 _POLICY = _CachingPolicy()
 
 
+def _header(name: str, value: str) -> Any:
+    """A parsed header object (immutable); short ones cached, the registry is slow."""
+    if len(value) > 1024:
+        return _POLICY.header_factory(name, value)
+    return _header_cached(name, value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_cached(name: str, value: str) -> Any:
+    return _POLICY.header_factory(name, value)
+
+
 def _parser() -> BytesParser:
     return BytesParser(policy=_POLICY)
 
@@ -224,7 +236,7 @@ def _decoded(msg: Message, name: str, headers: Mapping[str, str], cap: int) -> s
     if raw is None:
         return ""
     try:
-        return str(msg.policy.header_factory(name, raw[:cap]))  # type: ignore[attr-defined]
+        return str(_header(name, raw[:cap]))
     except Exception:
         return raw[:cap]
 
@@ -235,7 +247,7 @@ def _addresses(msg: Message, name: str, headers: Mapping[str, str]) -> list[tupl
         return []
     raw = raw[:8192]
     try:
-        parsed = msg.policy.header_factory(name, raw)  # type: ignore[attr-defined]
+        parsed = _header(name, raw)
         found = [(a.display_name or "", a.addr_spec or "") for a in parsed.addresses]
     except Exception:
         try:

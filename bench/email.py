@@ -1,0 +1,254 @@
+"""Inbound SMTP throughput: our listener (parse + attachment store + ingest) beside a bare
+aiosmtpd handler that keeps the same messages in memory, measured in the same run.
+
+    python bench/email.py [--quick] [--messages N] [--clients K] [--rounds R]
+                          [--ingest package.module:factory]
+
+The load generator is a subprocess (this script with --client) holding K persistent
+aiosmtplib connections to 127.0.0.1; each round sends N messages to the baseline and then
+to our listener, and the median round of each side is reported.
+
+`--ingest` names an async factory `async def factory() -> (ingest, close)` returning an
+`IngestFn` and an async `close()`; the default keeps messages in memory (dedupe on
+external id, like the store). The lead's committing store plugs in there.
+
+Last line: JSON with msgs_per_s, baseline_per_s, ratio.
+"""
+
+# ruff: noqa: E402  (the import path is fixed before the imports, see below)
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named email.py: drop its folder from the import path before anything
+# imports the standard library's `email` package, and put the project root there.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import argparse
+import asyncio
+import importlib
+import itertools
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from channels.email.files import MemoryAttachmentStore
+from channels.email.parse import ParseOptions
+from channels.email.settings import SMTPSettings
+from channels.email.smtp_server import SMTPListener
+from inbox.types import InboundMessage, IngestResult
+
+DOMAIN = "support.example.com"
+RCPT = f"support@{DOMAIN}"
+SECRET = "bench-secret-0123456789abcdef"
+
+IngestFactory = Callable[[], Awaitable[tuple[Any, Callable[[], Awaitable[None]]]]]
+
+
+# --- the messages (built identically in the client process) ----------------------------
+
+
+def build_message(round_id: int, n: int) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"Customer {n} <customer{n % 500}@example.org>"
+    msg["To"] = RCPT
+    msg["Subject"] = f"Order {n}: question about delivery"
+    msg["Message-ID"] = f"<bench-{round_id}-{n}@example.org>"
+    body = (
+        f"Hello,\n\nmy order {n} has not arrived yet. Could you check the status?\n\n"
+        "Thanks,\nA customer\n\nOn Mon, 1 Jan 2024 at 10:00, Support <support@x> wrote:\n"
+        "> We shipped it yesterday.\n"
+    )
+    msg.set_content(body)
+    kind = n % 4
+    if kind in (1, 2):
+        msg.add_alternative(
+            f"<p>Hello,</p><p>my order <b>{n}</b> has not arrived yet.</p>"
+            "<blockquote>We shipped it yesterday.</blockquote>",
+            subtype="html",
+        )
+    if kind == 2:
+        msg.add_attachment(
+            b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8,
+            maintype="image",
+            subtype="png",
+            filename="photo.png",
+        )
+    return msg.as_bytes()
+
+
+# --- servers ----------------------------------------------------------------------------
+
+
+class BareHandler:
+    """The baseline: aiosmtpd storing each message's bytes in memory."""
+
+    def __init__(self) -> None:
+        self.stored: list[bytes] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.stored.append(envelope.content if isinstance(envelope.content, bytes) else b"")
+        return "250 OK"
+
+
+class MemoryIngest:
+    def __init__(self) -> None:
+        self.seen: dict[str, IngestResult] = {}
+        self.ids = itertools.count(1)
+
+    async def __call__(
+        self, msg: InboundMessage, *, cursor: tuple[str, str] | None = None
+    ) -> IngestResult:
+        first = self.seen.get(msg.external_id)
+        if first is not None:
+            return IngestResult(first.message_id, first.conversation_id, first.contact_id, True)
+        result = IngestResult(next(self.ids), 1, 1)
+        self.seen[msg.external_id] = result
+        return result
+
+
+async def memory_factory() -> tuple[MemoryIngest, Callable[[], Awaitable[None]]]:
+    async def close() -> None:
+        return None
+
+    return MemoryIngest(), close
+
+
+def load_factory(spec: str | None) -> IngestFactory:
+    if not spec:
+        return memory_factory
+    module, _, name = spec.partition(":")
+    factory = getattr(importlib.import_module(module), name or "factory")
+    return factory  # type: ignore[no-any-return]
+
+
+# --- load generator (subprocess) --------------------------------------------------------
+
+
+async def client_main(port: int, round_id: int, count: int, conns: int) -> None:
+    import aiosmtplib
+
+    messages = [build_message(round_id, n) for n in range(count)]
+    shares = [messages[i::conns] for i in range(conns)]
+    failures = 0
+
+    async def worker(share: list[bytes]) -> None:
+        nonlocal failures
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60) as smtp:
+            for raw in share:
+                try:
+                    await smtp.sendmail("customer@example.org", [RCPT], raw)
+                except aiosmtplib.SMTPException:
+                    failures += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(share) for share in shares))
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"elapsed": elapsed, "sent": count - failures, "failures": failures}))
+
+
+async def drive(port: int, round_id: int, count: int, conns: int) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--client",
+        str(port),
+        str(round_id),
+        str(count),
+        str(conns),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed with {proc.returncode}")
+    return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    bare = BareHandler()
+    baseline = await loop.create_server(
+        lambda: SMTP(bare, hostname="bench.local", data_size_limit=25 * 1024 * 1024),
+        "127.0.0.1",
+        0,
+    )
+    ingest, close = await load_factory(args.ingest)()
+    settings = SMTPSettings(
+        host="127.0.0.1",
+        port=0,
+        hostname="bench.local",
+        max_connections=1000,
+        recipients={RCPT: "support"},
+    )
+    options = ParseOptions(token_secret=SECRET, reply_domain=DOMAIN)
+    ours = SMTPListener(settings, ingest, MemoryAttachmentStore(), options)
+    await ours.start()
+    base_port = baseline.sockets[0].getsockname()[1]
+    rows: list[tuple[int, float, float]] = []
+    try:
+        round_ids = itertools.count(1)
+        # warm-up (not counted): imports, caches, the first connections
+        await drive(base_port, next(round_ids), min(200, args.messages), args.clients)
+        await drive(ours.port, next(round_ids), min(200, args.messages), args.clients)
+        for r in range(args.rounds):
+            b = await drive(base_port, next(round_ids), args.messages, args.clients)
+            o = await drive(ours.port, next(round_ids), args.messages, args.clients)
+            if b["failures"] or o["failures"]:
+                print(f"round {r + 1}: failures baseline={b['failures']} ours={o['failures']}")
+            rows.append((r + 1, b["sent"] / b["elapsed"], o["sent"] / o["elapsed"]))
+    finally:
+        await ours.stop()
+        baseline.close()
+        await baseline.wait_closed()
+        await close()
+
+    print(f"{'round':>5}  {'baseline msg/s':>15}  {'omnidesk msg/s':>15}  {'ratio':>6}")
+    for r, b_rate, o_rate in rows:
+        print(f"{r:>5}  {b_rate:>15.0f}  {o_rate:>15.0f}  {o_rate / b_rate:>6.2f}")
+    base_rate = statistics.median(b for _, b, _ in rows)
+    our_rate = statistics.median(o for _, _, o in rows)
+    print(
+        f"median over {args.rounds} rounds of {args.messages} messages, "
+        f"{args.clients} persistent connections: baseline {base_rate:.0f}/s, ours {our_rate:.0f}/s"
+    )
+    return {
+        "msgs_per_s": round(our_rate, 1),
+        "baseline_per_s": round(base_rate, 1),
+        "ratio": round(our_rate / base_rate, 3),
+        "messages": args.messages,
+        "clients": args.clients,
+        "rounds": args.rounds,
+    }
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        port, round_id, count, conns = map(int, sys.argv[2:6])
+        asyncio.run(client_main(port, round_id, count, conns))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts, under 60 s")
+    parser.add_argument("--messages", type=int, help="messages per side per round")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent SMTP connections")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (median reported)")
+    parser.add_argument("--ingest", help="package.module:factory for the ingest function")
+    args = parser.parse_args()
+    args.messages = args.messages or (800 if args.quick else 5000)
+    args.rounds = args.rounds or (3 if args.quick else 5)
+    result = asyncio.run(run(args))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
