@@ -125,7 +125,7 @@ class MemoryBus(EventBus):
 class RedisBus(EventBus):
     """Events across processes over Redis pub/sub."""
 
-    def __init__(self, url: str, channel: str = "omnidesk:events") -> None:
+    def __init__(self, url: str, channel: str | None = None) -> None:
         super().__init__()
         try:
             import redis.asyncio as aioredis
@@ -134,7 +134,10 @@ class RedisBus(EventBus):
                 "the Redis event bus needs the redis package: pip install redis"
             ) from exc
         self._redis: Any = aioredis.Redis.from_url(url)
-        self._channel = channel
+        # pub/sub channels are server-wide, not per database: name the database in it so
+        # two deployments sharing one Redis server do not hear each other
+        db = self._redis.connection_pool.connection_kwargs.get("db", 0)
+        self._channel = channel or f"omnidesk:{db}:events"
         self._published = 0
         self._seen = 0
 
