@@ -17,11 +17,22 @@ def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
 
 
 def _id_param(name: str = "id") -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
 
 
 def _json_body(schema: str) -> dict[str, Any]:
@@ -60,11 +71,18 @@ PATHS: dict[str, dict[str, Any]] = {
             "Idempotency-Key (or external_id) returns the first result with duplicate=true.",
             "security": [{"bearer": []}],
             "parameters": [
-                {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}}
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 255},
+                }
             ],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InboundMessage"}}},
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/InboundMessage"}}
+                },
             },
             "responses": {
                 "201": _ok("IngestResult", "Stored"),
@@ -81,11 +99,23 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "List conversations, newest activity first",
             "security": [{"bearer": []}],
             "parameters": [
-                _query("status", {"type": "string", "enum": ["open", "pending", "resolved", "closed"]}, "filter"),
-                _query("channel", {"type": "string", "enum": ["email", "chat", "sms", "form", "api"]}, "filter"),
+                _query(
+                    "status",
+                    {"type": "string", "enum": ["open", "pending", "resolved", "closed"]},
+                    "filter",
+                ),
+                _query(
+                    "channel",
+                    {"type": "string", "enum": ["email", "chat", "sms", "form", "api"]},
+                    "filter",
+                ),
                 _query("assignee", {"type": "string"}, "agent id, or 'none' for unassigned"),
                 _query("inbox", {"type": "string"}, "filter"),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "page size"),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    "page size",
+                ),
                 _query("cursor", {"type": "string"}, "next_cursor from the previous page"),
             ],
             "responses": {"200": _ok("ConversationPage"), "400": _ERROR, "401": _ERROR},
@@ -112,7 +142,11 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "Waiting conversations in routing order (priority, requeued first, longest wait)",
             "security": [{"bearer": []}],
             "parameters": [
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "rows")
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                    "rows",
+                )
             ],
             "responses": {"200": _ok("Queue"), "400": _ERROR, "401": _ERROR},
         }
@@ -131,7 +165,12 @@ PATHS: dict[str, dict[str, Any]] = {
             "security": [{"bearer": []}],
             "parameters": [_id_param()],
             "requestBody": _json_body("PresenceChange"),
-            "responses": {"200": _ok("PresenceChange"), "400": _ERROR, "401": _ERROR, "404": _ERROR},
+            "responses": {
+                "200": _ok("PresenceChange"),
+                "400": _ERROR,
+                "401": _ERROR,
+                "404": _ERROR,
+            },
         }
     },
     "/api/v1/conversations/{id}/assign": _move(
@@ -153,7 +192,10 @@ PATHS: dict[str, dict[str, Any]] = {
         }
     },
     "/api/v1/openapi.json": {
-        "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3 document"}}}
+        "get": {
+            "summary": "This document",
+            "responses": {"200": {"description": "OpenAPI 3 document"}},
+        }
     },
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
     "/readyz": {
@@ -184,9 +226,16 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["sender", "text"],
         "properties": {
-            "channel": {"type": "string", "enum": ["api", "email", "chat", "sms", "form"], "default": "api"},
+            "channel": {
+                "type": "string",
+                "enum": ["api", "email", "chat", "sms", "form"],
+                "default": "api",
+            },
             "external_id": {"type": "string", "maxLength": 500},
-            "sender": {"type": "string", "description": "email address, phone number or external user id"},
+            "sender": {
+                "type": "string",
+                "description": "email address, phone number or external user id",
+            },
             "name": _STR,
             "subject": _STR,
             "text": _STR,
@@ -257,7 +306,9 @@ SCHEMAS: dict[str, Any] = {
             {"$ref": "#/components/schemas/Conversation"},
             {
                 "type": "object",
-                "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}},
+                "properties": {
+                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}
+                },
             },
         ]
     },
@@ -317,7 +368,10 @@ SCHEMAS: dict[str, Any] = {
     "AssignRequest": {
         "type": "object",
         "required": ["agent_id"],
-        "properties": {"agent_id": {"type": "integer"}, "force": {"type": "boolean", "default": False}},
+        "properties": {
+            "agent_id": {"type": "integer"},
+            "force": {"type": "boolean", "default": False},
+        },
     },
     "TransferRequest": {
         "type": "object",
@@ -340,7 +394,10 @@ SCHEMAS: dict[str, Any] = {
             "tags": {"type": "array", "items": _STR},
             "merged_into": {"type": "integer", "nullable": True},
             "created_at": _TIME,
-            "conversations": {"type": "array", "items": {"$ref": "#/components/schemas/Conversation"}},
+            "conversations": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Conversation"},
+            },
         },
     },
 }
@@ -356,7 +413,9 @@ def document(app: web.Application | None = None) -> dict[str, Any]:
             "responses": {
                 "Error": {
                     "description": "Error",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
                 }
             },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

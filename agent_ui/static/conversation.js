@@ -74,7 +74,8 @@ timeline.scrollTop = timeline.scrollHeight;
 
 // -- live -------------------------------------------------------------------------------
 if (socket) {
-  const join = () => socket.emit("view", { conversation_id: cid });
+  // on every (re)connect: join the room and re-read what may have changed meanwhile
+  const join = () => { socket.emit("view", { conversation_id: cid }); refresh(); };
   socket.on("connect", join);
   if (socket.connected) join();
   socket.on("event", (e) => { if (e.conversation_id === cid || e.name === "conversation.updated") refresh(); });

@@ -50,7 +50,7 @@ function render(data) {
   for (const r of data.waiting) frag.append(waitingRow(r));
   waitingBody.replaceChildren(frag);
   document.getElementById("waiting-count").textContent = data.waiting.length;
-  document.getElementById("waiting-empty")?.remove();
+  document.getElementById("waiting-empty").hidden = data.waiting.length > 0;
   const mine = document.createDocumentFragment();
   for (const r of data.mine) mine.append(mineItem(r));
   if (!data.mine.length) mine.append(el("li", { class: "empty" }, "Nothing assigned to you right now."));

@@ -215,3 +215,60 @@ async def desk(tmp_path, aiohttp_client):
         yield d
     finally:
         await services.close()
+
+
+class Recorder:
+    """An email sender that records what it would send: a channel adapter like any other."""
+
+    channel = "email"
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send(self, item: Any) -> str:
+        self.sent.append(item)
+        return f"recorded-{item.message_id}"
+
+
+@pytest.fixture
+async def live(tmp_path):
+    """The service on a real port, the router and delivery worker running, and Chromium."""
+    from tests.agent_ui.browser import ARGS, CHROMIUM, free_port, require_chromium
+
+    require_chromium()
+    from aiohttp import web
+    from playwright.async_api import async_playwright
+
+    from omnidesk.app import make_web_app
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    _config, services = await build_desk(tmp_path, port=port, public_url=base)
+    app = make_web_app(services)
+    beacons: list[str] = []
+
+    async def beacon(request):
+        beacons.append(str(request.rel_url))
+        return web.Response(text="")
+
+    app.router.add_route("*", "/xss-beacon", beacon)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    recorder = Recorder()
+    services.outbox.senders["email"] = recorder
+    services.outbox.start()
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    d = Desk(None, services)
+    d.people = await add_people(services)
+    d.base, d.browser, d.beacons, d.recorder = base, browser, beacons, recorder
+    try:
+        yield d
+    finally:
+        await browser.close()
+        await pw.stop()
+        await services.outbox.stop()
+        await runner.cleanup()
+        await services.close()
