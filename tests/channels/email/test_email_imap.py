@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import grp
 import imaplib
 import os
 import shutil
@@ -70,9 +71,13 @@ def _config(root: Path, port: int) -> str:
         users = "uid=dovecot gid=dovecot"
         accounts = ""
     else:
-        me = getpass.getuser()
+        # unprivileged (CI): every dovecot process runs as us
+        me, group = getpass.getuser(), grp.getgrgid(os.getgid()).gr_name
         users = f"uid={os.getuid()} gid={os.getgid()}"
-        accounts = f"default_internal_user = {me}\ndefault_login_user = {me}\n"
+        accounts = (
+            f"default_internal_user = {me}\ndefault_login_user = {me}\n"
+            f"default_internal_group = {group}\n"
+        )
     return f"""
 base_dir = {root}/run
 state_dir = {root}/state
