@@ -15,6 +15,7 @@ mailbox so /readyz can show one broken mailbox while the others keep running.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import random
@@ -111,6 +112,9 @@ class IMAPPoller:
         self.ingest = ingest
         self.get_cursor = get_cursor
         self.store = store
+        if options.limits.max_bytes != mailbox.max_message_bytes:
+            limits = dataclasses.replace(options.limits, max_bytes=mailbox.max_message_bytes)
+            options = dataclasses.replace(options, limits=limits)
         self.options = options
         self.ssl_context = ssl_context
         self.backoff_base = backoff_base

@@ -1,0 +1,88 @@
+"""The email adapter as the composition root sees it: one object to start, stop, send
+through and ask for health, built from the settings and the pipeline's callables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.email.compose import Composer
+from channels.email.files import StoreFn
+from channels.email.imap import GetCursor, IMAPPoller
+from channels.email.parse import ParseOptions
+from channels.email.sender import SMTPSender
+from channels.email.settings import EmailChannelSettings
+from channels.email.smtp_server import QuarantineFn, SMTPListener
+from inbox.ports import IngestFn, Outbound
+
+
+class EmailChannel:
+    """SMTP listener + IMAP pollers (inbound) and the SMTP sender (outbound).
+
+    `ingest` is `inbox.ingest` (returns after commit), `store` puts attachment bytes in the
+    file store and returns the key, `get_cursor("imap:<mailbox>")` reads the position the
+    store recorded with the last ingested message. Roles: `smtp=False` / `imap=False`
+    leave that half to another process.
+    """
+
+    channel = "email"
+
+    def __init__(
+        self,
+        settings: EmailChannelSettings,
+        secret: str,
+        ingest: IngestFn,
+        *,
+        store: StoreFn | None,
+        get_cursor: GetCursor,
+        quarantine: QuarantineFn | None = None,
+        smtp: bool = True,
+        imap: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.composer = Composer(settings.email, secret)
+        self.options = ParseOptions(
+            limits=settings.email.limits,
+            token_secret=secret,
+            reply_local=settings.email.reply_local,
+            reply_domain=settings.email.domain,
+            instance=self.composer.instance,
+        )
+        self.sender = SMTPSender(settings.email.relay, self.composer)
+        self.listener: SMTPListener | None = None
+        if smtp and settings.smtp.enabled:
+            self.listener = SMTPListener(
+                settings.smtp, ingest, store, self.options, quarantine=quarantine
+            )
+        self.pollers = [
+            IMAPPoller(box, ingest, get_cursor, store, self.options)
+            for box in (settings.mailboxes if imap else ())
+        ]
+
+    async def start(self) -> None:
+        if self.listener is not None:
+            await self.listener.start()
+        for poller in self.pollers:
+            await poller.start()
+
+    async def stop(self) -> None:
+        for poller in self.pollers:
+            await poller.stop()
+        if self.listener is not None:
+            await self.listener.stop()
+
+    async def send(self, item: Outbound) -> str:
+        return await self.sender.send(item)
+
+    def health(self) -> dict[str, Any]:
+        """For /readyz: healthy unless a mailbox is failing; each mailbox reported."""
+        mailboxes = [poller.health() for poller in self.pollers]
+        return {
+            "healthy": all(box["healthy"] for box in mailboxes),
+            "smtp": None
+            if self.listener is None
+            else {
+                "port": self.listener.port,
+                "connections": self.listener.connections,
+            },
+            "mailboxes": mailboxes,
+        }
