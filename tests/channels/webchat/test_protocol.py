@@ -87,10 +87,14 @@ async def test_returning_visitor_sees_history_and_agent_replies_live(chat_servic
         and live["text"].startswith("On its way")
     )
     assert stranger.pushed() == []  # another visitor's room
-    status = rows(
-        chat_service.db, "SELECT delivery_status, provider_id FROM messages WHERE id=?", reply_id
-    )
-    assert status == [("sent", f"webchat:{reply_id}")]
+    # the emit happens inside the send; the outbox records the result right after it
+    def status():
+        return rows(
+            chat_service.db, "SELECT delivery_status, provider_id FROM messages WHERE id=?", reply_id
+        )
+
+    await wait_for(lambda: status()[0][0] != "queued")
+    assert status() == [("sent", f"webchat:{reply_id}")]
 
     # a returning visitor (same token, new page) gets the whole history, in order
     await visitor.sio.disconnect()
