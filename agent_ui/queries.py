@@ -6,6 +6,7 @@ row an agent may not see is never loaded, let alone rendered.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,14 @@ class Row:
     contact_name: str | None
     since: datetime | None  # waiting since (queue) or last message (mine)
     assignee_id: int | None
+
+    @property
+    def sig(self) -> str:
+        """The same string queue.js computes, so the first live render keeps these rows."""
+        since = self.since.isoformat() if self.since else None
+        values = [self.priority, self.channel, self.contact_name, self.subject,
+                  list(self.skills), self.inbox, since]  # fmt: skip
+        return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
 
     def json(self) -> dict[str, Any]:
         return {

@@ -82,7 +82,7 @@ async def queue_json(request: web.Request) -> web.Response:
     ws = request.app[WS_KEY]
     session = await require_session(request)
     data = await _queue_data(ws, session)
-    return web.json_response(
+    response = web.json_response(
         {
             "mine": [r.json() for r in data["mine"]],
             "waiting": [r.json() for r in data["waiting"]],
@@ -91,6 +91,8 @@ async def queue_json(request: web.Request) -> web.Response:
             "now": datetime.now(UTC).isoformat(),
         }
     )
+    response.enable_compression()
+    return response
 
 
 # -- conversation ------------------------------------------------------------------------

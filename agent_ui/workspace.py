@@ -48,6 +48,7 @@ class Workspace:
         response = web.Response(text=html, content_type="text/html", status=status)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["Cache-Control"] = "no-store"
+        response.enable_compression()
         return response
 
 

@@ -11,8 +11,10 @@ let skew = 0;  // server clock minus ours, in ms
 function badge(channel) { return el("span", { class: `badge ch-${channel}` }, channel); }
 function pri(priority) { return el("span", { class: `pri pri-${priority}` }, priority); }
 
+function signature(r) { return JSON.stringify([r.priority, r.channel, r.contact_name, r.subject, r.skills, r.inbox, r.since]); }
+
 function waitingRow(r) {
-  const tr = el("tr", { dataset: { id: r.id, since: r.since || "", priority: r.priority } });
+  const tr = el("tr", { dataset: { id: r.id, since: r.since || "", priority: r.priority, sig: signature(r) } });
   const name = el("td");
   name.append(el("a", { href: `/conversations/${r.id}` }, r.contact_name || "Unknown customer"));
   const skills = el("td");
@@ -46,9 +48,19 @@ function agentRow(a) {
 
 function render(data) {
   skew = Date.parse(data.now) - Date.now();
-  const frag = document.createDocumentFragment();
-  for (const r of data.waiting) frag.append(waitingRow(r));
-  waitingBody.replaceChildren(frag);
+  // keyed: rows whose data did not change are kept (no rebuild, no re-measure of their text)
+  const old = new Map([...waitingBody.rows].map((tr) => [tr.dataset.id, tr]));
+  const rows = data.waiting.map((r) => {
+    const kept = old.get(String(r.id));
+    return kept && kept.dataset.sig === signature(r) ? kept : waitingRow(r);
+  });
+  let cursor = waitingBody.firstElementChild;
+  for (const tr of rows) {
+    if (tr === cursor) { cursor = cursor.nextElementSibling; continue; }
+    waitingBody.insertBefore(tr, cursor);
+  }
+  while (cursor) { const next = cursor.nextElementSibling; cursor.remove(); cursor = next; }
+  for (const tr of rows) visibility.observe(tr);
   document.getElementById("waiting-count").textContent = data.waiting.length;
   document.getElementById("waiting-empty").hidden = data.waiting.length > 0;
   const mine = document.createDocumentFragment();
@@ -65,21 +77,37 @@ function render(data) {
   document.body.dataset.updated = String(Date.now());
 }
 
-// wait times and SLA countdowns, once a second, text only
+// wait times and SLA countdowns, once a second, text only, and only for rows on screen:
+// with 1,000 rows waiting, touching every cell each second would re-lay out the table
+const visible = new Set();
+const visibility = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (e.isIntersecting) { visible.add(e.target); update(e.target, Date.now() + skew); } else visible.delete(e.target);
+  }
+}, { root: document.querySelector(".table-wrap"), rootMargin: "200px" });
+for (const tr of waitingBody.rows) visibility.observe(tr);
+
 function tick() {
   const now = Date.now() + skew;
-  for (const tr of waitingBody.rows) {
+  for (const tr of visible) { if (tr.isConnected) update(tr, now); else visible.delete(tr); }
+}
+
+function setText(cell, text) { if (cell.textContent !== text) cell.textContent = text; }
+
+function update(tr, now) {
+  {
     const since = Date.parse(tr.dataset.since);
-    if (Number.isNaN(since)) continue;
+    if (Number.isNaN(since)) return;
     const waited = (now - since) / 1000;
-    tr.cells[6].textContent = formatSeconds(waited);
+    setText(tr.cells[6], formatSeconds(waited));
     const target = sla[tr.dataset.priority];
     const cell = tr.cells[7];
-    if (!target) { if (cell.textContent !== "—") cell.textContent = "—"; continue; }
+    if (!target) { setText(cell, "—"); return; }
     const left = target - waited;
     const late = left < 0;
-    cell.textContent = late ? `late ${Math.floor(-left / 60)}m` : formatSeconds(left);
-    cell.className = late ? "sla-cell sla late" : left < 60 ? "sla-cell sla soon" : "sla-cell sla ok";
+    setText(cell, late ? `late ${Math.floor(-left / 60)}m` : formatSeconds(left));
+    const cls = late ? "sla-cell sla late" : left < 60 ? "sla-cell sla soon" : "sla-cell sla ok";
+    if (cell.className !== cls) cell.className = cls;
   }
 }
 

@@ -14,8 +14,14 @@ import pytest
 from tests.conftest import IN_CI
 
 CHROMIUM = os.environ.get("OMNIDESK_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 # injected before any page script: records CSP violations where the test can read them
@@ -49,7 +55,10 @@ class Watch:
         self.console: list[str] = []
         self.errors: list[str] = []
         page.on("dialog", self._dialog)
-        page.on("console", lambda m: self.console.append(m.text) if m.type in ("error", "warning") else None)
+        page.on(
+            "console",
+            lambda m: self.console.append(m.text) if m.type in ("error", "warning") else None,
+        )
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
     async def _dialog(self, dialog: Any) -> None:
@@ -57,7 +66,11 @@ class Watch:
         await dialog.dismiss()
 
     def csp_console(self) -> list[str]:
-        return [m for m in self.console if "Content Security Policy" in m or "Content-Security-Policy" in m]
+        return [
+            m
+            for m in self.console
+            if "Content Security Policy" in m or "Content-Security-Policy" in m
+        ]
 
 
 async def sign_in_page(page: Any, base: str, email: str, password: str) -> None:

@@ -27,9 +27,18 @@ async def _agent(live, name, email, skills):
     from agent_ui.passwords import hash_password
 
     hashed = hash_password(PASSWORD)
-    return await live.store.write(lambda c: add_agent(
-        c, name=name, email=email, role=Role.AGENT, skills=skills, capacity=CAPACITY,
-        teams=["inbox-a"], password_hash=hashed))
+    return await live.store.write(
+        lambda c: add_agent(
+            c,
+            name=name,
+            email=email,
+            role=Role.AGENT,
+            skills=skills,
+            capacity=CAPACITY,
+            teams=["inbox-a"],
+            password_hash=hashed,
+        )
+    )
 
 
 async def _browser_for(live, email):
@@ -63,7 +72,7 @@ async def _set_presence(page, value):
 async def test_two_agents_work_the_queue_live(live):
     ARTIFACTS.mkdir(exist_ok=True)
     ann = await _agent(live, "Ann Billing", "ann.billing@a.test", {"billing": 8, "english": 9})
-    tom = await _agent(live, "Tom Technical", "tom.tech@a.test", {"technical": 9, "english": 7})
+    await _agent(live, "Tom Technical", "tom.tech@a.test", {"technical": 9, "english": 7})
     token = await live.store.write(lambda c: create_token(c, "e2e"))
 
     ann_ctx, ann_page, ann_watch = await _browser_for(live, "ann.billing@a.test")
@@ -74,17 +83,34 @@ async def test_two_agents_work_the_queue_live(live):
 
     # an API message needing billing: lands with Ann, live
     async with aiohttp.ClientSession() as http:
-        resp = await http.post(f"{live.base}/api/v1/messages", headers={"Authorization": f"Bearer {token}"},
-                               json={"sender": "carla@example.com", "name": "Carla Jones",
-                                     "subject": "Double charge on my invoice", "inbox": "inbox-a",
-                                     "channel": "email", "skills": ["billing"],
-                                     "text": "I was charged twice for order 1042. Please refund one."})
+        resp = await http.post(
+            f"{live.base}/api/v1/messages",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "sender": "carla@example.com",
+                "name": "Carla Jones",
+                "subject": "Double charge on my invoice",
+                "inbox": "inbox-a",
+                "channel": "email",
+                "skills": ["billing"],
+                "text": "I was charged twice for order 1042. Please refund one.",
+            },
+        )
         assert resp.status == 201, await resp.text()
         billing = (await resp.json())["conversation_id"]
     # a chat message needing technical: lands with Tom, live
-    chat = await live.services.ingest(InboundMessage(
-        channel=Channel.CHAT, external_id="chat-1", sender="visitor-7f3a", text="The app crashes when I log in",
-        received_at=datetime.now(UTC), display_name="Dev Visitor", inbox="inbox-a", skills=("technical",)))
+    chat = await live.services.ingest(
+        InboundMessage(
+            channel=Channel.CHAT,
+            external_id="chat-1",
+            sender="visitor-7f3a",
+            text="The app crashes when I log in",
+            received_at=datetime.now(UTC),
+            display_name="Dev Visitor",
+            inbox="inbox-a",
+            skills=("technical",),
+        )
+    )
     await live.settle()
     await ann_page.wait_for_selector(f'#mine li[data-id="{billing}"]', timeout=10_000)
     await tom_page.wait_for_selector(f'#mine li[data-id="{chat.conversation_id}"]', timeout=10_000)
@@ -99,7 +125,9 @@ async def test_two_agents_work_the_queue_live(live):
     await ann_page.fill("#reply-text", "/gree")
     await ann_page.wait_for_selector("#canned-menu:not([hidden])")
     await ann_page.keyboard.press("Enter")
-    assert (await ann_page.input_value("#reply-text")).startswith("Hello Carla Jones, this is Ann Billing.")
+    assert (await ann_page.input_value("#reply-text")).startswith(
+        "Hello Carla Jones, this is Ann Billing."
+    )
     await ann_page.fill("#reply-text", "Sorry about that, Carla: the second charge is refunded.")
     await ann_page.keyboard.press("Control+Enter")
     for _ in range(100):
@@ -107,7 +135,11 @@ async def test_two_agents_work_the_queue_live(live):
             break
         await asyncio.sleep(0.1)
     assert [(o.to, o.text, o.subject) for o in live.recorder.sent] == [
-        ("carla@example.com", "Sorry about that, Carla: the second charge is refunded.", "Re: Double charge on my invoice")
+        (
+            "carla@example.com",
+            "Sorry about that, Carla: the second charge is refunded.",
+            "Re: Double charge on my invoice",
+        )
     ]
     await ann_page.wait_for_selector("#timeline .msg.outbound .status.st-sent", timeout=10_000)
     # a private note is shown, never delivered
@@ -149,26 +181,45 @@ async def test_two_agents_work_the_queue_live(live):
     await tom_page.fill("#transfer-skills", "billing")
     await tom_page.click("#transfer-form button[type=submit]")
     await queue_ann.wait_for_selector(f'#mine li[data-id="{chat.conversation_id}"]', timeout=10_000)
-    await queue_tom.wait_for_selector(f'#mine li[data-id="{chat.conversation_id}"]', state="detached", timeout=10_000)
+    await queue_tom.wait_for_selector(
+        f'#mine li[data-id="{chat.conversation_id}"]', state="detached", timeout=10_000
+    )
     await until(lambda: _has(tom_page, "#conv-assignee", "Ann Billing"))
 
     # Tom goes away: a new technical conversation waits instead of landing with him
     await _set_presence(queue_tom, "away")
     await live.settle()
-    later = await live.services.ingest(InboundMessage(
-        channel=Channel.CHAT, external_id="chat-2", sender="visitor-99", text="Still crashing",
-        received_at=datetime.now(UTC), display_name="Second Visitor", inbox="inbox-a", skills=("technical",)))
+    later = await live.services.ingest(
+        InboundMessage(
+            channel=Channel.CHAT,
+            external_id="chat-2",
+            sender="visitor-99",
+            text="Still crashing",
+            received_at=datetime.now(UTC),
+            display_name="Second Visitor",
+            inbox="inbox-a",
+            skills=("technical",),
+        )
+    )
     await live.settle()
-    await queue_tom.wait_for_selector(f'#waiting tr[data-id="{later.conversation_id}"]', timeout=10_000)
+    await queue_tom.wait_for_selector(
+        f'#waiting tr[data-id="{later.conversation_id}"]', timeout=10_000
+    )
     await asyncio.sleep(0.5)
     assert await queue_tom.locator(f'#mine li[data-id="{later.conversation_id}"]').count() == 0
-    assignee = await live.store.read(lambda c: c.execute(
-        __import__("sqlalchemy").text("SELECT assignee_id FROM conversations WHERE id = :i"), {"i": later.conversation_id}).scalar())
+    assignee = await live.store.read(
+        lambda c: c.execute(
+            __import__("sqlalchemy").text("SELECT assignee_id FROM conversations WHERE id = :i"),
+            {"i": later.conversation_id},
+        ).scalar()
+    )
     assert assignee is None
     # back online: the router gives it to him, live
     await _set_presence(queue_tom, "online")
     await live.settle()
-    await queue_tom.wait_for_selector(f'#mine li[data-id="{later.conversation_id}"]', timeout=10_000)
+    await queue_tom.wait_for_selector(
+        f'#mine li[data-id="{later.conversation_id}"]', timeout=10_000
+    )
 
     # a supervisor's queue: all agents with presence and load; also at tablet width
     sup_ctx, sup_page, sup_watch = await _browser_for(live, "sue@sup.test")

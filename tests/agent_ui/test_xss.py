@@ -30,8 +30,8 @@ PAYLOADS = [
     f'<meta http-equiv="refresh" content="0;url={B}?meta">',
     f'<object data="{B}?object"></object>',
     f'<embed src="{B}?embed">',
-    f'<video><source onerror="fetch(\'{B}?video\')"></video>',
-    f'<audio src=x onerror="new Image().src=\'{B}?audio\'">',
+    f"<video><source onerror=\"fetch('{B}?video')\"></video>",
+    f"<audio src=x onerror=\"new Image().src='{B}?audio'\">",
     "<details open ontoggle=alert(9)>",
     "<input autofocus onfocus=alert(10)>",
     "<select autofocus onfocus=alert(11)>",
@@ -47,7 +47,7 @@ PAYLOADS = [
     f'<div style="background:url({B}?inline-style)">x</div>',
     f'<base href="{B}?base/">',
     "<math><mtext><table><mglyph><style><img src=x onerror=alert(20)>",
-    "<noscript><p title=\"</noscript><img src=x onerror=alert(21)>\">",
+    '<noscript><p title="</noscript><img src=x onerror=alert(21)>">',
     "<svg><animate onbegin=alert(22) attributeName=x dur=1s>",
     '<form action="javascript:alert(23)"><button>go</button></form>',
     f'<img srcset="{B}?srcset 1x">',
@@ -64,14 +64,14 @@ PAYLOADS = [
     '<svg><use href="data:image/svg+xml,<svg id=x xmlns=%22http://www.w3.org/2000/svg%22><image href=1 onerror=alert(31) /></svg>#x"></use></svg>',
     "<xss id=x tabindex=1 onfocusin=alert(32)></xss>",
     "<marquee onstart=alert(33)>",
-    '<isindex type=image src=1 onerror=alert(34)>',
+    "<isindex type=image src=1 onerror=alert(34)>",
     "\u202e<script>alert(35)</script>",
     "\"'><img src=x onerror=alert(36)>.pdf",
     "../../etc/passwd<img src=x onerror=alert(37)>",
     f"<img src=x onerror=\"navigator.sendBeacon('{B}?beacon')\">",
     f"<script src={B}?script></script>",
     "<template><img src=x onerror=alert(38)></template>",
-    f"<svg><image href=\"{B}?svgimage\"/></svg>",
+    f'<svg><image href="{B}?svgimage"/></svg>',
 ]
 
 
@@ -86,9 +86,14 @@ async def test_hostile_customer_input_never_runs_in_the_agent_ui(live):
     convs = []
     for i, payload in enumerate(PAYLOADS):
         msg = InboundMessage(
-            channel=Channel.EMAIL, external_id=f"xss-{i}", sender=f"xss{i}@example.com",
-            text=payload, received_at=datetime.now(UTC), display_name=payload[:200],
-            subject=payload, inbox="inbox-a" if i % 2 else "inbox-b",
+            channel=Channel.EMAIL,
+            external_id=f"xss-{i}",
+            sender=f"xss{i}@example.com",
+            text=payload,
+            received_at=datetime.now(UTC),
+            display_name=payload[:200],
+            subject=payload,
+            inbox="inbox-a" if i % 2 else "inbox-b",
             attachments=(Attachment(payload[:200], "text/html", 11, storage_key=key),),
         )
         result = await live.services.ingest(msg)
@@ -111,13 +116,18 @@ async def test_hostile_customer_input_never_runs_in_the_agent_ui(live):
 
     for cid, contact_id, payload in convs:
         await page.goto(f"{live.base}/conversations/{cid}")
-        await page.wait_for_selector("body[data-updated]")  # the live (JSON, textContent) render ran
+        await page.wait_for_selector(
+            "body[data-updated]"
+        )  # the live (JSON, textContent) render ran
         assert await page.locator("#timeline .msg-text").first.text_content() == payload
         assert await page.locator("#timeline .attachments a").first.text_content() == payload[:200]
         violations += await page.evaluate("window.__violations")
         await page.goto(f"{live.base}/contacts/{contact_id}")
         await page.wait_for_selector("body[data-ready='1']")
-        assert await page.locator("h1").first.text_content() == f"{payload[:200]} contact #{contact_id}"
+        assert (
+            await page.locator("h1").first.text_content()
+            == f"{payload[:200]} contact #{contact_id}"
+        )
         violations += await page.evaluate("window.__violations")
 
     assert watch.dialogs == []
