@@ -105,7 +105,7 @@ function update(tr, now) {
     if (!target) { setText(cell, "—"); return; }
     const left = target - waited;
     const late = left < 0;
-    setText(cell, late ? `late ${Math.floor(-left / 60)}m` : formatSeconds(left));
+    setText(cell, late ? `late ${formatSeconds(-left)}` : formatSeconds(left));
     const cls = late ? "sla-cell sla late" : left < 60 ? "sla-cell sla soon" : "sla-cell sla ok";
     if (cell.className !== cls) cell.className = cls;
   }
