@@ -164,6 +164,9 @@ def check_sections(config: Config) -> None:
         from channels.webchat import read_webchat_settings
 
         read_webchat_settings(config.section("webchat"), inboxes=config.inboxes)
+    from agent_ui.settings import read_ui_settings
+
+    read_ui_settings(config)
 
 
 # --- routing (issue 3): settings, the router service ---------------------------------------

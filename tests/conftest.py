@@ -61,7 +61,10 @@ def postgres_url() -> str:
 
 # -- stores ------------------------------------------------------------------------------
 
-_TABLES = "outbox, assignments, messages, conversations, identities, contacts, agents, api_tokens, cursors"
+_TABLES = (
+    "outbox, assignments, messages, conversations, identities, contacts, agent_sessions, "
+    "login_failures, agents, api_tokens, cursors"
+)
 
 
 @pytest.fixture(scope="session")
