@@ -159,6 +159,13 @@ CASES: dict[str, Callable[[], bytes]] = {
         + b"X-P: v\r\n" * 5000
         + b"\r\nx\r\n--q--\r\n"
     ),
+    "whitespace runs in From": lambda: (
+        b"From: "
+        + b" " * 250
+        + b"a"
+        + b" \t" * 130
+        + b"<a@evil.example\r\nMessage-ID: <w@e>\r\n\r\nx\r\n"
+    ),
     "comment nesting in From": lambda: (
         b"From: "
         + b"(" * 5000
