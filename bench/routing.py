@@ -200,7 +200,7 @@ def _seed(path: str, waiting: int, agents: int) -> tuple[list[tuple[str, ...]], 
             own.update(chosen)
         owned.append(own)
         skills = json.dumps({s: rng.randint(1, 10) for s in sorted(own)})
-        rows.append((n, f"a{n}", f"a{n}@bench.example", "agent", skills, '{"chat": 10}', "[]",
+        rows.append((n, f"a{n}", f"a{n}@bench.example", "agent", skills, '{"chat": 10}', '["default"]',
                      1, "offline", _ts(now)))  # fmt: skip
     db.executemany(
         "INSERT INTO agents (id, name, email, role, skills, capacity, teams, active, presence,"

@@ -88,7 +88,8 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
             capacity=parse_levels(
                 args.capacity or "chat:3,email:10,sms:5,form:10,api:10", "capacity"
             ),
-            teams=[t for t in (args.teams or "").split(",") if t],
+            # without --teams an agent works every configured inbox
+            teams=[t for t in (args.teams or "").split(",") if t] or list(config.inboxes),
             password_hash=hash_password(password),
         ),
     )
@@ -230,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=[r.value for r in Role], default="agent")
     add.add_argument("--skills", help="e.g. billing:7,english:9")
     add.add_argument("--capacity", help="per channel, e.g. chat:3,email:10")
-    add.add_argument("--teams", help="inboxes/teams the agent works, comma separated")
+    add.add_argument("--teams", help="inboxes/teams the agent works, comma separated (default: all)")
     add.add_argument("--password", help="default: generate one and print it once")
     add.set_defaults(func=cmd_agent_add)
     agent.add_parser("list", help="list agents").set_defaults(func=cmd_agent_list)

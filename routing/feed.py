@@ -15,7 +15,7 @@ from routing import commands as cmd
 from routing import store as rstore
 from routing.core import Router
 from routing.decisions import Decision
-from routing.settings import RoutingSettings
+from routing.settings import TEAM_PREFIX, RoutingSettings
 
 
 def presence_of(value: str) -> Presence:
@@ -112,8 +112,12 @@ class Feed:
         elif agent_id is not None:
             out += router.transfer_to_agent(cid, agent_id, now)
         else:
-            skills = [str(s) for s in data.get("skills") or ()]
-            out += router.transfer_to_skills(cid, skills, now)
+            skills = [
+                str(s) for s in data.get("skills") or () if not str(s).startswith(TEAM_PREFIX)
+            ]
+            view = router.conversation(cid)
+            team = [s for s in (view.required_skills if view else ()) if s.startswith(TEAM_PREFIX)]
+            out += router.transfer_to_skills(cid, [*skills, *team], now)
 
     def _priority(self, priority: str) -> str:
         levels = self.settings.priorities

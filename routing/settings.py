@@ -29,11 +29,21 @@ class RelaxStep:
     any_agent: bool = False  # no skill is required any more: any online agent with room
 
     def apply(self, required: frozenset[str], optional: frozenset[str]) -> frozenset[str]:
-        if self.any_agent:
-            return frozenset()
+        if self.any_agent:  # any agent with room, but never one outside the inbox's team
+            return frozenset(s for s in required if s.startswith(TEAM_PREFIX))
         if self.drop_optional:
             required = required - optional
         return required - self.drop
+
+
+# An inbox's team travels through the router as a reserved skill: a conversation of
+# inbox X requires "team:X" and an agent has "team:T" for each of its teams. Relaxation
+# never drops it, so no step ever routes a conversation outside its team.
+TEAM_PREFIX = "team:"
+
+
+def team_skill(inbox: str) -> str:
+    return TEAM_PREFIX + inbox
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from inbox import schema as t
 from inbox.errors import Conflict
 from inbox.fastsql import Sql, as_utc
 from routing.decisions import Assigned, Decision, Requeued, SlaBreached, Unassigned
+from routing.settings import TEAM_PREFIX, team_skill
 
 FENCE = "routing.leader"
 
@@ -83,9 +84,12 @@ def _dt(at: float) -> datetime:
 
 
 def _agent(row: Any) -> AgentRow:
+    skills = {str(k): int(v) for k, v in (_json(row.skills) or {}).items()}
+    # level 0: a team is where an agent may work, not how well (see routing.settings)
+    skills.update({team_skill(str(team)): 0 for team in _json(row.teams) or ()})
     return AgentRow(
         int(row.id),
-        {str(k): int(v) for k, v in (_json(row.skills) or {}).items()},
+        skills,
         {str(k): int(v) for k, v in (_json(row.capacity) or {}).items()},
         str(row.presence),
         bool(row.active),
@@ -99,7 +103,7 @@ def _conv(row: Any, requeued: bool = False, accepted: bool = False) -> ConvRow:
         str(row.inbox),
         str(row.status),
         str(row.priority),
-        tuple(_json(row.required_skills) or ()),
+        (*(_json(row.required_skills) or ()), team_skill(str(row.inbox))),
         row.assignee_id,
         _epoch(row.waiting_since),
         _epoch(row.assigned_at),
@@ -145,7 +149,7 @@ def snapshot(conn: Connection) -> Snapshot:
     agents = [
         _agent(r)
         for r in conn.execute(
-            sa.select(ag.id, ag.skills, ag.capacity, ag.presence, ag.active)
+            sa.select(ag.id, ag.skills, ag.teams, ag.capacity, ag.presence, ag.active)
             .where(ag.active.is_(True))
             .order_by(ag.id)
         )
@@ -176,7 +180,9 @@ def agents(conn: Connection, ids: Collection[int]) -> dict[int, AgentRow]:
         return {}
     ag = t.agents.c
     rows = conn.execute(
-        sa.select(ag.id, ag.skills, ag.capacity, ag.presence, ag.active).where(ag.id.in_(list(ids)))
+        sa.select(ag.id, ag.skills, ag.teams, ag.capacity, ag.presence, ag.active).where(
+            ag.id.in_(list(ids))
+        )
     )
     return {int(r.id): _agent(r) for r in rows}
 
@@ -298,7 +304,7 @@ def persist(
             sql.run(U_END, at=_dt(d.at), cid=cid)
         elif isinstance(d, Requeued):
             wait_from = _dt(since.get(cid, d.at))
-            skills = list(d.skills)
+            skills = [s for s in d.skills if not s.startswith(TEAM_PREFIX)]
             if not sql.run(U_REQUEUE, since=wait_from, priority=d.priority, skills=skills, cid=cid):
                 stale.add(cid)
                 continue

@@ -63,6 +63,7 @@ class Desk:
         skills: dict[str, int] | None = None,
         capacity: dict[str, int] | None = None,
         presence: str = "online",
+        teams: tuple[str, ...] = ("default",),
     ) -> int:
         agent = await self.store.write(
             lambda conn: add_agent(
@@ -72,6 +73,7 @@ class Desk:
                 role=Role.AGENT,
                 skills=skills or {},
                 capacity=capacity or {"chat": 3, "email": 10},
+                teams=list(teams),
             )
         )
         if presence != "offline":
@@ -96,6 +98,7 @@ class Desk:
         channel: Channel = Channel.CHAT,
         skills: tuple[str, ...] = (),
         priority: str | None = None,
+        inbox: str = "default",
         settle: bool = True,
     ) -> int:
         self._n += 1
@@ -110,6 +113,7 @@ class Desk:
                 received_at=datetime.now(UTC),
                 skills=skills,
                 priority=priority,
+                inbox=inbox,
             )
         )
         if settle:

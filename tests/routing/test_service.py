@@ -186,3 +186,29 @@ async def test_a_stale_decision_is_refused_and_never_announced(desk):
     assert await desk.assigned() == {c2: a}
     assert c1 not in {e["conversation_id"] for e in desk.named("conversation.assigned")}
     assert await desk.open_rows() == [(c2, a)]
+
+
+async def test_conversations_stay_within_their_inbox_team_even_when_relaxed(desk):
+    """An inbox's conversations go only to agents of that team, whatever relaxation says."""
+    await desk.start()
+    sales = await desk.agent("sal", {"billing": 9}, teams=("sales",))
+    support = await desk.agent("sup", {"billing": 1}, teams=("default",))
+    both = await desk.agent("bo", {}, teams=("default", "sales"), capacity={"chat": 1})
+    c_sales = await desk.message(inbox="sales", skills=("billing",))
+    c_default = await desk.message(skills=("billing",))
+    assigned = await desk.assigned()
+    assert assigned[c_sales] == sales  # best level among the sales team
+    assert assigned[c_default] == support  # the sales expert is not in this team
+    # a team nobody works: waits, even for "any agent" relaxation
+    orphan = await desk.message(inbox="legal")
+    assert orphan in await desk.waiting()
+    assert both not in {assigned[c_sales], assigned[c_default]}
+
+
+def test_relaxation_never_drops_the_team():
+    from routing.settings import RelaxStep, team_skill
+
+    required = frozenset({team_skill("sales"), "billing", "french"})
+    assert RelaxStep(after=300, any_agent=True).apply(required, frozenset()) == {team_skill("sales")}
+    dropped = RelaxStep(after=60, drop=frozenset({"french"})).apply(required, frozenset({"billing"}))
+    assert dropped == {team_skill("sales"), "billing"}

@@ -38,6 +38,7 @@ async def api(service):
                 role=Role.AGENT,
                 skills=skills or {},
                 capacity={"chat": chat, "api": chat},
+                teams=["default"],
             )
         )
         resp = await service.put(
