@@ -17,16 +17,42 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NOT_ESCAPE = re.compile(r"[\ud800-\udc7f\udd00-\udfff]")
+
+
+def fix_surrogates(value: str) -> str:
+    """Raw 8-bit bytes the parser kept as surrogate escapes (RFC 6532 UTF-8 headers, or
+    undeclared legacy charsets) back to text: UTF-8 where it is, cp1252 byte by byte
+    where it is not.
+    A lone surrogate cannot be stored (UTF-8 encoding fails), so none may leave here."""
+    if not _SURROGATE.search(value):
+        return value
+    value = _NOT_ESCAPE.sub("\ufffd", value)  # surrogates that stand for no byte
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", _CP1252_FALLBACK)
+
+
+def _cp1252_fallback(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: a byte that is not UTF-8 is read as cp1252 (mixed headers)."""
+    assert isinstance(exc, UnicodeDecodeError)
+    bad = exc.object[exc.start : exc.end]
+    return bad.decode("cp1252", "replace"), exc.end
+
+
+_CP1252_FALLBACK = "omnidesk.cp1252-fallback"
+codecs.register_error(_CP1252_FALLBACK, _cp1252_fallback)
+
+
 def clean_text(value: str, limit: int) -> str:
     """Drop control characters, normalize newlines, cap the length."""
-    value = _CONTROL.sub("", value[: limit * 2])
+    value = _CONTROL.sub("", fix_surrogates(value[: limit * 2]))
     value = value.replace("\r\n", "\n").replace("\r", "\n")
     return value[:limit]
 
 
 def clean_line(value: str, limit: int) -> str:
     """One-line value (subject, display name, header): no control characters at all."""
-    value = _LINE_CONTROL.sub(" ", value[: limit * 2])
+    value = _LINE_CONTROL.sub(" ", fix_surrogates(value[: limit * 2]))
     return " ".join(value.split())[:limit]
 
 

@@ -246,3 +246,22 @@ def test_no_sender_is_rejected_clearly() -> None:
         parse_message(raw, OPTIONS, mail_from="env@customer.example").message.sender
         == "env@customer.example"
     )
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        "attachment; filename*=utf-8''r%C3%A9sum%C3%A9.pdf",  # RFC 2231
+        'attachment; filename="=?utf-8?b?csOpc3Vtw6kucGRm?="',  # RFC 2047, as Outlook sends
+        "attachment;\n filename*0*=utf-8''r%C3%A9su;\n filename*1*=m%C3%A9.pdf",  # continuations
+    ],
+)
+def test_encoded_attachment_filenames(disposition: str) -> None:
+    raw = crlf(
+        "From: a@customer.example\nMessage-ID: <fn@x>\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="F"\n\n--F\n\nsee file\n'
+        f"--F\nContent-Type: application/pdf\nContent-Disposition: {disposition}\n\n%PDF-1.4\n--F--\n"
+    )
+    (att,) = parse_message(raw, OPTIONS).message.attachments
+    assert att.filename == "résumé.pdf"
+    assert att.content_type == "application/pdf"

@@ -8,7 +8,9 @@ characters in text fields, no script in HTML.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
+import json
 import os
 import random
 import re
@@ -198,6 +200,11 @@ CASES: dict[str, Callable[[], bytes]] = {
         b"From: =?utf-8?b?PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==?= <x@evil.example>\r\nSubject: =?utf-8?b?PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==?=\r\nMessage-ID: <s@e>\r\n\r\nx\r\n"
     ),
     "xss vectors in html": lambda: _html(XSS_HTML),
+    "raw 8-bit headers and filename": lambda: (
+        b"From: J\xc3\xbcrgen \xe9 <j@evil.example>\r\nSubject: Gr\xc3\xbc\xc3\x9fe \xe9\xff\r\n"
+        + b'Message-ID: <8bit@e>\r\nContent-Type: multipart/mixed; boundary="e"\r\n\r\n--e\r\n\r\nhi\r\n'
+        + b'--e\r\nContent-Disposition: attachment; filename="r\xc3\xa9sum\xe9.pdf"\r\n\r\n%PDF-1\r\n--e--\r\n'
+    ),
     "NUL bytes everywhere": lambda: (
         b"From: N\x00ul <nul@evil.example>\r\nSubject: a\x00b\r\nMessage-ID: <n\x00@e>\r\n"
         + b'Content-Type: multipart/mixed; boundary="n"\r\n\r\n--n\r\nContent-Type: text/plain\r\n\r\nte\x00xt\r\n'
@@ -227,6 +234,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def _check_safe(parsed: ParsedEmail) -> None:
     m = parsed.message
     limits = DEFAULT_LIMITS
+    # everything must be storable: no lone surrogates from raw 8-bit bytes
+    json.dumps(dataclasses.asdict(m), default=str, ensure_ascii=False).encode("utf-8")
     assert len(m.text) <= limits.max_text_chars + 10_000  # plus notes on dropped files
     assert m.html is None or len(m.html) <= 4 * limits.max_html_chars
     for value in (m.text, m.subject or "", m.display_name or "", m.sender, m.external_id):
@@ -321,6 +330,10 @@ def test_specific_outcomes() -> None:
     m = parse_message(CASES["NUL bytes everywhere"](), OPTIONS).message
     assert m.subject == "a b" and m.text == "text"
     assert [a.filename for a in m.attachments] == ["a_b.txt"]
+    m = parse_message(CASES["raw 8-bit headers and filename"](), OPTIONS).message
+    assert m.subject == "Grüße éÿ"  # UTF-8 where it is, cp1252 for the rest
+    assert m.display_name == "Jürgen é"
+    assert [a.filename for a in m.attachments] == ["résumé.pdf"]
     m = parse_message(CASES["20 MB single-line body"](), OPTIONS).message
     assert len(m.text) == DEFAULT_LIMITS.max_text_chars and m.metadata["truncated"] == ["text"]
     m = parse_message(CASES["gzip bomb attachment"](), OPTIONS).message
