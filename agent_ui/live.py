@@ -223,8 +223,8 @@ class AgentNamespace(socketio.AsyncNamespace):
     # -- bus -> sockets -------------------------------------------------------------------
     async def _on_conversation_event(self, event: Event) -> None:
         cid = event.data.get("conversation_id")
-        if not isinstance(cid, int):
-            return
+        if not isinstance(cid, int) or not self.conns:
+            return  # nobody is connected to this process: no read, no emit
         found = await self._where(cid)
         if found is None:
             return

@@ -8,18 +8,22 @@ The last line is one JSON object: msgs_per_s, baseline_per_s, ratio, p50_ms, p99
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import aiohttp
+# bench/ holds email.py (the email benchmark): it must not shadow the standard library
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._servers import bare_server, omnidesk_server
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import aiohttp  # noqa: E402
+
+from bench._servers import bare_server, omnidesk_server  # noqa: E402
 
 
 async def load(
