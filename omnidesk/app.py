@@ -65,7 +65,7 @@ def ingest_settings(config: Config) -> IngestSettings:
     )
 
 
-async def build_services(config: Config) -> Services:
+async def build_services(config: Config, role: str = "all") -> Services:
     store = open_store(config.database_url)
     bus = open_bus(config.redis_url)
     await bus.start()
@@ -77,7 +77,7 @@ async def build_services(config: Config) -> Services:
     services.sio = make_socketio(config)
     services.closers += [store.close, bus.close, ingest.close, pipeline.close]
     try:
-        parts = build_parts(config, services)
+        parts = build_parts(config, services, role)
     except BaseException:
         await services.close()
         raise
@@ -122,7 +122,7 @@ def make_web_app(services: Services) -> web.Application:
     app[STORE_KEY] = services.store
     app[MAX_BODY_KEY] = config.server.max_body_bytes
     app[inbound_api.INGEST_KEY] = services.ingest
-    app[read_api.CHECKS_KEY] = {}
+    app[read_api.CHECKS_KEY] = dict(services.parts.checks)
     # the agent workspace: "/", sign-in, queue, conversations, the /agent socket namespace
     agent_web.setup(app, services)
     app.add_routes(inbound_api.routes())
@@ -141,7 +141,7 @@ async def run_roles(config: Config, role: str = "all") -> None:
     """Run a process role until SIGINT/SIGTERM."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    services = await build_services(config)
+    services = await build_services(config, role)
     runner: web.AppRunner | None = None
     try:
         if role in {"all", "worker", "router"}:
@@ -165,8 +165,8 @@ async def run_roles(config: Config, role: str = "all") -> None:
             log.info(
                 "web listening on %s (public URL %s)", _site_url(site), config.server.public_url
             )
-            for startup in services.parts.startups:
-                await startup()
+        for startup in services.parts.startups:  # added by build_parts for this role
+            await startup()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         reloader = services.parts.reloader

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from inbox.config import Config
 from inbox.events import Event, EventName
+from inbox.fastsql import Sql
 from inbox.files import FileStore
 from inbox.optouts import SqlOptOuts
 from inbox.outbox import enqueue, record_delivery
@@ -33,6 +34,8 @@ class Parts:
     closers: list[Any] = field(default_factory=list)
     triage: Any = None
     reloader: Any = None
+    # readiness checks for /readyz: name -> async () -> (ok, detail)
+    checks: dict[str, Any] = field(default_factory=dict)
 
 
 def autoreply_engine(config: Config) -> tuple[Any, Any]:
@@ -52,7 +55,7 @@ def autoreply_engine(config: Config) -> tuple[Any, Any]:
     return engine, Reloader(engine)
 
 
-def build_parts(config: Config, services: Any) -> Parts:
+def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
     parts = Parts()
     files = FileStore(config.data_dir / "attachments")
     store, bus, ingest = services.store, services.bus, services.ingest
@@ -120,6 +123,51 @@ def build_parts(config: Config, services: Any) -> Parts:
         )
         parts.routes += endpoint.routes()
 
+    # --- email (issue 7): SMTP listener (role smtp), IMAP pollers (role worker), sender ---
+    if "email" in config.root:
+        from channels.email.channel import EmailChannel
+        from channels.email.settings import read_settings as read_email_settings
+
+        email_settings = read_email_settings(
+            config.section("email"), config.section("smtp"), config.section("imap")
+        )
+
+        async def store_attachment(file: Any) -> str:
+            return await files.put(
+                file.data,
+                filename=file.attachment.filename,
+                content_type=file.attachment.content_type,
+            )
+
+        async def get_cursor(source: str) -> str | None:
+            return await store.read(  # type: ignore[no-any-return]
+                lambda conn: Sql(conn).scalar(
+                    "SELECT position FROM cursors WHERE source = :s", s=source
+                )
+            )
+
+        email = EmailChannel(
+            email_settings,
+            config.secret_key,
+            ingest,
+            store=store_attachment,
+            get_cursor=get_cursor,
+            smtp=role in {"all", "smtp"},
+            imap=role in {"all", "worker"},
+        )
+        parts.senders["email"] = email.sender
+        if role in {"all", "smtp", "worker"}:
+            parts.startups.append(email.start)
+            parts.closers.append(email.stop)
+
+        async def email_ready() -> tuple[bool, str]:
+            health = email.health()
+            broken = [m["name"] for m in health["mailboxes"] if not m["healthy"]]
+            return not broken, (f"unhealthy mailboxes: {broken}" if broken else "ok")
+
+        parts.checks["email"] = email_ready
+    # --- end email ------------------------------------------------------------------------
+
     # --- webchat (issue 5): /widget namespace, chat sender, /widget.js, demo page -------
     if "webchat" in config.root:
         from channels.webchat import (
@@ -140,7 +188,7 @@ def build_parts(config: Config, services: Any) -> Parts:
         parts.routes += chat_http.routes()
         chat_sender = WebchatSender(services.sio)
         parts.senders["chat"] = chat_sender
-        if chat.demo_port is not None and chat.demo_widget is not None:
+        if chat.demo_port is not None and chat.demo_widget is not None and role in {"all", "web"}:
             demo = DemoSite(config.server.host, chat.demo_port, public_url, chat.demo_widget)
             parts.startups.append(demo.start)
             parts.closers.append(demo.stop)
@@ -160,6 +208,10 @@ def check_sections(config: Config) -> None:
         from channels.webform import read_forms_settings
 
         read_forms_settings(config.section("forms"), priorities=config.priorities, inboxes=config.inboxes)
+    if "email" in config.root:
+        from channels.email.settings import read_settings as read_email_settings
+
+        read_email_settings(config.section("email"), config.section("smtp"), config.section("imap"))
     if "webchat" in config.root:
         from channels.webchat import read_webchat_settings
 
