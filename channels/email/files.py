@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
 from channels.email.parse import AttachmentFile, ParsedEmail
 from inbox.types import InboundMessage
@@ -60,6 +61,24 @@ class DirectoryAttachmentStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+class _Puts(Protocol):
+    async def put(self, data: bytes, *, filename: str = "", content_type: str = "") -> str: ...
+
+
+def put_store(store: _Puts) -> StoreFn:
+    """A `StoreFn` over an object with `async put(data, *, filename, content_type) -> key`,
+    such as `inbox.files.FileStore`."""
+
+    async def put(file: AttachmentFile) -> str:
+        return await store.put(
+            file.data,
+            filename=file.attachment.filename,
+            content_type=file.attachment.content_type,
+        )
+
+    return put
 
 
 async def store_attachments(parsed: ParsedEmail, store: StoreFn | None) -> InboundMessage:
