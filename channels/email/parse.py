@@ -25,7 +25,7 @@ from channels.email.headers import (
     MSG_ID,
     addresses,
     decoded,
-    parser,
+    parse_bytes,
     raw_headers,
     recipient_headers,
     sender_of,
@@ -81,7 +81,7 @@ def parse_message(
     limits = options.limits
     end = prescan(raw, limits)
     try:
-        msg = parser().parsebytes(raw)
+        msg = parse_bytes(raw)
     except RecursionError:
         raise HostileMessage("MIME structure nested too deeply", field="mime") from None
     except Exception as exc:  # the stdlib parser is lenient; anything else is hostile
