@@ -14,7 +14,9 @@ the edge (``raise StoreError(...) from exc``).
     ├── QueueError             a priority-queue backend failed
     ├── BusError               an event-bus backend failed
     └── DeliveryError          an outbound send failed
-        └── PermanentDeliveryError   do not retry (bad address, 4xx from the provider)
+        ├── PermanentDeliveryError   do not retry (bad address, 4xx from the provider)
+        └── RecipientAway            kept for the recipient to pick up later (a chat visitor
+                                     who is gone); the outbox may follow up by email
 """
 
 from __future__ import annotations
@@ -119,3 +121,14 @@ class DeliveryError(OmnideskError):
 
 class PermanentDeliveryError(DeliveryError):
     code = "delivery_failed_permanently"
+
+
+class RecipientAway(DeliveryError):
+    """The channel holds the message for the recipient (shown when they come back) but
+    could not put it in front of them now. `held_id` stands as the provider id."""
+
+    code = "recipient_away"
+
+    def __init__(self, message: str, *, held_id: str) -> None:
+        super().__init__(message)
+        self.held_id = held_id

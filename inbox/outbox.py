@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from inbox import schema as t
 from inbox.bus import EventBus
-from inbox.errors import DeliveryError, NotFound, PermanentDeliveryError
+from inbox.errors import DeliveryError, NotFound, PermanentDeliveryError, RecipientAway
 from inbox.events import Event, EventName
 from inbox.identity import SENDER_KIND
 from inbox.ports import Outbound, Sender
@@ -180,6 +181,12 @@ def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, A
             sa.select(t.agents.c.name).where(t.agents.c.id == m["author_id"])
         ).scalar()
     subject = m["subject"] or conv["subject"]
+    followup = None
+    if channel is Channel.CHAT:
+        attrs = conn.execute(
+            sa.select(t.contacts.c.attributes).where(t.contacts.c.id == conv["contact_id"])
+        ).scalar()
+        followup = (attrs or {}).get("email_for_followup") if isinstance(attrs, dict) else None
     return (
         Outbound(
             message_id=m["id"],
@@ -195,6 +202,7 @@ def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, A
             references=tuple(refs[-10:]),
             auto_reply=bool((m["meta"] or {}).get("auto_reply")),
             inbox=conv["inbox"],
+            followup_email=followup if isinstance(followup, str) else None,
         ),
         job,
     )
@@ -307,6 +315,20 @@ class OutboxWorker:
         await asyncio.gather(*(self._deliver(i) for i in ids))
         return len(ids)
 
+    async def _send(self, sender: Sender, item: Outbound) -> str:
+        """Send; a recipient who is away and left an email address gets it by email too."""
+        try:
+            return await sender.send(item)
+        except RecipientAway as away:
+            email = self.senders.get(Channel.EMAIL.value)
+            if not item.followup_email or email is None:
+                return away.held_id  # kept for when they come back
+            followed = await email.send(
+                replace(item, channel=Channel.EMAIL.value, to=item.followup_email)
+            )
+            log.info("message=%d followed up by email (recipient away)", item.message_id)
+            return followed
+
     async def _deliver(self, outbox_id: int) -> None:
         item, job = await self.store.read(lambda conn: build_outbound(conn, outbox_id))
         now = datetime.now(UTC)
@@ -329,7 +351,7 @@ class OutboxWorker:
             error, permanent = f"the contact has no {item.channel} address", True
         else:
             try:
-                provider_id = await sender.send(item)
+                provider_id = await self._send(sender, item)
             except PermanentDeliveryError as exc:
                 error, permanent = exc.message, True
             except DeliveryError as exc:

@@ -85,6 +85,8 @@ class Outbound:
     auto_reply: bool = False  # stamp Auto-Submitted: auto-replied
     inbox: str = "default"
     attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, content type, bytes)
+    # an address the customer left for answers while away (a chat visitor's email)
+    followup_email: str | None = None
 
 
 class Sender(Protocol):

@@ -15,7 +15,7 @@ import socketio
 
 from channels.webchat.history import wire_message
 from channels.webchat.namespace import NAMESPACE, room
-from inbox.errors import DeliveryError
+from inbox.errors import DeliveryError, RecipientAway
 from inbox.ports import Outbound
 from inbox.types import DeliveryStatus
 
@@ -36,10 +36,19 @@ class WebchatSender:
             at=datetime.now(UTC),
             status=DeliveryStatus.SENT.value,
         )
+        target = room(item.conversation_token)
         try:
-            await self._sio.emit(
-                "message", payload, room=room(item.conversation_token), namespace=NAMESPACE
-            )
+            await self._sio.emit("message", payload, room=target, namespace=NAMESPACE)
         except Exception as exc:  # a Redis manager that cannot publish: retry later
             raise DeliveryError(f"cannot emit to the widget: {exc}") from exc
-        return f"webchat:{item.message_id}"
+        held = f"webchat:{item.message_id}"
+        if not self.visitor_present(target):
+            # stored for resync either way; the outbox may also follow up by email
+            raise RecipientAway("the visitor is not connected", held_id=held)
+        return held
+
+    def visitor_present(self, target: str) -> bool:
+        """Whether a socket of the visitor is in the room. python-socketio knows only this
+        process's sockets: with several web processes a visitor connected elsewhere counts
+        as away (an email follow-up too many, never one too few)."""
+        return any(True for _ in self._sio.manager.get_participants(NAMESPACE, target))
