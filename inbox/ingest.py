@@ -238,14 +238,15 @@ def ingest_in(
     msg = item.msg
     sql = Sql(conn)
     first = _existing(conn, msg)
-    if first is not None:
-        return first
-    if not sql.sqlite:
+    if first is None and not sql.sqlite:
         # serialize concurrent ingests of one sender across processes
         sql.run(Q_LOCK, k=f"{item.identities[0][0]}:{item.identities[0][1]}")
         first = _existing(conn, msg)
-        if first is not None:
-            return first
+    if first is not None:
+        # a redelivery still moves a polled source on (an IMAP resync re-offers old mail)
+        if item.cursor is not None:
+            sql.run(U_CURSOR, source=item.cursor[0], position=item.cursor[1], now=now)
+        return first
     contact_id = _resolve_contact(sql, item.identities, msg.display_name, now)
     choice, chosen = _thread(sql, msg, contact_id, now, settings.thread_window)
     subject = msg.subject[:998] if msg.subject else None

@@ -196,6 +196,12 @@ async def test_cursor_is_stored_with_the_message(store, ingest):
     await ingest(msg("<i1@x>"), cursor=("imap:support", "7:42"))
     pos = await store.read(lambda c: c.execute(sa.select(t.cursors.c.position)).scalar_one())
     assert pos == "7:42"
+    # after a UIDVALIDITY change the same mail comes again under a new position
+    again = await ingest(msg("<i1@x>"), cursor=("imap:support", "8:1"))
+    assert again.duplicate
+    pos = await store.read(lambda c: c.execute(sa.select(t.cursors.c.position)).scalar_one())
+    assert pos == "8:1"
+    assert await count(store, t.messages) == 1
 
 
 async def test_priority_and_skills_hints_apply_to_new_conversations(store):
