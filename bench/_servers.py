@@ -4,6 +4,7 @@ omnidesk itself, each started as its own process on 127.0.0.1 and stopped afterw
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -91,3 +93,34 @@ def omnidesk_server(extra_config: str = "") -> Iterator[tuple[str, str]]:
         finally:
             proc.terminate()
             proc.wait(15)
+
+
+async def committing_ingest() -> tuple[Any, Any]:
+    """omnidesk's real ingest on a fresh SQLite file (WAL, synchronous=FULL) with the
+    triage pipeline attached, as `omnidesk serve` runs it: (ingest, async close)."""
+    from inbox.bus import MemoryBus
+    from inbox.ingest import Ingestor
+    from inbox.migrate import upgrade
+    from inbox.pipeline import Pipeline
+    from inbox.store import open_store
+
+    tmp = tempfile.mkdtemp(prefix="omnidesk-bench-")
+    url = f"sqlite:///{tmp}/omnidesk.db"
+    upgrade(url)
+    store = open_store(url)
+    bus = MemoryBus()
+    await bus.start()
+    pipeline = Pipeline(store, bus)
+    pipeline.attach()
+    ingest = Ingestor(store, bus)
+
+    async def close() -> None:
+        await ingest.close()
+        await bus.drain()
+        await pipeline.idle()
+        await pipeline.close()
+        await bus.close()
+        await store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    return ingest, close

@@ -9,8 +9,9 @@ aiosmtplib connections to 127.0.0.1; each round sends N messages to the baseline
 to our listener, and the medians of each side and of the paired per-round ratios are reported.
 
 `--ingest` names an async factory `async def factory() -> (ingest, close)` returning an
-`IngestFn` and an async `close()`; the default keeps messages in memory (dedupe on
-external id, like the store). The lead's committing store plugs in there.
+`IngestFn` and an async `close()`. The default is omnidesk's own committing ingest on
+SQLite (bench._servers:committing_ingest): 250 only after the commit, as in production;
+`--ingest memory` keeps messages in memory instead, to see the listener and parser alone.
 
 Last line: JSON with msgs_per_s, baseline_per_s, ratio.
 """
@@ -123,8 +124,10 @@ async def memory_factory() -> tuple[MemoryIngest, Callable[[], Awaitable[None]]]
 
 
 def load_factory(spec: str | None) -> IngestFactory:
-    if not spec:
+    if spec == "memory":
         return memory_factory
+    if not spec:
+        spec = "bench._servers:committing_ingest"
     module, _, name = spec.partition(":")
     factory = getattr(importlib.import_module(module), name or "factory")
     return factory  # type: ignore[no-any-return]
