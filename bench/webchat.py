@@ -11,7 +11,15 @@ more than the server side we measure).
     python bench/webchat.py --quick    # 1,000 connections, < 60 s
 """
 
+# ruff: noqa: E402  (the import path is fixed before the imports)
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/ holds email.py (the email benchmark): it must not shadow the standard library
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
 import asyncio
@@ -31,8 +39,7 @@ from typing import Any
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import ROOT, SECRET, free_port, wait_http
+from bench._servers import ROOT, SECRET, free_port, wait_http
 
 ORIGIN = "http://bench.example"
 NS = "/widget"
