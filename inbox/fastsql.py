@@ -75,9 +75,34 @@ class Sql:
         row = self._run(sql, params).fetchone()
         return None if row is None else tuple(row)
 
+    def dicts(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """All rows as dicts keyed by column name (values as the driver returns them)."""
+        cursor = self._run(sql, params)
+        if self._raw is not None:
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return [dict(row) for row in cursor.mappings()]
+
     def scalar(self, sql: str, **params: Any) -> Any:
         row = self._run(sql, params).fetchone()
         return None if row is None else row[0]
+
+
+def from_json(value: Any) -> Any:
+    """A JSON column read back by plain SQL (text on SQLite, decoded on PostgreSQL)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def decode(
+    row: dict[str, Any], *, json_cols: tuple[str, ...] = (), time_cols: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Turn a plain-SQL row into what the Core schema would have handed out."""
+    for col in json_cols:
+        row[col] = from_json(row[col])
+    for col in time_cols:
+        if row[col] is not None:
+            row[col] = as_utc(row[col])
+    return row
 
 
 def in_list(name: str, values: list[Any]) -> tuple[str, dict[str, Any]]:
