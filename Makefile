@@ -37,7 +37,7 @@ run: setup
 	@echo "  contact form:     http://127.0.0.1:8080/forms/contact"
 	@echo "  health:           http://127.0.0.1:8080/readyz"
 	@echo "  API reference:    http://127.0.0.1:8080/api/v1/openapi.json"
-	@echo "  inbound SMTP:     127.0.0.1:2525 (when [smtp] is configured)"
+	@echo "  inbound mail:     SMTP 127.0.0.1:2525, to support@support.example.com"
 	@echo ""
 	OMNIDESK_SECRET_KEY=$$(cat var/secret_key) $(BIN)/omnidesk serve --migrate
 
