@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=[r.value for r in Role], default="agent")
     add.add_argument("--skills", help="e.g. billing:7,english:9")
     add.add_argument("--capacity", help="per channel, e.g. chat:3,email:10")
-    add.add_argument("--teams", help="inboxes/teams the agent works, comma separated (default: all)")
+    add.add_argument("--teams", help="inboxes/teams, comma separated (default: all)")
     add.add_argument("--password", help="default: generate one and print it once")
     add.set_defaults(func=cmd_agent_add)
     agent.add_parser("list", help="list agents").set_defaults(func=cmd_agent_list)

@@ -72,16 +72,24 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
         optouts = SqlOptOuts(store)
 
         async def on_status(provider_id: str, status: DeliveryStatus, error: str | None) -> None:
-            changed = await store.write(lambda conn: record_delivery(conn, provider_id, status, error))
+            changed = await store.write(
+                lambda conn: record_delivery(conn, provider_id, status, error)
+            )
             if changed is not None:
                 await bus.publish(
                     Event(
                         EventName.MESSAGE_DELIVERY_CHANGED,
-                        {"message_id": changed[0], "conversation_id": changed[1], "status": status.value},
+                        {
+                            "message_id": changed[0],
+                            "conversation_id": changed[1],
+                            "status": status.value,
+                        },
                     )
                 )
 
-        hook = SmsWebhook(ingest=ingest, settings=sms, optouts=optouts, media_store=files, on_status=on_status)
+        hook = SmsWebhook(
+            ingest=ingest, settings=sms, optouts=optouts, media_store=files, on_status=on_status
+        )
         parts.routes += hook.routes()
         parts.closers.append(hook.close)
         sender = TwilioSender(sms, optouts)
@@ -126,18 +134,12 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
     # --- email (issue 7): SMTP listener (role smtp), IMAP pollers (role worker), sender ---
     if "email" in config.root:
         from channels.email.channel import EmailChannel
+        from channels.email.files import put_store
         from channels.email.settings import read_settings as read_email_settings
 
         email_settings = read_email_settings(
             config.section("email"), config.section("smtp"), config.section("imap")
         )
-
-        async def store_attachment(file: Any) -> str:
-            return await files.put(
-                file.data,
-                filename=file.attachment.filename,
-                content_type=file.attachment.content_type,
-            )
 
         async def get_cursor(source: str) -> str | None:
             return await store.read(  # type: ignore[no-any-return]
@@ -150,7 +152,7 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
             email_settings,
             config.secret_key,
             ingest,
-            store=store_attachment,
+            store=put_store(files),
             get_cursor=get_cursor,
             smtp=role in {"all", "smtp"},
             imap=role in {"all", "worker"},
@@ -207,7 +209,9 @@ def check_sections(config: Config) -> None:
     if "forms" in config.root:
         from channels.webform import read_forms_settings
 
-        read_forms_settings(config.section("forms"), priorities=config.priorities, inboxes=config.inboxes)
+        read_forms_settings(
+            config.section("forms"), priorities=config.priorities, inboxes=config.inboxes
+        )
     if "email" in config.root:
         from channels.email.settings import read_settings as read_email_settings
 
@@ -243,4 +247,6 @@ def build_router(config: Config, services: Any) -> Any:
     if config.redis_url:
         lease = RedisLease(config.redis_url, f"{socket.gethostname()}:{os.getpid()}", ttl=3.0)
     return RouterService(services.store, services.bus, routing_settings(config), lease=lease)
+
+
 # --- end routing ------------------------------------------------------------------------

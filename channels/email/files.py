@@ -1,18 +1,14 @@
 """Where attachment bytes go before `ingest`: a callable `store(file) -> storage key`.
 
-Keys are content addresses (``sha256/ab/abcdef...``) so storing the same attachment
-twice (a redelivered message, a crash before commit) writes one file. Two backends: a
-directory (embedded deployments) and memory (tests and benchmarks).
+Keys are content addresses, so storing the same attachment twice (a redelivered message,
+a crash before commit) keeps one copy. Production uses `inbox.files.FileStore` through
+`put_store`; `MemoryAttachmentStore` serves tests and benchmarks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import os
-import tempfile
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Protocol
 
 from channels.email.parse import AttachmentFile, ParsedEmail
@@ -33,34 +29,6 @@ class MemoryAttachmentStore:
         key = storage_key(file)
         self.blobs[key] = file.data
         return key
-
-
-class DirectoryAttachmentStore:
-    """Files under `root`, written atomically (temp file + rename) off the event loop."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-
-    async def __call__(self, file: AttachmentFile) -> str:
-        key = storage_key(file)
-        await asyncio.to_thread(self._write, key, file.data)
-        return key
-
-    def _write(self, key: str, data: bytes) -> None:
-        path = self.root / key
-        if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 class _Puts(Protocol):

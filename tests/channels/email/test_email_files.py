@@ -4,7 +4,7 @@ from pathlib import Path
 
 from emailtest_support import build_mail
 
-from channels.email.files import DirectoryAttachmentStore, put_store, store_attachments
+from channels.email.files import put_store, store_attachments
 from channels.email.parse import parse_message
 from inbox.files import FileStore
 
@@ -23,11 +23,11 @@ async def test_attachments_get_storage_keys_from_the_core_file_store(tmp_path: P
     assert (first.filename, first.content_type, first.size) == ("a.png", "image/png", len(PNG))
 
 
-async def test_directory_store_is_content_addressed(tmp_path: Path) -> None:
+async def test_the_store_is_content_addressed(tmp_path: Path) -> None:
     parsed = parse_message(
         build_mail(attachments=(("a.png", "image/png", PNG), ("copy.png", "image/png", PNG)))
     )
-    message = await store_attachments(parsed, DirectoryAttachmentStore(tmp_path))
+    message = await store_attachments(parsed, put_store(FileStore(tmp_path)))
     keys = {a.storage_key for a in message.attachments}
     assert len(keys) == 1
     (key,) = keys
