@@ -99,3 +99,10 @@ class Sender(Protocol):
     channel: str
 
     async def send(self, item: Outbound) -> str: ...
+
+
+class FileStore(Protocol):
+    """Where attachment bytes go (`inbox.files.FileStore` in production); returns the
+    storage key kept on `Attachment.storage_key`."""
+
+    async def put(self, data: bytes, *, filename: str, content_type: str) -> str: ...

@@ -23,7 +23,6 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -31,6 +30,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from inbox.errors import ValidationError
+from inbox.ports import FileStore
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,7 @@ class MediaRefused(ValidationError):
     code = "media_refused"
 
 
-class MediaStore(Protocol):
-    """Where attachment bytes go; returns the storage key kept on `Attachment`."""
-
-    async def put(self, data: bytes, *, filename: str, content_type: str) -> str: ...
+MediaStore = FileStore  # the core's attachment-store port
 
 
 class MemoryMediaStore:

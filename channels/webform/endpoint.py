@@ -17,7 +17,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from aiohttp import BodyPartReader, web
@@ -27,7 +27,7 @@ from channels.webform.render import form_page, message_page
 from channels.webform.settings import FormSettings, FormsSettings
 from channels.webform.validate import Cleaned, Upload, idempotency_key, message_text, validate
 from inbox.errors import ValidationError
-from inbox.ports import IngestFn
+from inbox.ports import FileStore, IngestFn
 from inbox.types import Attachment, Channel, InboundMessage, IngestResult
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,7 @@ Confirm = Callable[[str, FormSettings, IngestResult], Awaitable[None]]
 """`async def confirm(email, form, result)`: queue a confirmation mail to the customer."""
 
 
-class AttachmentStore(Protocol):
-    async def put(self, data: bytes, *, filename: str, content_type: str) -> str: ...
+AttachmentStore = FileStore  # the core's attachment-store port
 
 
 class _BodyError(Exception):
