@@ -32,13 +32,14 @@ DEFAULT_PRIORITIES = ("urgent", "high", "normal", "low")
 class _Source:
     """The text of one config file, to point errors at lines."""
 
-    def __init__(self, name: str, text: str) -> None:
+    def __init__(self, name: str, text: str, overridden: Iterable[str] = ()) -> None:
         self.name = name
         self.lines = text.splitlines()
+        self.overridden = frozenset(overridden)  # dotted keys set on the command line
 
     def line_of(self, path: Sequence[str | int]) -> int | None:
         """Best-effort line number of a dotted key path such as ("routing", "queues", 1, "x")."""
-        if not path:
+        if not path or ".".join(str(p) for p in path) in self.overridden:
             return None
         *tables, last = path
         want = [p for p in tables if isinstance(p, str)]
@@ -354,8 +355,14 @@ def load(
     environ: Mapping[str, str] | None = None,
     text: str | None = None,
     extra_sections: Iterable[str] = (),
+    overrides: Sequence[str] = (),
 ) -> Config:
-    """Read and validate a config file. Errors are `ConfigError` with file and line."""
+    """Read and validate a config file. Errors are `ConfigError` with file and line.
+
+    `overrides` are command-line edits applied before validation: `KEY=VALUE` sets a dotted
+    key (VALUE in TOML syntax, or a bare string), `KEY=` removes it. A process of a cluster
+    uses them for what differs between processes sharing one file (e.g. `server.port`).
+    """
     env = dict(os.environ if environ is None else environ)
     if path is None:
         path = env.get("OMNIDESK_CONFIG", "config.toml")
@@ -379,8 +386,31 @@ def load(
             line=int(match.group(1)) if match else None,
             fix="check quotes, brackets and `key = value` syntax on that line",
         ) from None
-    root = ConfigSection(data, (), _Source(name, text), env)
+    changed = [_override(data, item, name) for item in overrides]
+    root = ConfigSection(data, (), _Source(name, text, changed), env)
     return _build(name, root, env, extra_sections)
+
+
+def _override(data: dict[str, Any], item: str, name: str) -> str:
+    """Apply one `KEY=VALUE` (or `KEY=` to remove) to the parsed file; returns KEY."""
+    key, sep, value = item.partition("=")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or not all(parts):
+        raise ConfigError(f"bad override {item!r}", file=name, fix="write --set section.key=value")
+    table = data
+    for part in parts[:-1]:
+        nested = table.setdefault(part, {})
+        if not isinstance(nested, dict):
+            raise ConfigError(f"cannot set {key!r}: {part!r} is not a table", file=name, key=key)
+        table = nested
+    if not value.strip():
+        table.pop(parts[-1], None)
+        return ".".join(parts)
+    try:
+        table[parts[-1]] = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        table[parts[-1]] = value  # a bare word: the string itself
+    return ".".join(parts)
 
 
 def _build(

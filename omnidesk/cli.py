@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 
 def _load(args: argparse.Namespace) -> config_mod.Config:
-    return config_mod.load(args.config)
+    return config_mod.load(args.config, overrides=args.set or ())
 
 
 def _with_store(config: config_mod.Config, fn: Callable[[Any], T], *, write: bool = True) -> T:
@@ -63,7 +63,7 @@ def _safe_url(url: str) -> str:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    config = config_mod.load(args.file or args.config)
+    config = config_mod.load(args.file or args.config, overrides=args.set or ())
     from omnidesk.wiring import check_sections
 
     check_sections(config)
@@ -211,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-c",
         default=None,
         help="config file (default: $OMNIDESK_CONFIG or config.toml)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one config key for this command, e.g. --set server.port=8082"
+        " (VALUE in TOML syntax; KEY= removes the key); repeatable",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

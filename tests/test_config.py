@@ -142,3 +142,51 @@ def test_cli_config_check_prints_one_line_not_a_traceback(tmp_path):
     assert proc.stderr.strip().count("\n") == 0
     assert "bad.toml:3: server.port: expected a whole number" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_overrides_set_and_remove_keys_before_validation():
+    cfg = config_mod.load(
+        "config.example.toml",
+        environ={"OMNIDESK_SECRET_KEY": "x" * 20},
+        overrides=["server.port=8082", "webchat.demo_port=", 'server.host="0.0.0.0"'],
+    )
+    assert cfg.server.port == 8082 and cfg.server.host == "0.0.0.0"
+    assert "demo_port" not in cfg.section("webchat")
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("server.port=abc", "server.port: expected a whole number"),
+        ("server.port", "bad override 'server.port'"),
+        ("priorities.urgent.x=1", "'urgent' is not a table"),
+    ],
+)
+def test_bad_overrides_name_the_key_not_a_file_line(tmp_path, override, words):
+    path = tmp_path / "c.toml"
+    path.write_text(GOOD + "[server]\nport = 8080\n[priorities]\nurgent = 60\n")
+    with pytest.raises(ConfigError) as info:
+        config_mod.load(path, environ={}, overrides=[override])
+    assert words in str(info.value)
+    assert info.value.line is None  # the value did not come from a line of the file
+
+
+def test_cli_set_reaches_every_command(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text(GOOD)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "omnidesk.cli",
+            "--set",
+            "server.port=-1",
+            "config",
+            "check",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 2 and "server.port" in proc.stderr and "Traceback" not in proc.stderr
