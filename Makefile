@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 export OMNIDESK_CONFIG ?= $(CONFIG)
 
-.PHONY: run test setup system-deps lint bench clean
+.PHONY: run test setup system-deps lint bench clean cluster
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ run: setup
 	@echo "  inbound mail:     SMTP 127.0.0.1:2525, to support@support.example.com"
 	@echo ""
 	OMNIDESK_SECRET_KEY=$$(cat var/secret_key) $(BIN)/omnidesk serve --migrate
+
+# several processes on the local PostgreSQL and Redis (2 web, 1 router, 2 workers, 1 smtp)
+cluster: setup
+	scripts/cluster
 
 # Debian packages the end-to-end tests drive (installed only when missing; root on CI).
 system-deps:
