@@ -19,6 +19,13 @@ re-reads what changed over HTTP, where every read is authorized again.
 
 Every client event re-checks the session (a signed-out or disabled agent's socket stops
 working at once; sign-out and password change also disconnect it).
+
+Several web processes (Redis configured): every process hears every bus event, so notices
+driven by bus events are emitted to this process's own sockets only (`ignore_queue=True`);
+the viewers notice starts in the process where an agent opened or left a conversation and
+goes through python-socketio's Redis manager to the room's sockets in every process. Who
+views what, and each agent's open sockets, live in `inbox.presence` (per process, or in
+Redis with expiry, where the router sums them).
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ import socketio
 from agent_ui import access, queries, sessions
 from agent_ui.auth import same_origin
 from agent_ui.workspace import Workspace
+from inbox.errors import BusError
 from inbox.events import Event, EventName
+from inbox.presence import MemoryPresence, SocketPresence
 from inbox.types import Agent
 
 log = logging.getLogger("omnidesk.agent_ui")
@@ -71,12 +80,13 @@ def _int(data: Any, key: str) -> int | None:
 
 
 class AgentNamespace(socketio.AsyncNamespace):
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, presence: SocketPresence | None = None) -> None:
         super().__init__(NAMESPACE)
         self.ws = ws
         self.conns: dict[str, _Conn] = {}
-        # conversation id -> {sid: typing}; this process's viewers (collision notice)
-        self.viewers: dict[int, dict[str, bool]] = {}
+        # agents' sockets (for the router) and who views which conversation (collision)
+        self.presence = presence or MemoryPresence()
+        self._typing: dict[tuple[str, int], bool] = {}  # (sid, conversation) -> typing
 
     def attach(self) -> None:
         for name in _CONVERSATION_EVENTS:
@@ -107,6 +117,10 @@ class AgentNamespace(socketio.AsyncNamespace):
         else:
             for inbox in agent.teams:
                 await self.enter_room(sid, f"inbox:{inbox}")
+        try:
+            await self.presence.agent_connected(agent.id)
+        except BusError as exc:  # counted locally; the next heartbeat publishes it
+            log.warning("agent socket not yet in shared presence: %s", exc.message)
         await self.ws.bus.publish(
             Event(AGENT_CONNECTION, {"agent_id": agent.id, "connected": True})
         )
@@ -117,6 +131,10 @@ class AgentNamespace(socketio.AsyncNamespace):
             return
         for cid in list(conn.viewing):
             await self._stop_viewing(sid, cid)
+        try:
+            await self.presence.agent_disconnected(conn.agent.id)
+        except BusError as exc:
+            log.warning("agent socket still in shared presence: %s", exc.message)
         await self.ws.bus.publish(
             Event(AGENT_CONNECTION, {"agent_id": conn.agent.id, "connected": False})
         )
@@ -163,8 +181,9 @@ class AgentNamespace(socketio.AsyncNamespace):
         if found is None or not access.can_see_conversation(conn.agent, *found):
             return {"ok": False, "error": "not_found"}
         conn.viewing.add(cid)
-        self.viewers.setdefault(cid, {})[sid] = False
+        self._typing[(sid, cid)] = False
         await self.enter_room(sid, f"conv:{cid}")
+        await self.presence.set_viewer(cid, sid, self._viewer(conn, False))
         await self._emit_viewers(cid)
         return {"ok": True}
 
@@ -181,9 +200,9 @@ class AgentNamespace(socketio.AsyncNamespace):
         if conn is None or cid is None or cid not in conn.viewing:
             return {"ok": False, "error": "not_found"}
         typing = bool(data.get("typing"))
-        viewers = self.viewers.get(cid, {})
-        if viewers.get(sid) != typing:
-            viewers[sid] = typing
+        if self._typing.get((sid, cid)) != typing:
+            self._typing[(sid, cid)] = typing
+            await self.presence.set_viewer(cid, sid, self._viewer(conn, typing))
             await self._emit_viewers(cid)
             await self.ws.bus.publish(
                 Event(
@@ -197,23 +216,23 @@ class AgentNamespace(socketio.AsyncNamespace):
         conn = self.conns.get(sid)
         if conn is not None:
             conn.viewing.discard(cid)
-        viewers = self.viewers.get(cid)
-        if viewers is not None and viewers.pop(sid, None) is not None:
-            if not viewers:
-                del self.viewers[cid]
+        if self._typing.pop((sid, cid), None) is not None:
+            await self.presence.drop_viewer(cid, sid)
             await self._emit_viewers(cid)
         await self.leave_room(sid, f"conv:{cid}")
 
+    @staticmethod
+    def _viewer(conn: _Conn, typing: bool) -> dict[str, Any]:
+        return {"id": conn.agent.id, "name": conn.agent.name, "typing": typing}
+
     async def _emit_viewers(self, cid: int) -> None:
+        """Every process's viewers of `cid`, to the room's sockets in every process."""
         by_agent: dict[int, dict[str, Any]] = {}
-        for vsid, typing in self.viewers.get(cid, {}).items():
-            conn = self.conns.get(vsid)
-            if conn is None:
-                continue
+        for viewer in await self.presence.viewers(cid):
             entry = by_agent.setdefault(
-                conn.agent.id, {"id": conn.agent.id, "name": conn.agent.name, "typing": False}
+                viewer["id"], {"id": viewer["id"], "name": viewer["name"], "typing": False}
             )
-            entry["typing"] = entry["typing"] or typing
+            entry["typing"] = entry["typing"] or bool(viewer.get("typing"))
         await self.emit(
             "viewers",
             {"conversation_id": cid, "viewers": list(by_agent.values())},
@@ -241,29 +260,34 @@ class AgentNamespace(socketio.AsyncNamespace):
                 rooms.append(f"agent:{notice[key]}")
         if assignee is not None:
             rooms.append(f"agent:{assignee}")
-        await self.emit("event", notice, room=rooms)
+        await self.emit("event", notice, room=rooms, ignore_queue=True)
         if event.name == EventName.CONVERSATION_ASSIGNED and isinstance(
             event.data.get("agent_id"), int
         ):
             await self.emit(
-                "assigned", {"conversation_id": cid}, room=f"agent:{event.data['agent_id']}"
+                "assigned",
+                {"conversation_id": cid},
+                room=f"agent:{event.data['agent_id']}",
+                ignore_queue=True,
             )
 
     async def _on_presence(self, event: Event) -> None:
         agent_id = event.data.get("agent_id")
-        if not isinstance(agent_id, int):
+        if not isinstance(agent_id, int) or not self.conns:
             return
         presence = event.data.get("presence")
         if not isinstance(presence, str):
             presence = await self.ws.store.read(lambda c: queries.presence_of(c, agent_id))
         notice = {"agent_id": agent_id, "presence": presence[:16]}
-        await self.emit("presence", notice, room=["supervisors", f"agent:{agent_id}"])
+        rooms = ["supervisors", f"agent:{agent_id}"]
+        await self.emit("presence", notice, room=rooms, ignore_queue=True)
 
     async def _on_visitor_typing(self, event: Event) -> None:
         cid = event.data.get("conversation_id")
-        if isinstance(cid, int):
+        if isinstance(cid, int) and self.conns:
             await self.emit(
                 "visitor_typing",
                 {"conversation_id": cid, "typing": bool(event.data.get("typing"))},
                 room=f"conv:{cid}",
+                ignore_queue=True,
             )

@@ -76,7 +76,7 @@ def setup(app: web.Application, services: Any) -> Workspace:
         app.router.add_route(method, path, handler)
     app.router.add_static("/agent/static/", HERE / "static", append_version=False)
     if ws.sio is not None:
-        ws.live = AgentNamespace(ws)
+        ws.live = AgentNamespace(ws, presence=getattr(services, "presence", None))
         ws.live.attach()
         ws.sio.register_namespace(ws.live)
     return ws

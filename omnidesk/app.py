@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,9 @@ from inbox.ingest import Ingestor, IngestSettings
 from inbox.outbox import OutboxWorker
 from inbox.pipeline import Pipeline
 from inbox.ports import Sender
+from inbox.presence import MemoryPresence, SocketPresence, open_presence
 from inbox.store import Store, open_store
+from omnidesk import worker
 from omnidesk.wiring import Parts, build_parts, build_router
 
 log = logging.getLogger("omnidesk")
@@ -45,6 +48,9 @@ class Services:
     # one socket.io server for every namespace (/widget for visitors, /agent for CSRs);
     # with Redis configured its emits reach clients connected to any web process
     sio: socketio.AsyncServer | None = None
+    # who is connected where (agent sockets, visitors in rooms, viewers): in this process,
+    # or with Redis configured over every web process (inbox.presence)
+    presence: SocketPresence = field(default_factory=MemoryPresence)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -74,9 +80,12 @@ async def build_services(config: Config, role: str = "all") -> Services:
     outbox = OutboxWorker(store, bus, senders)
     pipeline = Pipeline(store, bus, None, priorities=config.priorities, on_outbound=outbox.poke)
     services = Services(config, store, bus, ingest, pipeline, outbox, senders)
-    services.sio = make_socketio(config)
+    services.sio = make_socketio(config, role)
+    services.presence = open_presence(config.redis_url)
     services.closers += [store.close, bus.close, ingest.close, pipeline.close]
+    services.closers += [services.presence.close, lambda: close_socketio(services.sio)]
     try:
+        await services.presence.start()
         parts = build_parts(config, services, role)
     except BaseException:
         await services.close()
@@ -88,10 +97,25 @@ async def build_services(config: Config, role: str = "all") -> Services:
     return services
 
 
-def make_socketio(config: Config) -> socketio.AsyncServer:
+def make_socketio(config: Config, role: str = "all") -> socketio.AsyncServer:
+    """One socket.io server per process. With Redis, an emit from any process reaches the
+    clients of every web process through python-socketio's Redis manager; processes that
+    serve no sockets (router, worker, smtp) get a write-only manager (no listener).
+
+    Emits driven by a bus event pass `ignore_queue=True` (every web process hears the event
+    and serves its own clients); emits that start in one process go through the manager."""
     manager = None
     if config.redis_url:
-        manager = socketio.AsyncRedisManager(config.redis_url, channel="omnidesk:socketio")
+        # pub/sub channels are server-wide, not per database (as for the event bus)
+        from redis.connection import parse_url
+
+        db = parse_url(config.redis_url).get("db", 0)
+        manager = socketio.AsyncRedisManager(
+            config.redis_url,
+            channel=f"omnidesk:{db}:socketio",
+            write_only=role not in {"all", "web"},
+            logger=logging.getLogger("omnidesk.socketio"),
+        )
     return socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
@@ -101,6 +125,28 @@ def make_socketio(config: Config) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
+
+
+def start_socketio(sio: socketio.AsyncServer) -> None:
+    """Subscribe to the Redis manager's channel now rather than at the first client's
+    connect (python-socketio's default), so no cross-process emit is missed meanwhile."""
+    if not sio.manager_initialized:
+        sio.manager_initialized = True
+        sio.manager.initialize()
+
+
+async def close_socketio(sio: socketio.AsyncServer | None) -> None:
+    """Stop the Redis manager's listener and close its connection (python-socketio never
+    does): a process hosting two servers (tests) or restarting cleanly leaks nothing."""
+    manager = getattr(sio, "manager", None)
+    task = getattr(manager, "thread", None)
+    if isinstance(task, asyncio.Task):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    redis = getattr(manager, "redis", None)
+    if redis is not None:
+        await redis.aclose()
 
 
 @web.middleware
@@ -133,7 +179,13 @@ def make_web_app(services: Services) -> web.Application:
     app.add_routes(routing_api.routes())
     app.add_routes(services.parts.routes)
     if services.sio is not None:
-        services.sio.attach(app, socketio_path="socket.io")
+        sio = services.sio
+        sio.attach(app, socketio_path="socket.io")
+
+        async def on_startup(_app: web.Application) -> None:
+            start_socketio(sio)
+
+        app.on_startup.append(on_startup)
     return app
 
 
@@ -143,19 +195,33 @@ async def run_roles(config: Config, role: str = "all") -> None:
         raise ValueError(f"unknown role {role!r}")
     services = await build_services(config, role)
     runner: web.AppRunner | None = None
+    # Redis configured (cluster): outbound on RQ, triage in workers only, scheduled work
+    # under the worker-duties lease (omnidesk.worker)
+    cluster = bool(config.redis_url)
     try:
-        if role in {"all", "worker", "router"}:
+        relay = worker.attach_relay(services) if cluster else None
+        services.parts.checks.setdefault("outbox", worker.outbox_check(services.store))
+        if role in {"all", "worker"} or (role == "router" and not cluster):
+            if cluster:
+                worker.count_per_message(services.pipeline)
             services.pipeline.attach()
-            recovered = await services.pipeline.recover()
-            if recovered:
-                log.info("recovered %d messages stored before the last stop", recovered)
+            if not cluster:  # in a cluster the duties-lease holder recovers, periodically
+                recovered = await services.pipeline.recover()
+                if recovered:
+                    log.info("recovered %d messages stored before the last stop", recovered)
         if role in {"all", "router"}:
             router = build_router(config, services)
             await router.start()
             services.closers.append(router.close)
         if role in {"all", "worker"}:
-            services.outbox.start()
-            services.closers.append(services.outbox.stop)
+            if relay is not None:
+                await worker.start_worker(services, relay)
+            else:
+                services.outbox.start()
+                services.closers.append(services.outbox.stop)
+                for start, stop in services.parts.duties:
+                    await start()
+                    services.closers.append(stop)
         if role in {"all", "web"}:
             app = make_web_app(services)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)

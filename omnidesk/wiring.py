@@ -36,6 +36,9 @@ class Parts:
     reloader: Any = None
     # readiness checks for /readyz: name -> async () -> (ok, detail)
     checks: dict[str, Any] = field(default_factory=dict)
+    # (start, stop) of scheduled work one worker runs at a time: with Redis under the
+    # worker-duties lease (omnidesk.worker), else started with the process
+    duties: list[tuple[Any, Any]] = field(default_factory=list)
 
 
 def autoreply_engine(config: Config) -> tuple[Any, Any]:
@@ -51,7 +54,18 @@ def autoreply_engine(config: Config) -> tuple[Any, Any]:
     )
     if not settings.enabled:
         return None, None
-    engine = Engine.from_settings(settings)
+    limiter = None
+    if config.redis_url:  # several workers: one count per contact across all of them
+        from autoreply.limiter import RedisReplyLimiter
+
+        limiter = RedisReplyLimiter(
+            config.redis_url,
+            settings.per_contact_max,
+            settings.per_contact_window_seconds,
+            settings.global_max_per_minute,
+            settings.breaker_cooldown_seconds,
+        )
+    engine = Engine.from_settings(settings, limiter)
     return engine, Reloader(engine)
 
 
@@ -148,6 +162,9 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
                 )
             )
 
+        # with Redis the IMAP pollers run in one worker at a time (the worker-duties lease)
+        imap = role in {"all", "worker"}
+        leased_imap = imap and bool(config.redis_url) and bool(email_settings.mailboxes)
         email = EmailChannel(
             email_settings,
             config.secret_key,
@@ -155,12 +172,14 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
             store=put_store(files),
             get_cursor=get_cursor,
             smtp=role in {"all", "smtp"},
-            imap=role in {"all", "worker"},
+            imap=imap and not leased_imap,
         )
         parts.senders["email"] = email.sender
         if role in {"all", "smtp", "worker"}:
             parts.startups.append(email.start)
             parts.closers.append(email.stop)
+        if leased_imap:
+            parts.duties.append(leased_pollers(email, email_settings, ingest, files, get_cursor))
 
         async def email_ready() -> tuple[bool, str]:
             health = email.health()
@@ -182,13 +201,17 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
 
         chat = read_webchat_settings(config.section("webchat"), inboxes=config.inboxes)
         secret, public_url = config.secret_key, config.server.public_url
-        namespace = WidgetNamespace(chat, secret=secret, ingest=ingest, store=store, bus=bus)
+        presence = services.presence  # visitors in conversation rooms, every web process
+        namespace = WidgetNamespace(
+            chat, secret=secret, ingest=ingest, store=store, bus=bus, presence=presence
+        )
         chat_http = WidgetHttp(namespace, secret=secret, files=files, public_url=public_url)
         namespace.file_url = chat_http.file_url  # both halves sign file links alike
-        namespace.attach(bus)
+        if role in {"all", "web"}:  # only processes serving sockets emit bus events to them
+            namespace.attach(bus)
         services.sio.register_namespace(namespace)
         parts.routes += chat_http.routes()
-        chat_sender = WebchatSender(services.sio)
+        chat_sender = WebchatSender(services.sio, presence)
         parts.senders["chat"] = chat_sender
         if chat.demo_port is not None and chat.demo_widget is not None and role in {"all", "web"}:
             demo = DemoSite(config.server.host, chat.demo_port, public_url, chat.demo_widget)
@@ -196,6 +219,32 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
             parts.closers.append(demo.stop)
     # --- end webchat ---------------------------------------------------------------------
     return parts
+
+
+def leased_pollers(
+    email: Any, settings: Any, ingest: Any, files: FileStore, get_cursor: Any
+) -> tuple[Any, Any]:
+    """(start, stop) of the IMAP pollers for the worker-duties lease. Each election builds
+    fresh pollers, which read their position from the database (the last holder moved it);
+    `email.pollers` names the running ones, so /readyz reports mailboxes where they run."""
+    from channels.email.files import put_store
+    from channels.email.imap import IMAPPoller
+
+    async def start() -> None:
+        email.pollers = [
+            IMAPPoller(box, ingest, get_cursor, put_store(files), email.options)
+            for box in settings.mailboxes
+        ]
+        for poller in email.pollers:
+            await poller.start()
+        log.info("IMAP polling %d mailbox(es) in this worker", len(email.pollers))
+
+    async def stop() -> None:
+        pollers, email.pollers = email.pollers, []
+        for poller in pollers:
+            await poller.stop()
+
+    return start, stop
 
 
 def check_sections(config: Config) -> None:
@@ -246,7 +295,13 @@ def build_router(config: Config, services: Any) -> Any:
     lease = None
     if config.redis_url:
         lease = RedisLease(config.redis_url, f"{socket.gethostname()}:{os.getpid()}", ttl=3.0)
-    return RouterService(services.store, services.bus, routing_settings(config), lease=lease)
+    return RouterService(
+        services.store,
+        services.bus,
+        routing_settings(config),
+        lease=lease,
+        sockets=services.presence,  # agents' sockets over every web process
+    )
 
 
 # --- end routing ------------------------------------------------------------------------

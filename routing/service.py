@@ -22,8 +22,14 @@ decides, then announces it.
   (the new leader's rebuild reads everything committed before it). The leader writes its
   fencing token to the database before rebuilding, and every write checks it.
 * **Presence.** `agents.presence` holds what the agent chose; an agent whose sockets have
-  all been gone for `offline_grace_seconds` is set offline here (`note_agent_connected` /
-  `note_agent_disconnected`, or `agent.connection` events from other processes).
+  all been gone for `offline_grace_seconds` is set offline here. Without `sockets` the
+  router counts `agent.connection` events (`note_agent_connected` / `_disconnected`).
+  With `sockets` (an `inbox.presence.SocketPresence`: per process, or in Redis where
+  each web process's agents expire with its heartbeat) the counts are read from it: at
+  every rebuild (a router taking over starts from the live counts, not from zero), every
+  `SOCKET_SYNC_SECONDS`, and at once after an `agent.connection` event. An agent that had
+  sockets and has none (closed, or its web process died and its key expired) gets the
+  grace period, then goes offline and its chats are re-queued.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from inbox.bus import EventBus
 from inbox.errors import OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
 from inbox.fastsql import Sql
+from inbox.presence import SocketPresence
 from inbox.store import Store
 from inbox.types import Presence
 from routing import commands as cmd
@@ -53,6 +60,7 @@ log = logging.getLogger("omnidesk.routing")
 Persisted = tuple[list[Decision], set[int]]
 
 MAX_BATCH = 4096
+SOCKET_SYNC_SECONDS = 1.0
 _INPUTS = (
     EventName.CONVERSATION_QUEUED,
     EventName.CONVERSATION_RESOLVED,
@@ -70,6 +78,7 @@ class RouterService(Feed):
         settings: RoutingSettings | None = None,
         *,
         lease: RedisLease | None = None,
+        sockets: SocketPresence | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -88,6 +97,8 @@ class RouterService(Feed):
         self._since: dict[int, float] = {}  # conversation -> when it first started waiting
         self._sockets: dict[int, int] = {}
         self._grace: dict[int, float] = {}  # agent -> when to set it offline
+        self.sockets = sockets  # where agents' socket counts are read from (None: events)
+        self._next_sync = 0.0  # when to re-read `sockets`
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._stop = asyncio.Event()
@@ -158,6 +169,11 @@ class RouterService(Feed):
         self._kick()
 
     async def _on_connection(self, event: Event) -> None:
+        if self.sockets is not None:  # the counts are in `sockets`: re-read them now
+            if self.active:
+                self._next_sync = 0.0
+                self._kick()
+            return
         try:
             agent_id = int(event.data["agent_id"])
         except (KeyError, TypeError, ValueError):
@@ -180,6 +196,38 @@ class RouterService(Feed):
             self._grace[agent_id] = self.clock() + self.settings.offline_grace_seconds
             self._kick()
 
+    async def _sync_sockets(self) -> None:
+        """Take the agents' socket counts from `sockets`; start or stop grace periods."""
+        assert self.sockets is not None
+        try:
+            counts = await self.sockets.agent_sockets()
+        except OmnideskError as exc:  # keep what we had rather than guess
+            log.warning("cannot read agents' sockets (retrying): %s", exc.message)
+            self._next_sync = self.clock() + SOCKET_SYNC_SECONDS
+            return
+        now = self.clock()
+        self._next_sync = now + SOCKET_SYNC_SECONDS
+        grace = self.settings.offline_grace_seconds
+        for agent_id in set(counts) | set(self._sockets):
+            if counts.get(agent_id, 0) > 0:
+                self._grace.pop(agent_id, None)
+            elif agent_id not in self._grace and (
+                agent_id in counts or self._sockets.get(agent_id, 0) > 0
+            ):
+                self._grace[agent_id] = now + grace
+        self._sockets = counts
+
+    async def _forget(self, agent_ids: list[int]) -> None:
+        """Set offline: no longer "had sockets" (unless one connected meanwhile)."""
+        assert self.sockets is not None
+        gone = [a for a in agent_ids if self._sockets.get(a, 0) == 0]
+        try:
+            await self.sockets.forget_agents(gone)
+        except OmnideskError as exc:  # forgotten at the next expiry instead
+            log.warning("cannot forget agents' sockets: %s", exc.message)
+        for agent_id in gone:
+            self._sockets.pop(agent_id, None)
+
     def _kick(self) -> None:
         self._idle.clear()
         self._wake.set()
@@ -187,6 +235,8 @@ class RouterService(Feed):
     # == the worker =======================================================================
     def _sleep_for(self) -> float:
         dues = list(self._grace.values())
+        if self.sockets is not None and self.active:
+            dues.append(self._next_sync)
         if self.router is not None and (due := self.router.next_due()) is not None:
             dues.append(due)
         return 1.0 if not dues else min(1.0, max(0.0, min(dues) - self.clock()))
@@ -247,6 +297,9 @@ class RouterService(Feed):
                 moved = router.transfer_to_skills(row.id, row.skills, now)
                 out += [d for d in moved if not isinstance(d, Requeued)]
         self._need_rebuild = False
+        if self.sockets is not None:  # from the live counts, not from zero
+            self._sockets, self._grace = {}, {}
+            await self._sync_sockets()
         log.info(
             "router rebuilt: %d agents, %d assigned, %d waiting",
             len(snap.agents),
@@ -262,6 +315,8 @@ class RouterService(Feed):
         if self._inputs:
             self._wake.set()
         now = self.clock()
+        if self.sockets is not None and now >= self._next_sync:
+            await self._sync_sockets()
         expired = [a for a, due in self._grace.items() if due <= now]
         for agent_id in expired:
             del self._grace[agent_id]
@@ -276,6 +331,8 @@ class RouterService(Feed):
             for agent_id in await self.store.write(offline):
                 presence_events.append(self._presence_event(agent_id, "disconnected"))
             inputs += [(EventName.AGENT_PRESENCE, {"agent_id": a}) for a in expired]
+            if self.sockets is not None:
+                await self._forget(expired)
         if not inputs and (router.next_due() or now + 1) > now:
             for event in presence_events:
                 await self.bus.publish(event)

@@ -16,6 +16,12 @@ Protocol (every call that answers does so through the socket.io acknowledgement)
 * `typing` {typing}, `read` {seq}, `profile` {name?, email?, consent?}.
 * server -> visitor: `message` (same shape as resync items, with `seq`), `typing`,
   `read` {up_to}, `availability`.
+
+Several web processes (Redis configured): typing, read receipts and availability follow
+bus events that every process hears, so each emits them to its own sockets only
+(`ignore_queue=True`); a visitor's message, shown on their other tabs, goes through the
+Redis manager. Which conversation rooms have a visitor socket is kept in `inbox.presence`
+(the chat sender asks it whether the visitor is away).
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ from channels.webchat import history, signing
 from channels.webchat.limits import ConnectionCounter, RateLimiter
 from channels.webchat.settings import WebchatSettings, WidgetSettings
 from inbox.bus import EventBus
-from inbox.errors import OmnideskError, ValidationError
+from inbox.errors import BusError, OmnideskError, ValidationError
 from inbox.events import Event, EventName
 from inbox.identity import normalize_email, normalize_external
 from inbox.ports import IngestFn
+from inbox.presence import MemoryPresence, SocketPresence
 from inbox.store import Store
 from inbox.types import Attachment, Channel, DeliveryStatus, IdentityKind, InboundMessage
 
@@ -87,6 +94,7 @@ class WidgetNamespace(socketio.AsyncNamespace):
         bus: EventBus,
         file_url: Callable[[dict[str, Any]], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        presence: SocketPresence | None = None,
     ) -> None:
         super().__init__(NAMESPACE)
         self.settings = settings
@@ -102,6 +110,7 @@ class WidgetNamespace(socketio.AsyncNamespace):
         self._sids: dict[str, set[str]] = {}  # visitor id -> connected sids
         self._tokens: dict[int, str] = {}  # conversation id -> token
         self._online: tuple[float, int] | None = None
+        self.presence = presence or MemoryPresence()
 
     def attach(self, bus: EventBus) -> None:
         bus.subscribe(AGENT_TYPING, self._on_agent_typing)
@@ -183,6 +192,11 @@ class WidgetNamespace(socketio.AsyncNamespace):
             sids.discard(sid)
             if not sids:
                 del self._sids[visitor.visitor_id]
+        for token in visitor.conversations.values():
+            try:
+                await self.presence.room_left(room(token))
+            except BusError as exc:  # left locally; the next heartbeat publishes it
+                log.warning("visitor presence not updated: %s", exc.message)
 
     # -- hello / resync -------------------------------------------------------------------
     async def on_hello(self, sid: str, data: Any = None) -> dict[str, Any]:
@@ -243,6 +257,10 @@ class WidgetNamespace(socketio.AsyncNamespace):
             if other is not None and conversation_id not in other.conversations:
                 other.conversations[conversation_id] = token
                 await self.enter_room(sid, room(token))
+                try:
+                    await self.presence.room_joined(room(token))
+                except BusError as exc:  # joined locally; the next heartbeat publishes it
+                    log.warning("visitor presence not updated: %s", exc.message)
 
     def _with_urls(self, message: dict[str, Any]) -> dict[str, Any]:
         files = []
@@ -453,19 +471,28 @@ class WidgetNamespace(socketio.AsyncNamespace):
             self._tokens[conversation_id] = token
         return self._tokens[conversation_id]
 
+    # every process hears these events: each emits to its own visitors only
     async def _on_agent_typing(self, event: Event) -> None:
+        if not self.visitors:
+            return
         token = await self._token(event.data.get("conversation_id"))
         if token is not None:
             payload = {"typing": bool(event.data.get("typing")), "name": event.data.get("name")}
-            await self.emit("typing", payload, room=room(token))
+            await self.emit("typing", payload, room=room(token), ignore_queue=True)
 
     async def _on_messages_read(self, event: Event) -> None:
+        if not self.visitors:
+            return
         token = await self._token(event.data.get("conversation_id"))
         if token is not None and event.data.get("by", "agent") == "agent":
-            await self.emit("read", {"up_to": event.data.get("up_to")}, room=room(token))
+            await self.emit(
+                "read", {"up_to": event.data.get("up_to")}, room=room(token), ignore_queue=True
+            )
 
     async def _on_presence(self, event: Event) -> None:
         self._online = None
+        if not self.visitors:
+            return  # re-read at the next hello
         online = await self._store.read(history.agents_online)
         self._online = (self._clock(), online)
-        await self.emit("availability", {"agents_online": online})
+        await self.emit("availability", {"agents_online": online}, ignore_queue=True)

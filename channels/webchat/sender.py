@@ -4,7 +4,9 @@ A reply is emitted to the conversation's room on `/widget` with its sequence num
 message id). A visitor who is offline simply is not in the room: the message stays in the
 database and reaches them by resync when the widget reconnects, so this never fails for
 an absent visitor. With Redis configured, python-socketio's manager carries the emit to
-whichever web process holds the visitor's socket.
+whichever web process holds the visitor's socket (from a worker, through its write-only
+manager), and whether the visitor is away is asked of `inbox.presence`, which knows the
+visitor sockets of every live web process.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ import socketio
 
 from channels.webchat.history import wire_message
 from channels.webchat.namespace import NAMESPACE, room
-from inbox.errors import DeliveryError, RecipientAway
+from inbox.errors import DeliveryError, OmnideskError, RecipientAway
 from inbox.ports import Outbound
+from inbox.presence import MemoryPresence, SocketPresence
 from inbox.types import DeliveryStatus
 
 
 class WebchatSender:
     channel = "chat"
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, presence: SocketPresence | None = None) -> None:
         self._sio = sio
+        self._presence = presence or MemoryPresence()
 
     async def send(self, item: Outbound) -> str:
         author = "bot" if item.auto_reply else "agent"
@@ -42,13 +46,15 @@ class WebchatSender:
         except Exception as exc:  # a Redis manager that cannot publish: retry later
             raise DeliveryError(f"cannot emit to the widget: {exc}") from exc
         held = f"webchat:{item.message_id}"
-        if not self.visitor_present(target):
+        try:
+            present = await self.visitor_present(target)
+        except OmnideskError as exc:  # presence unknown: retry rather than guess
+            raise DeliveryError(f"cannot tell whether the visitor is here: {exc}") from exc
+        if not present:
             # stored for resync either way; the outbox may also follow up by email
             raise RecipientAway("the visitor is not connected", held_id=held)
         return held
 
-    def visitor_present(self, target: str) -> bool:
-        """Whether a socket of the visitor is in the room. python-socketio knows only this
-        process's sockets: with several web processes a visitor connected elsewhere counts
-        as away (an email follow-up too many, never one too few)."""
-        return any(True for _ in self._sio.manager.get_participants(NAMESPACE, target))
+    async def visitor_present(self, target: str) -> bool:
+        """Whether a socket of the visitor is in the room, in any live web process."""
+        return await self._presence.room_occupied(target)
