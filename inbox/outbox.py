@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,6 +122,28 @@ def _claim(conn: Connection, now: datetime, limit: int) -> list[int]:
             .values(status="sending", lease_until=now + LEASE, attempts=o.attempts + 1)
         )
     return ids
+
+
+def claim_message(
+    conn: Connection, message_id: int, now: datetime, lease: timedelta = LEASE
+) -> int | None:
+    """Lease one message's delivery job if it is due and nobody holds it; its outbox id,
+    or None (already sent, failed, not yet due, or leased by another worker).
+
+    One conditional UPDATE: on PostgreSQL a concurrent claimer blocks on the row and then
+    re-checks the lease it just saw set, so exactly one of them gets the row."""
+    o = t.outbox.c
+    return conn.execute(
+        sa.update(t.outbox)
+        .where(
+            o.message_id == message_id,
+            o.status.in_(("pending", "sending")),
+            o.next_attempt_at <= now,
+            sa.or_(o.lease_until.is_(None), o.lease_until < now),
+        )
+        .values(status="sending", lease_until=now + lease, attempts=o.attempts + 1)
+        .returning(o.id)
+    ).scalar()
 
 
 # Channels with no outbound of their own answer through another: a web form is answered
@@ -267,6 +289,7 @@ class OutboxWorker:
         *,
         poll_interval: float = 0.5,
         batch: int = 20,
+        send_timeout: float | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -274,12 +297,20 @@ class OutboxWorker:
         self.senders = senders
         self.poll_interval = poll_interval
         self.batch = batch
+        # with a short lease (cluster), a send must end before another worker may claim it
+        self.send_timeout = send_timeout
+        # cluster mode: pokes go to the RQ relay (inbox.relay) and this loop is not started
+        self.relay: Callable[..., None] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def poke(self) -> None:
-        """New work was enqueued: look now rather than at the next poll."""
-        self._wake.set()
+    def poke(self, *message_ids: int) -> None:
+        """New work was committed (these messages): look now rather than at the next poll,
+        or, with a relay set (cluster: RQ), hand it to the relay."""
+        if self.relay is not None:
+            self.relay(*message_ids)
+        else:
+            self._wake.set()
 
     def start(self) -> None:
         if self._task is None:
@@ -312,7 +343,7 @@ class OutboxWorker:
     async def run_once(self) -> int:
         now = datetime.now(UTC)
         ids = await self.store.write(lambda conn: _claim(conn, now, self.batch))
-        await asyncio.gather(*(self._deliver(i) for i in ids))
+        await asyncio.gather(*(self.deliver(i) for i in ids))
         return len(ids)
 
     async def _send(self, sender: Sender, item: Outbound) -> str:
@@ -329,7 +360,8 @@ class OutboxWorker:
             log.info("message=%d followed up by email (recipient away)", item.message_id)
             return followed
 
-    async def _deliver(self, outbox_id: int) -> None:
+    async def deliver(self, outbox_id: int) -> None:
+        """Send one job this worker has leased and record the outcome."""
         item, job = await self.store.read(lambda conn: build_outbound(conn, outbox_id))
         now = datetime.now(UTC)
         if item is None:  # already has a provider id: never send twice
@@ -351,7 +383,10 @@ class OutboxWorker:
             error, permanent = f"the contact has no {item.channel} address", True
         else:
             try:
-                provider_id = await self._send(sender, item)
+                async with asyncio.timeout(self.send_timeout):
+                    provider_id = await self._send(sender, item)
+            except TimeoutError:
+                error = f"the {item.channel} provider did not answer in time"
             except PermanentDeliveryError as exc:
                 error, permanent = exc.message, True
             except DeliveryError as exc:

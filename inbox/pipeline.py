@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -182,13 +182,13 @@ class Pipeline:
         triage: Triage | None = None,
         *,
         priorities: tuple[str, ...] = ("urgent", "high", "normal", "low"),
-        on_outbound: Callable[[], None] | None = None,
+        on_outbound: Callable[..., None] | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.triage = triage
         self.priorities = priorities
-        self.on_outbound = on_outbound  # called after an auto-reply is committed
+        self.on_outbound = on_outbound  # called with the auto-replies' ids once committed
         self._pending: list[int] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -231,18 +231,14 @@ class Pipeline:
                 pass
             self._task = None
 
-    async def recover(self) -> int:
-        """Triage what was stored before a crash but never triaged."""
-        ids = await self.store.read(
-            lambda conn: [
-                r.id
-                for r in conn.execute(
-                    sa.select(t.messages.c.id)
-                    .where(t.messages.c.needs_triage.is_(True))
-                    .order_by(t.messages.c.id)
-                )
-            ]
-        )
+    async def recover(self, older_than: float | None = None) -> int:
+        """Triage what was stored before a crash but never triaged (only messages stored
+        more than `older_than` seconds ago: younger ones are still on their way)."""
+        m = t.messages.c
+        query = sa.select(m.id).where(m.needs_triage.is_(True)).order_by(m.id)
+        if older_than is not None:
+            query = query.where(m.created_at < datetime.now(UTC) - timedelta(seconds=older_than))
+        ids = await self.store.read(lambda conn: [r.id for r in conn.execute(query)])
         for start in range(0, len(ids), BATCH):
             await self.process_many(ids[start : start + BATCH])
         return len(ids)
@@ -266,8 +262,9 @@ class Pipeline:
         events = await self.store.write(apply)
         for event in events:
             await self.bus.publish(event)
-        if self.on_outbound is not None and any(d.reply is not None for _, d in decided):
-            self.on_outbound()
+        replies = [e.data["message_id"] for e in events if e.name == EventName.MESSAGE_SENT]
+        if self.on_outbound is not None and replies:
+            self.on_outbound(*replies)
 
     def _decide(self, item: _Loaded, now: datetime) -> TriageDecision:
         if self.triage is None:

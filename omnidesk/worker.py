@@ -1,0 +1,217 @@
+"""The worker role on Redis: outbound delivery on RQ, the outbox sweeper, and scheduled
+work that must run in one worker at a time.
+
+    omnidesk serve --role worker     # [redis] url set; start as many as you like
+
+Every process that writes outbox rows (web: agent replies and form confirmations; worker:
+auto-replies) gets an `RqRelay`: `services.outbox.poke(message_id)` enqueues the delivery
+job after the row committed. Workers (roles all/worker) also run:
+
+* an RQ worker thread for the outbox queue (omnidesk.jobs), delivering through this
+  process's channel senders;
+* the sweeper (inbox.relay), re-enqueueing due retries, rows whose writer died before
+  enqueueing, and rows whose lease expired with a killed worker;
+* the worker-duties lease (a RedisLease like the router's): its holder polls the IMAP
+  mailboxes and re-runs triage recovery every `recover_interval_seconds`; a standby takes
+  over within about ttl + ttl/3 of the holder's death, at once after a clean stop.
+
+Without Redis none of this runs: the embedded OutboxWorker, pollers and start-up recovery
+are as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from inbox.config import Config
+from inbox.relay import RqRelay, Sweeper, outbox_counts
+from omnidesk import jobs
+
+log = logging.getLogger("omnidesk.worker")
+
+Duty = tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    """[outbox]: delivery in cluster mode (ignored without [redis])."""
+
+    lease_seconds: float = 60.0
+    concurrency: int = 20
+    sweep_interval_seconds: float = 1.0
+    recover_interval_seconds: float = 10.0
+    duties_lease_seconds: float = 3.0
+
+
+def read_outbox_settings(config: Config) -> OutboxSettings:
+    section = config.section("outbox")
+    d = OutboxSettings()
+    settings = OutboxSettings(
+        lease_seconds=section.float("lease_seconds", d.lease_seconds, min=2.0),
+        concurrency=section.int("concurrency", d.concurrency, min=1, max=1000),
+        sweep_interval_seconds=section.float(
+            "sweep_interval_seconds", d.sweep_interval_seconds, min=0.1
+        ),
+        recover_interval_seconds=section.float(
+            "recover_interval_seconds", d.recover_interval_seconds, min=1.0
+        ),
+        duties_lease_seconds=section.float("duties_lease_seconds", d.duties_lease_seconds, min=0.5),
+    )
+    section.reject_unknown()
+    return settings
+
+
+def attach_relay(services: Any) -> RqRelay:
+    """Pokes of the outbox (after a committed write) become RQ jobs, in any role."""
+    relay = RqRelay(services.store, services.config.redis_url, jobs.DELIVER)
+    services.outbox.relay = relay.poke
+    services.closers.append(relay.stop)
+    return relay
+
+
+async def start_worker(services: Any, relay: RqRelay) -> None:
+    """Roles all/worker on Redis: RQ worker thread, sweeper, leased duties."""
+    config, store = services.config, services.store
+    settings = read_outbox_settings(config)
+    lease = timedelta(seconds=settings.lease_seconds)
+    # a send must end within its lease, or another worker could claim it meanwhile
+    services.outbox.send_timeout = max(settings.lease_seconds - 1.0, 1.0)
+    runtime = jobs.Runtime(
+        asyncio.get_running_loop(),
+        store,
+        services.outbox,
+        lease=lease,
+        concurrency=settings.concurrency,
+    )
+    rq_worker = jobs.RqWorkerThread(config.redis_url, runtime)
+    rq_worker.start()
+    services.closers.append(rq_worker.stop)
+
+    sweeper = Sweeper(
+        store, relay, interval=settings.sweep_interval_seconds, stale=settings.lease_seconds / 2
+    )
+    sweeper.start()
+    services.closers.append(sweeper.stop)
+
+    recover = RecoverLoop(services.pipeline, settings.recover_interval_seconds)
+    duties = LeasedDuties(
+        config.redis_url,
+        [*services.parts.duties, (recover.start, recover.stop)],
+        ttl=settings.duties_lease_seconds,
+    )
+    await duties.start()
+    services.closers.append(duties.stop)
+
+
+def outbox_check(store: Any) -> Callable[[], Awaitable[tuple[bool, str]]]:
+    """/readyz detail: outbox work not done (always ready: failed rows are shown to agents)."""
+
+    async def check() -> tuple[bool, str]:
+        now = datetime.now(UTC)
+        counts = await store.read(lambda conn: outbox_counts(conn, now))
+        return True, " ".join(f"{k}={v}" for k, v in counts.items())
+
+    return check
+
+
+class RecoverLoop:
+    """Triage what a killed process left untriaged, every `interval` seconds (messages older
+    than the interval: younger ones are still in some live worker's batch)."""
+
+    def __init__(self, pipeline: Any, interval: float) -> None:
+        self.pipeline = pipeline
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="triage-recover")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                n = await self.pipeline.recover(older_than=self.interval)
+                if n:
+                    log.warning("triaged %d messages a stopped process had left", n)
+            except Exception:
+                log.exception("triage recovery failed")
+            await asyncio.sleep(self.interval)
+
+
+class LeasedDuties:
+    """Runs `duties` (start, stop) in the one worker holding the worker-duties lease."""
+
+    def __init__(self, redis_url: str, duties: list[Duty], *, ttl: float) -> None:
+        from routing.lease import RedisLease
+
+        self.duties = duties
+        holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = RedisLease(redis_url, holder, name="worker-duties", ttl=ttl)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(
+            self.lease.run(self._elected, self._lost, self._stop), name="worker-duties"
+        )
+
+    async def _elected(self, token: int) -> None:
+        log.info("worker duties taken (lease token %d): IMAP polling, triage recovery", token)
+        for start, _stop in self.duties:
+            try:
+                await start()
+            except Exception:
+                log.exception("a worker duty failed to start")
+
+    async def _lost(self) -> None:
+        log.info("worker duties released")
+        for _start, stop in reversed(self.duties):
+            try:
+                await stop()
+            except Exception:
+                log.exception("a worker duty failed to stop")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, 10)
+            self._task = None
+        await self.lease.close()
+
+
+class _PerMessage:
+    """The triage port, each decision made `answering(message id)`: a Redis limiter then
+    counts one reply per message however many workers decide it."""
+
+    def __init__(self, triage: Any) -> None:
+        self.triage = triage
+
+    def decide(self, message: Any, *args: Any, **kwargs: Any) -> Any:
+        from autoreply.limiter import answering
+
+        with answering(message.id):
+            return self.triage.decide(message, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.triage, name)
+
+
+def count_per_message(pipeline: Any) -> None:
+    if pipeline.triage is not None and not isinstance(pipeline.triage, _PerMessage):
+        pipeline.triage = _PerMessage(pipeline.triage)
