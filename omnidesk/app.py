@@ -189,8 +189,10 @@ def make_web_app(services: Services) -> web.Application:
     return app
 
 
-async def run_roles(config: Config, role: str = "all") -> None:
-    """Run a process role until SIGINT/SIGTERM."""
+async def run_roles(
+    config: Config, role: str = "all", on_ready: Callable[[], None] | None = None
+) -> None:
+    """Run a process role until SIGINT/SIGTERM; `on_ready()` once the role is serving."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     services = await build_services(config, role)
@@ -244,6 +246,8 @@ async def run_roles(config: Config, role: str = "all") -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("omnidesk %s role started", role)
+        if on_ready is not None:
+            on_ready()
         await stop.wait()
         log.info("shutting down")
     finally:

@@ -7,6 +7,7 @@ import asyncio
 import secrets
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from inbox import config as config_mod
@@ -43,7 +44,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from inbox.migrate import upgrade
 
         upgrade(config.database_url)
-    asyncio.run(run_roles(config, args.role))
+    on_ready = None
+    if args.ready_file:
+        ready = Path(args.ready_file)
+        ready.unlink(missing_ok=True)
+        on_ready = ready.touch  # for supervisors and scripts/cluster, whatever the log level
+    asyncio.run(run_roles(config, args.role, on_ready))
     return 0
 
 
@@ -225,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--role", choices=["all", "web", "router", "worker", "smtp"], default="all")
     serve.add_argument("--log-format", choices=["text", "json"], default=None)
     serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.add_argument("--ready-file", help="create this file once the role is serving")
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)

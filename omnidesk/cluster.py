@@ -131,8 +131,16 @@ class Cluster:
         log.write(f"--- start {time.strftime('%H:%M:%S')} ---\n".encode())
         log.flush()
         proc.started_at = time.time()
+        self._ready_file(proc).unlink(missing_ok=True)
         proc.popen = subprocess.Popen(
-            self.command("serve", "--role", proc.role, sets=proc.sets),
+            self.command(
+                "serve",
+                "--role",
+                proc.role,
+                "--ready-file",
+                str(self._ready_file(proc)),
+                sets=proc.sets,
+            ),
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -141,30 +149,32 @@ class Cluster:
         )
         log.close()
 
+    def _ready_file(self, proc: Proc) -> Path:
+        return self.log_dir / f"{proc.name}.ready"
+
     def log_of(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def wait_ready(self, name: str, timeout: float = 60.0) -> None:
-        """Until a web process answers /readyz, or another logs that its role started."""
+        """Until the process says it serves (its ready file) and a web one answers /readyz."""
         proc = self.procs[name]
         deadline = time.monotonic() + max(timeout, 1.0)
-        marker = f"omnidesk {proc.role} role started"
         while time.monotonic() < deadline:
             assert proc.popen is not None
             if proc.popen.poll() is not None:
                 raise RuntimeError(
                     f"{name} exited with {proc.popen.returncode}:\n{self.log_of(name)[-3000:]}"
                 )
-            if proc.url:
+            if self._ready_file(proc).exists():
+                if not proc.url:
+                    return
                 try:
                     with urllib.request.urlopen(proc.url + "/readyz", timeout=2) as resp:
                         if resp.status == 200:
                             return
                 except OSError:
                     pass
-            elif marker in self.log_of(name).rsplit("--- start", 1)[-1]:
-                return
             time.sleep(0.1)
         raise RuntimeError(f"{name} not ready after {timeout:.0f} s:\n{self.log_of(name)[-3000:]}")
 
