@@ -24,6 +24,7 @@ from inbox.bus import EventBus
 from inbox.errors import OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
 from inbox.fastsql import Sql, as_utc, in_list
+from inbox.fastsql import _sqlite_value as sqlite_value
 from inbox.identity import normalize, sender_identity
 from inbox.repo import attachments_to_json
 from inbox.store import Store
@@ -138,9 +139,10 @@ Q_LOCK = "SELECT pg_advisory_xact_lock(hashtext(:k))"
 
 def _resolve_contact(
     sql: Sql,
+    reads: _Reads,
     identities: Sequence[tuple[IdentityKind, str, bool]],
     display_name: str | None,
-    now: datetime,
+    at: Any,
 ) -> int:
     known: set[tuple[str, str]] = set()
     contact_id: int | None = None
@@ -148,11 +150,11 @@ def _resolve_contact(
     has_name = False
     # the sender's own identity decides; then any verified extra identity
     for kind, value, _verified in identities:
-        found = sql.first(Q_IDENTITY, kind=kind.value, value=value)
+        found = reads.identity(kind.value, value)
         if found is not None:
             known.add((kind.value, value))
             if contact_id is None:
-                contact_id, merged_into, has_name = found[0], found[1], bool(found[2])
+                contact_id, merged_into, has_name = found
     name = display_name[:200] if display_name else None
     if contact_id is not None:
         if merged_into is not None:
@@ -160,7 +162,7 @@ def _resolve_contact(
         if name and not has_name:
             sql.run(Q_NAME, name=name, id=contact_id)
     else:
-        contact_id = sql.scalar(I_CONTACT, name=name, now=now)
+        contact_id = sql.scalar(I_CONTACT, name=name, now=at)
     for kind, value, verified in identities:
         if (kind.value, value) not in known:
             sql.run(
@@ -170,8 +172,9 @@ def _resolve_contact(
                 value=value,
                 verified=verified,
                 opted_out=False,
-                now=now,
+                now=at,
             )
+            reads.identity_stored(kind.value, value, contact_id, bool(name))
     assert contact_id is not None
     return int(contact_id)
 
@@ -193,7 +196,12 @@ def _candidate(row: tuple[Any, ...] | None) -> threads.Candidate | None:
 
 
 def _thread(
-    sql: Sql, msg: InboundMessage, contact_id: int, now: datetime, window: timedelta
+    sql: Sql,
+    reads: _Reads,
+    msg: InboundMessage,
+    contact_id: int,
+    now: datetime,
+    window: timedelta,
 ) -> tuple[threads.ThreadChoice, threads.Candidate | None]:
     by_token = by_headers = recent = None
     if msg.conversation_token:
@@ -209,46 +217,88 @@ def _thread(
         if hit is not None:
             by_headers = _candidate(sql.first(Q_BY_ID, id=hit))
     if by_token is None and by_headers is None:
-        recent = _candidate(sql.first(Q_RECENT, contact_id=contact_id, channel=msg.channel.value))
+        recent = reads.recent(contact_id, msg.channel.value)
     choice = threads.choose(
         by_token=by_token, by_headers=by_headers, recent=recent, now=now, window=window
     )
-    chosen = next(
-        (
-            c
-            for c in (by_token, by_headers, recent)
-            if c and c.conversation_id == choice.conversation_id
-        ),
-        None,
-    )
+    chosen = None
+    for c in (by_token, by_headers, recent):
+        if c is not None and c.conversation_id == choice.conversation_id:
+            chosen = c
+            break
     return choice, chosen
 
 
-def _existing(conn: Connection, msg: InboundMessage) -> IngestResult | None:
-    row = Sql(conn).first(Q_EXISTING, channel=msg.channel.value, external_id=msg.external_id)
+def _existing_row(sql: Sql, msg: InboundMessage) -> IngestResult | None:
+    row = sql.first(Q_EXISTING, channel=msg.channel.value, external_id=msg.external_id)
     if row is None:
         return None
     return IngestResult(row[0], row[1], row[2], duplicate=True)
 
 
+def _existing(conn: Connection, msg: InboundMessage) -> IngestResult | None:
+    return _existing_row(Sql(conn), msg)
+
+
+class _Reads:
+    """The lookups ingest makes, one statement each, always against the live transaction.
+
+    `_BatchReads` answers the same questions for a whole batch from a few set-based reads
+    made up front, kept current by the batch's own writes (the hooks below)."""
+
+    def __init__(self, sql: Sql, now: datetime) -> None:
+        self.sql = sql
+        # `now` as the engine stores it, converted once rather than once per statement
+        self.at: Any = sqlite_value(now) if sql.sqlite else now
+
+    def existing(self, msg: InboundMessage) -> IngestResult | None:
+        return _existing_row(self.sql, msg)
+
+    def identity(self, kind: str, value: str) -> tuple[int, int | None, bool] | None:
+        """(contact id, merged into, has a name) of a known identity."""
+        row = self.sql.first(Q_IDENTITY, kind=kind, value=value)
+        return None if row is None else (row[0], row[1], bool(row[2]))
+
+    def recent(self, contact_id: int, channel: str) -> threads.Candidate | None:
+        return _candidate(self.sql.first(Q_RECENT, contact_id=contact_id, channel=channel))
+
+    # the batch's own writes, for readers that remember what they read
+    def stored(self, msg: InboundMessage, result: IngestResult) -> None:
+        return None
+
+    def identity_stored(self, kind: str, value: str, contact_id: int, named: bool) -> None:
+        return None
+
+    def threaded(
+        self, contact_id: int, channel: str, via: threads.Via, now: threads.Candidate
+    ) -> None:
+        return None
+
+
 def ingest_in(
-    conn: Connection, item: _Prepared, settings: IngestSettings, now: datetime
+    conn: Connection,
+    item: _Prepared,
+    settings: IngestSettings,
+    now: datetime,
+    reads: _Reads | None = None,
 ) -> IngestResult:
     """The whole ingest of one message inside an open transaction."""
     msg = item.msg
-    sql = Sql(conn)
-    first = _existing(conn, msg)
+    if reads is None:
+        reads = _Reads(Sql(conn), now)
+    sql, at = reads.sql, reads.at
+    first = reads.existing(msg)
     if first is None and not sql.sqlite:
         # serialize concurrent ingests of one sender across processes
         sql.run(Q_LOCK, k=f"{item.identities[0][0]}:{item.identities[0][1]}")
-        first = _existing(conn, msg)
+        first = reads.existing(msg)
     if first is not None:
         # a redelivery still moves a polled source on (an IMAP resync re-offers old mail)
         if item.cursor is not None:
-            sql.run(U_CURSOR, source=item.cursor[0], position=item.cursor[1], now=now)
+            sql.run(U_CURSOR, source=item.cursor[0], position=item.cursor[1], now=at)
         return first
-    contact_id = _resolve_contact(sql, item.identities, msg.display_name, now)
-    choice, chosen = _thread(sql, msg, contact_id, now, settings.thread_window)
+    contact_id = _resolve_contact(sql, reads, item.identities, msg.display_name, at)
+    choice, chosen = _thread(sql, reads, msg, contact_id, now, settings.thread_window)
     subject = msg.subject[:998] if msg.subject else None
     if chosen is None:
         priority = (
@@ -263,16 +313,21 @@ def ingest_in(
             subject=subject,
             skills=list(msg.skills),
             token=new_token(),
-            now=now,
+            now=at,
         )
+        status = ConversationStatus.OPEN
     else:
         conversation_id = chosen.conversation_id
+        status = threads.next_status(chosen.status, choice)
         sql.run(
             U_REOPEN if choice.reopen else U_CONVERSATION,
-            now=now,
-            status=threads.next_status(chosen.status, choice).value,
+            now=at,
+            status=status.value,
             id=conversation_id,
         )
+    reads.threaded(
+        contact_id, msg.channel.value, choice.via, threads.Candidate(conversation_id, status, now)
+    )
     message_id = sql.scalar(
         I_MESSAGE,
         conversation_id=conversation_id,
@@ -293,18 +348,136 @@ def ingest_in(
             "provider": dict(msg.metadata),
         },
         needs_triage=True,
-        now=now,
+        now=at,
     )
     if item.cursor is not None:
         source, position = item.cursor
-        sql.run(U_CURSOR, source=source, position=position, now=now)
-    return IngestResult(
+        sql.run(U_CURSOR, source=source, position=position, now=at)
+    result = IngestResult(
         int(message_id),
         int(conversation_id),
         contact_id,
         conversation_created=chosen is None,
         conversation_reopened=choice.reopen,
     )
+    reads.stored(msg, result)
+    return result
+
+
+class _BatchReads(_Reads):
+    """A batch's lookups from three set-based reads made up front (SQLite, where one
+    writer holds the database, so nothing but this batch changes it meanwhile): the
+    redeliveries among the batch's keys, the contacts of its identities, and each of those
+    contacts' latest open conversation per channel. The batch's own writes keep the
+    answers current; a conversation reached by token or headers (which may be another
+    contact's latest) sends `recent` back to one query per message for the rest of it."""
+
+    def __init__(self, sql: Sql, now: datetime, items: Sequence[_Prepared]) -> None:
+        super().__init__(sql, now)
+        self._seen: dict[tuple[str, str], IngestResult] = {}
+        by_channel: dict[str, list[str]] = {}
+        for item in items:
+            by_channel.setdefault(item.msg.channel.value, []).append(item.msg.external_id)
+        for channel, keys in by_channel.items():
+            for chunk in _chunks(keys):
+                listed, params = in_list("k", chunk)
+                for row in sql.dicts(
+                    "SELECT m.external_id, m.id, m.conversation_id, c.contact_id FROM messages m "
+                    "JOIN conversations c ON c.id = m.conversation_id "
+                    f"WHERE m.channel = :channel AND m.external_id IN {listed}",
+                    channel=channel,
+                    **params,
+                ):
+                    self._seen[(channel, row["external_id"])] = IngestResult(
+                        row["id"], row["conversation_id"], row["contact_id"], duplicate=True
+                    )
+        self._idents: dict[tuple[str, str], tuple[int, int | None, bool] | None] = {}
+        by_kind: dict[str, set[str]] = {}
+        for item in items:
+            for kind, value, _verified in item.identities:
+                by_kind.setdefault(kind.value, set()).add(value)
+                self._idents[(kind.value, value)] = None
+        for kind, values in by_kind.items():
+            for chunk in _chunks(sorted(values)):
+                listed, params = in_list("v", chunk)
+                for row in sql.dicts(
+                    "SELECT i.value, i.contact_id, c.merged_into, c.name FROM identities i "
+                    "JOIN contacts c ON c.id = i.contact_id "
+                    f"WHERE i.kind = :kind AND i.value IN {listed}",
+                    kind=kind,
+                    **params,
+                ):
+                    self._idents[(kind, row["value"])] = (
+                        row["contact_id"],
+                        row["merged_into"],
+                        bool(row["name"]),
+                    )
+        # (contact, channel) -> latest open conversation; contacts in _known have no other
+        self._recent: dict[tuple[int, str], threads.Candidate] | None = {}
+        self._known = {f[0] for f in self._idents.values() if f is not None and f[1] is None}
+        for chunk in _chunks(sorted(self._known)):
+            listed, params = in_list("c", chunk)
+            for row in sql.dicts(
+                "SELECT id, contact_id, channel, status, last_message_at FROM ("
+                "SELECT id, contact_id, channel, status, last_message_at, row_number() OVER ("
+                "PARTITION BY contact_id, channel ORDER BY last_message_at DESC, id DESC) AS n "
+                f"FROM conversations WHERE contact_id IN {listed} AND status != 'closed'"
+                ") WHERE n = 1",
+                **params,
+            ):
+                self._recent[(row["contact_id"], row["channel"])] = threads.Candidate(
+                    row["id"], ConversationStatus(row["status"]), as_utc(row["last_message_at"])
+                )
+
+    def existing(self, msg: InboundMessage) -> IngestResult | None:
+        return self._seen.get((msg.channel.value, msg.external_id))
+
+    def identity(self, kind: str, value: str) -> tuple[int, int | None, bool] | None:
+        key = (kind, value)
+        if key not in self._idents:
+            return super().identity(kind, value)
+        # "has a name" may be stale after this batch named the contact: harmless, naming
+        # only ever fills a missing name (Q_NAME)
+        return self._idents[key]
+
+    def recent(self, contact_id: int, channel: str) -> threads.Candidate | None:
+        if self._recent is None or contact_id not in self._known:
+            return super().recent(contact_id, channel)
+        return self._recent.get((contact_id, channel))
+
+    def stored(self, msg: InboundMessage, result: IngestResult) -> None:
+        self._seen[(msg.channel.value, msg.external_id)] = IngestResult(
+            result.message_id, result.conversation_id, result.contact_id, duplicate=True
+        )
+
+    def identity_stored(self, kind: str, value: str, contact_id: int, named: bool) -> None:
+        self._idents[(kind, value)] = (contact_id, None, named)
+
+    def threaded(
+        self, contact_id: int, channel: str, via: threads.Via, now: threads.Candidate
+    ) -> None:
+        if self._recent is None:
+            return
+        if via in (threads.Via.NEW, threads.Via.RECENT):
+            # the conversation is this contact's on this channel, and now its latest
+            if contact_id in self._known:
+                self._recent[(contact_id, channel)] = now
+        else:
+            self._recent = None
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def ingest_batch(
+    conn: Connection, items: Sequence[_Prepared], settings: IngestSettings, now: datetime
+) -> list[IngestResult]:
+    """Ingest of a batch inside one open transaction, in order (each message sees the ones
+    before it). On SQLite the lookups come from a few set-based reads (`_BatchReads`)."""
+    sql = Sql(conn)
+    reads = _BatchReads(sql, now, items) if sql.sqlite else _Reads(sql, now)
+    return [ingest_in(conn, item, settings, now, reads) for item in items]
 
 
 def events_for(msg: InboundMessage, result: IngestResult) -> list[Event]:
@@ -387,7 +560,7 @@ class Ingestor:
 
         def optimistic(conn: Connection) -> list[IngestResult | Exception]:
             # the common case: the whole batch in one transaction, no savepoints
-            return [ingest_in(conn, item, settings, now) for item in items]
+            return list(ingest_batch(conn, items, settings, now))
 
         def careful(conn: Connection) -> list[IngestResult | Exception]:
             # after a failure: each message in its own savepoint, so one bad message
