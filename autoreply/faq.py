@@ -5,13 +5,20 @@ scorer=fuzz.token_set_ratio, score_cutoff=threshold)` over every phrasing; it co
 milliseconds at 2,000 entries. `FaqIndex` returns the same answer in microseconds by
 narrowing first:
 
-1. an inverted index from word -> entries, IDF-weighted, with one-edit typo tolerance
-   (SymSpell-style deletion keys), picks the `shortlist` best-scoring entries;
-2. rapidfuzz scores only their phrasings with the same scorer and cut-off, in the same
-   order as the full list, so ties break the same way.
+1. an inverted index from word pairs -> entries, with one-edit typo tolerance
+   (SymSpell-style deletion keys), ranks entries by how many indexed pairs they share
+   with the query and keeps the `shortlist` best;
+2. those are re-ranked (ties on shared pairs first) by an estimate of the score itself:
+   for a phrasing B and the query A, `token_set_ratio` is at least
+   ``2*s / (2*s + min(|A-B|, |B-A|) + 1)``, with s, |A-B|, |B-A| the lengths of the
+   joined shared and unshared words. Per entry, s is taken over the words of all its
+   phrasings (one AND + popcount of bitmasks in which each vocabulary word owns
+   len(word)+1 bits) and the shortest phrasing's length stands for |B|;
+3. rapidfuzz scores only the phrasings of the `scored` best entries, with the same
+   scorer and cut-off, in the same order as the full list, so ties break the same way.
 
 Words in more than `common_df` of the entries ("how", "my", "the") do not nominate
-candidates on their own; they still count in the rapidfuzz score.
+candidates on their own; they still count in the estimate and in the rapidfuzz score.
 """
 
 from __future__ import annotations
@@ -52,22 +59,32 @@ def _deletes(word: str) -> list[str]:
     return [word[:i] + word[i + 1 :] for i in range(len(word))] if len(word) > 3 else []
 
 
+_BY_COUNT = itemgetter(1)
+_BY_RANK = itemgetter(0, 1)
+
+
 @dataclass
 class FaqIndex:
     """Fuzzy FAQ matcher; see the module docstring for how it narrows before scoring."""
 
     entries: Sequence[FaqEntry]
     threshold: float = 85.0
-    shortlist: int = 12  # entries whose phrasings rapidfuzz scores
+    shortlist: int = 16  # entries the word-pair index nominates for the score estimate
+    scored: int = 3  # entries (best by the estimate) whose phrasings rapidfuzz scores
     common_df: float = 0.12  # words in more entries than this share never nominate
     pair_df: float = 0.03  # word pairs in more entries than this share are not indexed
     _questions: list[str] = field(default_factory=list, repr=False)
     _owner: list[int] = field(default_factory=list, repr=False)
-    _by_entry: list[list[int]] = field(default_factory=list, repr=False)
+    _by_entry: list[tuple[int, ...]] = field(default_factory=list, repr=False)
+    _texts: list[tuple[str, ...]] = field(default_factory=list, repr=False)
+    _masks: list[int] = field(default_factory=list, repr=False)  # words of each entry
+    _sizes: list[int] = field(default_factory=list, repr=False)  # its shortest phrasing
+    _bits: dict[str, int] = field(default_factory=dict, repr=False)
     _postings: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
     _pairs: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict, repr=False)
-    _typo: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    _near: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     _common: frozenset[str] = field(default_factory=frozenset, repr=False)
+    _rare: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     def __post_init__(self) -> None:
         words_of: list[set[str]] = []
@@ -80,8 +97,20 @@ class FaqIndex:
                 self._questions.append(norm)
                 self._owner.append(number)
                 words.update(norm.split())
-            self._by_entry.append(own)
+            self._by_entry.append(tuple(own))
+            self._texts.append(tuple(self._questions[q] for q in own))
             words_of.append(words)
+        # each word owns len(word)+1 bits: popcount(query & phrasing) = joined shared length + 1
+        offset = 0
+        for word in sorted(set(chain.from_iterable(words_of))):
+            self._bits[word] = ((1 << (len(word) + 1)) - 1) << offset
+            offset += len(word) + 1
+        for own, words in zip(self._by_entry, words_of, strict=True):
+            mask = 0
+            for word in words:
+                mask |= self._bits[word]
+            self._masks.append(mask)
+            self._sizes.append(min(_weight(set(self._questions[q].split())) for q in own))
         postings: dict[str, list[int]] = {}
         for number, words in enumerate(words_of):
             for word in words:
@@ -96,12 +125,16 @@ class FaqIndex:
                 pairs.setdefault(pair, []).append(number)
         pair_limit = max(2, self.pair_df * total)
         self._pairs = {pair: tuple(ids) for pair, ids in pairs.items() if len(ids) <= pair_limit}
-        typo: dict[str, set[str]] = {}
+        self._rare = frozenset(postings) - self._common
+        # a key -> the index words it stands for: itself if indexed, and every index word
+        # one deletion turns into it (a query word's deletions are looked up here too)
+        near: dict[str, set[str]] = {}
         for word, ids in postings.items():
             self._postings[word] = tuple(ids)
+            near.setdefault(word, set()).add(word)
             for key in _deletes(word):
-                typo.setdefault(key, set()).add(word)
-        self._typo = {key: tuple(sorted(words)) for key, words in typo.items()}
+                near.setdefault(key, set()).add(word)
+        self._near = {key: tuple(sorted(words)) for key, words in near.items()}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -115,78 +148,114 @@ class FaqIndex:
         return self.entries[self._owner[question_index]]
 
     # -- candidates ---------------------------------------------------------------------
-    def _known(self, word: str) -> tuple[str, ...]:
+    def _known(self, word: str) -> set[str]:
         """Index words a query word stands for: itself, or its one-edit neighbours."""
         if word in self._postings:
-            return (word,)
-        found: dict[str, None] = {}
-        for key in (word, *_deletes(word)):
-            if key in self._postings:
-                found[key] = None
-            for near in self._typo.get(key, ()):
-                found[near] = None
-        return tuple(found)
+            return {word}
+        near = self._near
+        found = set(near.get(word, ()))
+        if len(word) > 3:
+            for i in range(len(word)):
+                hit = near.get(word[:i] + word[i + 1 :])
+                if hit:
+                    found.update(hit)
+        return found
 
-    def _candidates(self, query: str, count: int) -> list[int]:
-        """Entry numbers (ascending) sharing the most indexed word pairs with the query."""
-        rare: set[str] = set()
-        common: set[str] = set()
-        for word in set(query.split()):
-            for known in self._known(word):
-                (common if known in self._common else rare).add(known)
+    def _nominated(self, words: set[str], count: int) -> list[tuple[int, int]]:
+        """(entry number, shared pairs) for the `count` entries sharing most indexed pairs."""
+        postings = self._postings
+        rare = words & self._rare
+        for word in words.difference(postings):
+            rare |= self._known(word) & self._rare
         ordered = sorted(rare)
-        pairs = self._pairs
-        lists = [pairs[p] for p in combinations(ordered, 2) if p in pairs]
+        lists = [ids for ids in map(self._pairs.get, combinations(ordered, 2)) if ids]
         if not lists:
-            lists = [self._postings[w] for w in ordered]
-        if not lists and common:
-            lists = [self._postings[min(common, key=lambda w: len(self._postings[w]))]]
+            lists = [postings[w] for w in ordered]
+        if not lists:
+            near = {k for w in words for k in self._known(w) if k in self._common}
+            if near:
+                lists = [postings[min(sorted(near), key=lambda w: len(postings[w]))]]
+        if len(lists) == 1:
+            return [(n, 1) for n in lists[0][:count]]
         counts = Counter(chain.from_iterable(lists))
         if len(counts) <= count:
-            return sorted(counts)
-        return sorted(n for n, _ in heapq.nlargest(count, counts.items(), key=itemgetter(1)))
+            return list(counts.items())
+        if len(counts) > 64 * count:
+            return heapq.nlargest(count, counts.items(), key=_BY_COUNT)
+        return sorted(counts.items(), key=_BY_COUNT, reverse=True)[:count]
+
+    def _ranked(self, words: set[str], count: int) -> list[int]:
+        """Nominated entries, best first by (shared pairs, estimated rapidfuzz score)."""
+        bits = self._bits
+        mask = 0
+        for word in words:
+            mask |= bits.get(word, 0)
+        weight = _weight(words)
+        masks = self._masks
+        sizes = self._sizes
+        keyed: list[tuple[int, float, int]] = []
+        for number, shared in self._nominated(words, count):
+            overlap = (mask & masks[number]).bit_count()
+            # 2*s / (2*s + min(|A-B|, |B-A|) + 1) with s = overlap - 1 (see the docstring)
+            estimate = (
+                2 * (overlap - 1) / (overlap - 2 + min(weight, sizes[number])) if overlap else 0.0
+            )
+            keyed.append((shared, estimate, number))
+        keyed.sort(key=_BY_RANK, reverse=True)
+        return [number for _, _, number in keyed]
+
+    def _candidates(self, query: str, count: int) -> list[int]:
+        """Entry numbers (ascending) of the `scored` best among `count` nominated."""
+        ranked = self._ranked(set(query.split()), count)
+        return sorted(ranked[: self.scored])
 
     # -- matching -----------------------------------------------------------------------
-    def _score(self, query: str, entries: list[int], cutoff: float) -> list[tuple[str, float, int]]:
-        choices: dict[int, str] = {}
-        for number in entries:
-            for q in self._by_entry[number]:
-                choices[q] = self._questions[q]
-        return process.extract(
-            query, choices, scorer=fuzz.token_set_ratio, score_cutoff=cutoff, limit=None
-        )
-
     def match(self, text: str, threshold: float | None = None) -> FaqMatch | None:
         """The best entry scoring at least `threshold` (default: the index's), or None."""
         query = normalize(text)
         if not query:
             return None
         cutoff = self.threshold if threshold is None else threshold
-        ids = [q for n in self._candidates(query, self.shortlist) for q in self._by_entry[n]]
-        questions = self._questions
+        chosen = self._candidates(query, self.shortlist)
+        if not chosen:
+            return None
+        texts = self._texts
         best = process.extractOne(
             query,
-            [questions[q] for q in ids],
+            list(chain.from_iterable(texts[n] for n in chosen)),
             scorer=fuzz.token_set_ratio,
             processor=None,
             score_cutoff=cutoff,
         )
         if best is None:
             return None
-        _, score, position = best
-        q = ids[position]
-        return FaqMatch(self.owner(q), self._questions[q], float(score))
+        phrasing, score, position = best
+        by_entry = self._by_entry
+        for number in chosen:
+            if position < len(by_entry[number]):
+                return FaqMatch(self.entries[number], phrasing, float(score))
+            position -= len(by_entry[number])
+        raise AssertionError("rapidfuzz returned a position outside its choices")
 
     def suggest(self, text: str, k: int = 3, min_score: float = 50.0) -> list[FaqMatch]:
         """Up to `k` distinct entries for an agent to pick from, best first."""
         query = normalize(text)
         if not query:
             return []
-        ranked = self._score(query, self._candidates(query, max(self.shortlist, 4 * k)), min_score)
-        ranked.sort(key=lambda item: (-item[1], item[2]))
+        ranked = self._ranked(set(query.split()), max(self.shortlist, 4 * k))
+        choices = {q: self._questions[q] for n in sorted(ranked) for q in self._by_entry[n]}
+        scored = process.extract(
+            query,
+            choices,
+            scorer=fuzz.token_set_ratio,
+            processor=None,
+            score_cutoff=min_score,
+            limit=None,
+        )
+        scored.sort(key=lambda item: (-item[1], item[2]))
         out: list[FaqMatch] = []
         seen: set[int] = set()
-        for _, score, q in ranked:
+        for _, score, q in scored:
             owner = self._owner[q]
             if owner in seen:
                 continue
@@ -195,6 +264,11 @@ class FaqIndex:
             if len(out) == k:
                 break
         return out
+
+
+def _weight(words: set[str]) -> int:
+    """Length of the words joined by spaces, plus one (0 for no words)."""
+    return sum(map(len, words)) + len(words)
 
 
 # -- files --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ class AutoreplySettings:
     faq: tuple[str, ...] = ()
     base_dir: Path = field(default_factory=Path.cwd)
     faq_threshold: float = 85.0
-    faq_shortlist: int = 12
+    faq_shortlist: int = 16  # entries the FAQ index nominates before rapidfuzz scores the best 3
     faq_fallback: bool = True
     handoff_keywords: tuple[str, ...] = HANDOFF_KEYWORDS
     handoff_max_words: int = 8
