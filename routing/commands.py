@@ -6,8 +6,11 @@ applies it, persists what it decided, and publishes `routing.reply` with the sam
 `request_id` (ok, or the error's status/code/message). Standbys ignore commands.
 
 Socket layers report agent connections as `agent.connection` events
-({"agent_id": n, "connected": bool}); the active router counts them and sets an agent
-offline when the last socket has been gone for `offline_grace_seconds`.
+({"agent_id": n, "connected": bool}) after recording them in `inbox.presence`. A router
+given that presence (`sockets=`, as `omnidesk` wires it) reads the counts from it (over
+every live web process with Redis) and takes the event as "re-read now"; one without it
+counts the events. Either way it sets an agent offline when the last socket has been gone
+for `offline_grace_seconds`.
 """
 
 from __future__ import annotations
