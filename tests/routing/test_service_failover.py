@@ -69,10 +69,11 @@ async def test_kill_the_active_router_under_load(tmp_path, postgres_database, re
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {token}"}
     r = aioredis.Redis.from_url(redis_url)
-    logs = [str(tmp_path / f"{name}.log") for name in ("web", "router1", "router2")]
+    logs = [str(tmp_path / f"{name}.log") for name in ("web", "router1", "router2", "worker")]
     web = serve(config, "web", logs[0])
     routers = [serve(config, "router", logs[1]), serve(config, "router", logs[2])]
-    procs = [web, *routers]
+    # with Redis, triage (which queues conversations for the router) runs in workers only
+    procs = [web, *routers, serve(config, "worker", logs[3])]
     over_capacity: list[tuple[int, int]] = []
     try:
         await wait_ready(url, web, logs[0])
