@@ -124,7 +124,7 @@ async def cluster(tmp_path: Path, redis_url: str, relay: tuple[Relay, int]) -> A
         '[autoreply]\nrules = ["rules.toml"]\nfaq = []\ninstance_id = "desk-test"\n'
         'own_domains = ["desk.test"]\nwatch = false\nfaq_fallback = false\n'
         "per_contact_max = 100\nglobal_max_per_minute = 100000\n"
-        "[routing]\noffline_grace_seconds = 2\n"
+        "[routing]\noffline_grace_seconds = 2\n[outbox]\nlease_seconds = 5\n"
         "[webchat]\nrate_limit = 1000\n"
         f'[webchat.widgets.shop]\nallowed_origins = ["{ORIGIN}"]\nprechat_fields = []\n'
     )
