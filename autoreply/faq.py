@@ -8,14 +8,14 @@ narrowing first:
 1. an inverted index from word pairs -> entries, with one-edit typo tolerance
    (SymSpell-style deletion keys), ranks entries by how many indexed pairs they share
    with the query and keeps the `shortlist` best;
-2. those are re-ranked (ties on shared pairs first) by an estimate of the score itself:
-   for a phrasing B and the query A, `token_set_ratio` is at least
-   ``2*s / (2*s + min(|A-B|, |B-A|) + 1)``, with s, |A-B|, |B-A| the lengths of the
-   joined shared and unshared words. Per entry, s is taken over the words of all its
-   phrasings (one AND + popcount of bitmasks in which each vocabulary word owns
-   len(word)+1 bits) and the shortest phrasing's length stands for |B|;
-3. rapidfuzz scores only the phrasings of the `scored` best entries, with the same
-   scorer and cut-off, in the same order as the full list, so ties break the same way.
+2. the `scored` best of those go on; entries tied on shared pairs across that cut are
+   ordered by an estimate of the score itself. For a phrasing B and the query A,
+   `token_set_ratio` is at least ``2*s / (2*s + min(|A-B|, |B-A|) + 1)``, with s, |A-B|,
+   |B-A| the lengths of the joined shared and unshared words. Per entry, s is taken over
+   the words of all its phrasings (one AND + popcount of bitmasks in which each
+   vocabulary word owns len(word)+1 bits) and its shortest phrasing stands for B;
+3. rapidfuzz scores only the phrasings of those entries, with the same scorer and
+   cut-off, in the same order as the full list, so ties break the same way.
 
 Words in more than `common_df` of the entries ("how", "my", "the") do not nominate
 candidates on their own; they still count in the estimate and in the rapidfuzz score.
@@ -60,7 +60,6 @@ def _deletes(word: str) -> list[str]:
 
 
 _BY_COUNT = itemgetter(1)
-_BY_RANK = itemgetter(0, 1)
 
 
 @dataclass
@@ -162,7 +161,10 @@ class FaqIndex:
         return found
 
     def _nominated(self, words: set[str], count: int) -> list[tuple[int, int]]:
-        """(entry number, shared pairs) for the `count` entries sharing most indexed pairs."""
+        """(entry number, shared pairs) of the `count` entries sharing most indexed pairs.
+
+        Most shared first; ties keep the order the posting lists first name them in.
+        """
         postings = self._postings
         rare = words & self._rare
         for word in words.difference(postings):
@@ -178,36 +180,42 @@ class FaqIndex:
         if len(lists) == 1:
             return [(n, 1) for n in lists[0][:count]]
         counts = Counter(chain.from_iterable(lists))
-        if len(counts) <= count:
-            return list(counts.items())
         if len(counts) > 64 * count:
             return heapq.nlargest(count, counts.items(), key=_BY_COUNT)
         return sorted(counts.items(), key=_BY_COUNT, reverse=True)[:count]
 
-    def _ranked(self, words: set[str], count: int) -> list[int]:
-        """Nominated entries, best first by (shared pairs, estimated rapidfuzz score)."""
-        bits = self._bits
-        mask = 0
-        for word in words:
-            mask |= bits.get(word, 0)
-        weight = _weight(words)
-        masks = self._masks
-        sizes = self._sizes
-        keyed: list[tuple[int, float, int]] = []
-        for number, shared in self._nominated(words, count):
-            overlap = (mask & masks[number]).bit_count()
-            # 2*s / (2*s + min(|A-B|, |B-A|) + 1) with s = overlap - 1 (see the docstring)
-            estimate = (
-                2 * (overlap - 1) / (overlap - 2 + min(weight, sizes[number])) if overlap else 0.0
-            )
-            keyed.append((shared, estimate, number))
-        keyed.sort(key=_BY_RANK, reverse=True)
-        return [number for _, _, number in keyed]
+    def _best(self, words: set[str], count: int, keep: int) -> list[int]:
+        """The `keep` best of `count` nominated entries by (shared pairs, estimated score).
 
-    def _candidates(self, query: str, count: int) -> list[int]:
-        """Entry numbers (ascending) of the `scored` best among `count` nominated."""
-        ranked = self._ranked(set(query.split()), count)
-        return sorted(ranked[: self.scored])
+        Only the entries tied on shared pairs across the cut need the estimate.
+        """
+        nominated = self._nominated(words, count)
+        if len(nominated) <= keep:
+            return [number for number, _ in nominated]
+        edge = nominated[keep - 1][1]
+        best = [number for number, shared in nominated if shared > edge]
+        tied = [number for number, shared in nominated if shared == edge]
+        if len(best) + len(tied) > keep:
+            bits = self._bits
+            mask = 0
+            for word in words:
+                mask |= bits.get(word, 0)
+            weight = _weight(words)
+            masks = self._masks
+            sizes = self._sizes
+            estimate: dict[int, float] = {}
+            for number in tied:
+                overlap = (mask & masks[number]).bit_count()
+                size = sizes[number]
+                # half of 2*s / (2*s + min(|A-B|, |B-A|) + 1), s = overlap - 1 (see above)
+                estimate[number] = (
+                    (overlap - 1) / (overlap - 2 + (weight if weight < size else size))
+                    if overlap
+                    else 0.0
+                )
+            tied.sort(key=estimate.__getitem__, reverse=True)
+        best.extend(tied[: keep - len(best)])
+        return best
 
     # -- matching -----------------------------------------------------------------------
     def match(self, text: str, threshold: float | None = None) -> FaqMatch | None:
@@ -216,7 +224,7 @@ class FaqIndex:
         if not query:
             return None
         cutoff = self.threshold if threshold is None else threshold
-        chosen = self._candidates(query, self.shortlist)
+        chosen = sorted(self._best(set(query.split()), self.shortlist, self.scored))
         if not chosen:
             return None
         texts = self._texts
@@ -242,8 +250,8 @@ class FaqIndex:
         query = normalize(text)
         if not query:
             return []
-        ranked = self._ranked(set(query.split()), max(self.shortlist, 4 * k))
-        choices = {q: self._questions[q] for n in sorted(ranked) for q in self._by_entry[n]}
+        nominated = self._nominated(set(query.split()), max(self.shortlist, 4 * k))
+        choices = {q: self._questions[q] for n, _ in sorted(nominated) for q in self._by_entry[n]}
         scored = process.extract(
             query,
             choices,
