@@ -53,10 +53,10 @@ class Router(ManualMoves, Queries, Engine):
             agent = self._agents[agent_id] = AgentState(agent_id, dict(skills), cap)
         else:
             agent.levels, agent.skillset, agent.capacity = dict(skills), frozenset(skills), cap
-        agent.eligible = {}
-        for (channel, need), bucket in self._buckets.items():
+        agent.clear_buckets()
+        for (_, need), bucket in self._buckets.items():
             if need <= agent.skillset:
-                agent.eligible.setdefault(channel, []).append((bucket, agent.level_for(need)))
+                agent.add_bucket(bucket, agent.level_for(need))
         agent.bump()
         if presence is not None and presence is not agent.presence:
             return self.set_presence(agent_id, presence, now)
@@ -101,24 +101,31 @@ class Router(ManualMoves, Queries, Engine):
         """A conversation waits for an agent (or its priority/skills changed while waiting).
 
         An assigned conversation queued again is taken from its agent first."""
-        rank = self._rank_of(priority)
+        rank = self._rank.get(priority)
+        if rank is None:
+            rank = self._rank_of(priority)  # raises
+        rules = self._rules.get(queue)
+        if rules is None:
+            rules = self._rules[queue] = self.settings.rules_for(queue)
         conv = self._convs.get(conversation_id)
         previous: AgentState | None = None
-        if conv is None:
-            at = now if enqueued_at is None else enqueued_at
+        if conv is None:  # the common case: a new conversation, built as it will stay
             self._seq += 1
             conv = Conv(
                 conversation_id,
                 channel,
                 rank,
-                at,
-                frozenset(),
-                frozenset(),
-                self.settings.rules_for(queue),
+                now if enqueued_at is None else enqueued_at,
+                frozenset(skills),
+                frozenset(optional_skills),
+                rules,
                 self._seq,
             )
+            conv.responded = responded
             self._convs[conversation_id] = conv
-        elif conv.state == ASSIGNED:
+            self._place(conv, now)
+            return self._flush()
+        if conv.state == ASSIGNED:
             previous = self._agents[conv.agent_id]  # type: ignore[index]
             self._release(conv, previous, now, "requeue")
         elif conv.bucket is not None:
@@ -127,7 +134,7 @@ class Router(ManualMoves, Queries, Engine):
             conv.enqueued_at = conv.waiting_since = conv.sla_base = enqueued_at
         conv.rank, conv.channel = rank, channel
         conv.skills, conv.optional = frozenset(skills), frozenset(optional_skills)
-        conv.rules = self.settings.rules_for(queue)
+        conv.rules = rules
         conv.responded = conv.responded or responded
         if previous is None:
             self._place(conv, now)

@@ -5,14 +5,17 @@ public API on top; see its docstring for the policy."""
 from __future__ import annotations
 
 import heapq
+from heapq import heappush
+from operator import attrgetter
 
 from inbox.errors import Conflict, NotFound, ValidationError
 from inbox.types import Presence
 from routing.decisions import Assigned, Decision, Relaxed, Requeued, SlaBreached, Unassigned
-from routing.model import ASSIGNED, WAITING, AgentState, Bucket, Conv, ConvItem
-from routing.settings import RoutingSettings
+from routing.model import ASSIGNED, EMPTY, WAITING, AgentState, Bucket, Conv, ConvItem
+from routing.settings import QueueRules, RoutingSettings
 
 RELAX, SLA, ACCEPT, UNEXCLUDE = range(4)
+_TOP = attrgetter("top")  # a bucket's best live item
 
 
 def order(conv: Conv) -> tuple[int, int, float, int]:
@@ -26,6 +29,8 @@ class Engine:
         self._levels = self.settings.priorities
         self._rank = {name: index for index, name in enumerate(self._levels)}
         self._sla = [self.settings.sla_seconds.get(name) for name in self._levels]
+        self._accept_window = self.settings.accept_timeout_seconds
+        self._rules: dict[str, QueueRules] = {}  # queue name -> settings.rules_for(name)
         self._convs: dict[int, Conv] = {}
         self._agents: dict[int, AgentState] = {}
         self._buckets: dict[tuple[str, frozenset[str]], Bucket] = {}
@@ -75,7 +80,7 @@ class Engine:
             for agent in self._agents.values():
                 if skills <= agent.skillset:
                     level = agent.level_for(skills)
-                    agent.eligible.setdefault(channel, []).append((bucket, level))
+                    agent.add_bucket(bucket, level)
                     registered = agent.registered.get(channel, -1)
                     if registered == agent.version.get(channel, 0) and agent.available(channel):
                         bucket.push_agent(agent, level)
@@ -87,22 +92,40 @@ class Engine:
         conv.agent_id = None
         conv.accept_due = None
         rules = conv.rules
-        stage = rules.stage_at(now - conv.waiting_since)
+        steps = rules.steps  # sorted by `after`
+        since = conv.waiting_since
+        if steps and now - since >= steps[0].after:
+            stage = rules.stage_at(now - since)
+            required = rules.required_at(conv.skills, conv.optional, stage)
+        else:  # no step applies yet: the same as required_at(..., 0)
+            stage = 0
+            required = conv.skills | conv.optional if conv.optional else conv.skills
         conv.stage = stage
-        conv.required = rules.required_at(conv.skills, conv.optional, stage)
-        relax_due = (
-            conv.waiting_since + rules.steps[stage].after if stage < len(rules.steps) else None
-        )
-        if relax_due is not None and relax_due != conv.relax_due:
-            self._timer(relax_due, RELAX, conv)
-        conv.relax_due = relax_due
+        conv.required = required
+        if stage < len(steps):
+            relax_due = since + steps[stage].after
+            if relax_due != conv.relax_due:
+                self._seq = seq = self._seq + 1
+                heappush(self._timers, (relax_due, seq, RELAX, conv))
+            conv.relax_due = relax_due
+        else:
+            conv.relax_due = None
         target = None if conv.responded else self._sla[conv.rank]
-        sla_due = None if target is None else conv.sla_base + target
-        if sla_due is not None and sla_due != conv.sla_due:
-            self._timer(sla_due, SLA, conv)
-        conv.sla_due = sla_due
-        self._bucket(conv.channel, conv.required).push_conv(conv)
-        self._offer(conv, now)
+        if target is None:
+            conv.sla_due = None
+        else:
+            sla_due = conv.sla_base + target
+            if sla_due != conv.sla_due:
+                self._seq = seq = self._seq + 1
+                heappush(self._timers, (sla_due, seq, SLA, conv))
+            conv.sla_due = sla_due
+        channel = conv.channel
+        bucket = self._buckets.get((channel, required))
+        if bucket is None:
+            bucket = self._bucket(channel, required)
+        bucket.push_conv(conv)
+        if bucket.agents:  # else nobody waits for this bucket: no offer to make
+            self._offer(conv, now)
 
     def _offer(self, conv: Conv, now: float) -> None:
         agent = conv.bucket.best_agent(conv.excluded)  # type: ignore[union-attr]
@@ -115,34 +138,44 @@ class Engine:
         agent heaps of its buckets for the channels where it still has room."""
         if agent.presence is not Presence.ONLINE:
             return
-        aid, load, capacity = agent.id, agent.load, agent.capacity
+        aid, load, capacity, feeds = agent.id, agent.load, agent.capacity, agent.feeds
         while True:
-            best: ConvItem | None = None  # the best heap top over the agent's buckets
-            for channel, buckets in agent.eligible.items():
-                if load.get(channel, 0) >= capacity.get(channel, 0):
-                    continue
-                for bucket, _ in buckets:
-                    if not bucket.live:
-                        continue
-                    item = bucket.convs[0]
-                    conv = item[5]
-                    if conv.token != item[4] or conv.bucket is not bucket or aid in conv.excluded:
-                        found = bucket.top_conv_for(aid)
-                        if found is None:
-                            continue
-                        item = found.item()
-                    if best is None or item < best:
+            best = EMPTY  # the best bucket top over the agent's buckets with room
+            for channel, buckets in feeds.items():
+                if load.get(channel, 0) < capacity.get(channel, 0):
+                    item = min(map(_TOP, buckets))
+                    if item < best:
                         best = item
-            if best is None:
+            conv = best[5]
+            if conv is not None and aid in conv.excluded:
+                best = self._best_for(agent)
+                conv = best[5]
+            if conv is None:
                 break
-            self._assign(best[5], agent, now, "routed")
+            self._assign(conv, agent, now, "routed")
         version, registered, eligible = agent.version, agent.registered, agent.eligible
-        for channel in agent.capacity:
+        for channel, room in capacity.items():
             current = version.get(channel, 0)
-            if registered.get(channel, -1) != current and agent.room(channel):
+            if registered.get(channel, -1) != current and load.get(channel, 0) < room:
                 registered[channel] = current  # also with no bucket yet: see _bucket
                 for bucket, level in eligible.get(channel, ()):
                     bucket.push_agent(agent, level)
+
+    def _best_for(self, agent: AgentState) -> ConvItem:
+        """The slow path of `_settle`, when the best top has excluded this agent: the best
+        conversation per bucket that has not (still exact: the others' tops are no better)."""
+        best = EMPTY
+        aid, load, capacity = agent.id, agent.load, agent.capacity
+        for channel, buckets in agent.feeds.items():
+            if load.get(channel, 0) >= capacity.get(channel, 0):
+                continue
+            for bucket in buckets:
+                found = bucket.top_conv_for(aid)
+                if found is not None:
+                    item = found.item()
+                    if item < best:
+                        best = item
+        return best
 
     def _assign(
         self,
@@ -155,28 +188,34 @@ class Engine:
         forced: bool = False,
         announce: bool = True,
     ) -> None:
-        if conv.bucket is not None:
-            conv.bucket.drop_conv(conv)
+        bucket = conv.bucket
+        if bucket is not None:
+            bucket.drop_conv(conv)
         conv.state = ASSIGNED
         conv.agent_id = agent.id
         conv.accepted = False
         conv.relax_due = conv.sla_due = None
-        timeout = self.settings.accept_timeout_seconds
+        timeout = self._accept_window
         if timeout > 0:
-            conv.accept_due = now + timeout
-            self._timer(conv.accept_due, ACCEPT, conv)
+            conv.accept_due = due = now + timeout
+            self._seq = seq = self._seq + 1
+            heappush(self._timers, (due, seq, ACCEPT, conv))
         channel = conv.channel
-        agent.load[channel] = agent.load.get(channel, 0) + 1
+        load = agent.load
+        load[channel] = load.get(channel, 0) + 1
         agent.assigned.add(conv.id)
         agent.last_assigned = agent.last_at[channel] = now
-        agent.bump(channel)
+        version = agent.version  # agent.bump(channel), inline: this runs per decision
+        version[channel] = version.get(channel, 0) + 1
         if announce:
             self._out.append(Assigned(conv.id, agent.id, now, reason, previous, forced))
 
     def _release(self, conv: Conv, agent: AgentState, now: float, reason: str | None) -> None:
-        agent.load[conv.channel] -= 1
+        channel = conv.channel
+        agent.load[channel] -= 1
         agent.assigned.discard(conv.id)
-        agent.bump(conv.channel)
+        version = agent.version
+        version[channel] = version.get(channel, 0) + 1
         conv.agent_id = None
         conv.accept_due = None
         if reason is not None:
@@ -193,7 +232,7 @@ class Engine:
         self._place(conv, now)
 
     def _exclude(self, conv: Conv, agent_id: int, now: float) -> None:
-        window = self.settings.accept_timeout_seconds
+        window = self._accept_window
         if window <= 0:
             return
         conv.excluded.add(agent_id)

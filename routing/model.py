@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from inbox.types import Presence
@@ -23,6 +24,8 @@ ASSIGNED = 1
 
 # conversation heap item: (rank, front, enqueued_at, arrival, token, conv)
 ConvItem = tuple[int, int, float, int, int, "Conv"]
+# the top of an empty bucket: orders after every real item (rank is an index of a level)
+EMPTY: ConvItem = (1 << 62, 0, 0.0, 0, 0, None)  # type: ignore[assignment]
 # agent heap item: (-level, load/capacity, last assigned on the channel, agent id, version,
 # seq, agent)
 AgentItem = tuple[int, float, float, int, int, int, "AgentState"]
@@ -79,7 +82,7 @@ class Conv:
         self.arrival = arrival
         self.front = 1  # 0 = requeued ahead of fresh conversations of its priority
         self.stage = 0
-        self.required: frozenset[str] = skills | optional
+        self.required: frozenset[str] = skills | optional if optional else skills
         self.state = WAITING
         self.token = 0
         self.bucket: Bucket | None = None
@@ -102,6 +105,7 @@ class AgentState:
         "assigned",
         "capacity",
         "eligible",
+        "feeds",
         "id",
         "last_assigned",
         "last_at",
@@ -125,10 +129,21 @@ class AgentState:
         self.last_at: dict[str, float] = {}  # channel -> last assignment ("idle since")
         # channel -> [(bucket, skill level for it)] for the buckets it qualifies for
         self.eligible: dict[str, list[tuple[Bucket, int]]] = {}
+        # channel -> the same buckets alone, for one min() over their tops per decision
+        self.feeds: dict[str, list[Bucket]] = {}
         # channel -> version, bumped on every change of that channel's load, and of presence,
         # skills or capacity; items in agent heaps are live while their version is current
         self.version: dict[str, int] = {}
         self.registered: dict[str, int] = {}  # channel -> version last pushed into buckets
+
+    def add_bucket(self, bucket: Bucket, level: int) -> None:
+        """The agent qualifies for `bucket` (every skill it requires), at `level`."""
+        self.eligible.setdefault(bucket.channel, []).append((bucket, level))
+        self.feeds.setdefault(bucket.channel, []).append(bucket)
+
+    def clear_buckets(self) -> None:
+        self.eligible = {}
+        self.feeds = {}
 
     def bump(self, channel: str | None = None) -> None:
         version = self.version
@@ -150,7 +165,7 @@ class AgentState:
 
 
 class Bucket:
-    __slots__ = ("agent_limit", "agents", "channel", "convs", "live", "skills")
+    __slots__ = ("agent_limit", "agents", "channel", "convs", "live", "skills", "top")
 
     def __init__(self, channel: str, skills: frozenset[str]) -> None:
         self.channel = channel
@@ -159,21 +174,40 @@ class Bucket:
         self.agents: list[AgentItem] = []
         self.live = 0  # waiting conversations really in this bucket
         self.agent_limit = 256  # compact the agent heap when it grows past this
+        # the heap item of the best live conversation, EMPTY when none: kept current on
+        # every push and drop, so an agent compares bucket tops without checking them
+        self.top: ConvItem = EMPTY
 
     # -- conversations --------------------------------------------------------------------
     def push_conv(self, conv: Conv) -> None:
-        conv.token += 1
+        conv.token = token = conv.token + 1
         conv.bucket = self
         self.live += 1
-        heapq.heappush(self.convs, conv.item())
-        if len(self.convs) > 64 and len(self.convs) > 3 * self.live:
-            self.convs = [i for i in self.convs if i[5].token == i[4] and i[5].bucket is self]
-            heapq.heapify(self.convs)
+        item = (conv.rank, conv.front, conv.enqueued_at, conv.arrival, token, conv)
+        heap = self.convs
+        heappush(heap, item)
+        if item < self.top:
+            self.top = item
+        if len(heap) > 64 and len(heap) > 3 * self.live:
+            self.convs = [i for i in heap if i[5].token == i[4] and i[5].bucket is self]
+            heapify(self.convs)
 
     def drop_conv(self, conv: Conv) -> None:
         conv.token += 1
         conv.bucket = None
         self.live -= 1
+        if self.top[5] is conv:
+            # the top is always the heap's first item (anything before it would be a
+            # live conversation ordered first): drop it and the stale items behind it
+            heap = self.convs
+            heappop(heap)
+            while heap:
+                item = heap[0]
+                if item[5].token == item[4] and item[5].bucket is self:
+                    self.top = item
+                    return
+                heappop(heap)
+            self.top = EMPTY
 
     def top_conv(self) -> Conv | None:
         heap = self.convs
