@@ -61,11 +61,15 @@ def raise_priority(current: str | None, priorities: Sequence[str], floor: str | 
     return raised
 
 
+_SAME_MOMENT = timedelta(seconds=5)
+
+
 def is_first_message(message: Message, conversation: Conversation) -> bool:
     """Best guess when the caller does not say: the conversation started with this message."""
-    return conversation.first_response_at is None and abs(
-        conversation.created_at - message.created_at
-    ) <= timedelta(seconds=5)
+    return (
+        conversation.first_response_at is None
+        and abs(conversation.created_at - message.created_at) <= _SAME_MOMENT
+    )
 
 
 def template_context(
@@ -253,7 +257,8 @@ def decide(
             template_name = "faq"
             rule_name = f"faq:{faq.entry.id}"
             reasons.append(
-                f"FAQ {faq.entry.id!r} matched ({faq.score:.0f} >= {state.faq.threshold:.0f}): {faq.question!r}"
+                f"FAQ {faq.entry.id!r} matched ({faq.score:.0f} >= "
+                f"{state.faq.threshold:.0f}): {faq.question!r}"
             )
             tags.append("faq")
         if trace is not None:

@@ -61,20 +61,10 @@ def loop_reason(
     if inbound.auto_submitted:
         return "the channel marked the message as automatic (auto_submitted)"
     headers = headers_of(inbound)
-    auto = headers.get("auto-submitted")
-    if auto is not None and auto.split(";")[0].strip().lower() != "no":
-        return f"Auto-Submitted: {auto.strip()} (RFC 3834: never answer automatic mail)"
-    precedence = headers.get("precedence", "").strip().lower()
-    if precedence in _BULK_PRECEDENCE:
-        return f"Precedence: {precedence} (bulk or list mail)"
-    list_headers = sorted(h for h in headers if h.startswith("list-"))
-    if list_headers:
-        return f"mailing-list header {list_headers[0]} present"
-    suppress = headers.get("x-auto-response-suppress", "").lower()
-    if any(word in suppress for word in ("all", "autoreply", "oof")):
-        return f"X-Auto-Response-Suppress: {suppress}"
-    if "x-autoreply" in headers or "x-autorespond" in headers:
-        return "X-Autoreply header present (another auto-responder)"
+    if headers:  # chat, SMS and form messages have none
+        reason = _header_reason(headers)
+        if reason is not None:
+            return reason
     return_path = inbound.metadata.get("return_path")
     if return_path == "" or headers.get("return-path", "x").strip() == "<>":
         return "empty return path (a bounce or notification)"
@@ -89,4 +79,23 @@ def loop_reason(
             return f"Message-ID {message_id.strip()} is ours"
     if inbound.channel == Channel.EMAIL and _ROBOT_SENDER.match(inbound.sender.strip("<> ")):
         return f"sender {inbound.sender} is a robot address"
+    return None
+
+
+def _header_reason(headers: Mapping[str, str]) -> str | None:
+    """The RFC 3834 / auto-responder header checks, in order."""
+    auto = headers.get("auto-submitted")
+    if auto is not None and auto.split(";")[0].strip().lower() != "no":
+        return f"Auto-Submitted: {auto.strip()} (RFC 3834: never answer automatic mail)"
+    precedence = headers.get("precedence", "").strip().lower()
+    if precedence in _BULK_PRECEDENCE:
+        return f"Precedence: {precedence} (bulk or list mail)"
+    list_headers = sorted(h for h in headers if h.startswith("list-"))
+    if list_headers:
+        return f"mailing-list header {list_headers[0]} present"
+    suppress = headers.get("x-auto-response-suppress", "").lower()
+    if any(word in suppress for word in ("all", "autoreply", "oof")):
+        return f"X-Auto-Response-Suppress: {suppress}"
+    if "x-autoreply" in headers or "x-autorespond" in headers:
+        return "X-Autoreply header present (another auto-responder)"
     return None
