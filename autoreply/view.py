@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from autoreply.faq import FaqIndex, FaqMatch
@@ -37,15 +38,15 @@ class MessageView:
     ) -> None:
         self.channel = channel
         self.inbox = fold(inbox)
-        self.recipients = frozenset(fold(r) for r in recipients) | {self.inbox}
+        self._recipients = recipients
         self.subject = subject
         self.body = body
         self.now = now
         self.first_message = first_message
-        self.contact_tags = frozenset(fold(t) for t in contact_tags)
+        self._contact_tags = contact_tags
         self._attributes = contact_attributes or {}
         self._phrases = phrases
-        self.subject_words = tokens(subject)
+        self.subject_words = tokens(subject) if subject else []
         self.body_words = tokens(body)
         self.subject_hits = phrases.find(self.subject_words)
         self.body_hits = phrases.find(self.body_words)
@@ -55,6 +56,14 @@ class MessageView:
         self._hours = hours
         self._open: bool | None = None
         self._lang: Any = _UNSET
+
+    @cached_property
+    def recipients(self) -> frozenset[str]:
+        return frozenset(fold(r) for r in self._recipients) | {self.inbox}
+
+    @cached_property
+    def contact_tags(self) -> frozenset[str]:
+        return frozenset(fold(t) for t in self._contact_tags)
 
     def hits(self, where: str) -> set[int]:
         if where == "subject":
