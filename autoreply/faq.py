@@ -75,7 +75,7 @@ class FaqIndex:
     _questions: list[str] = field(default_factory=list, repr=False)
     _owner: list[int] = field(default_factory=list, repr=False)
     _by_entry: list[tuple[int, ...]] = field(default_factory=list, repr=False)
-    _texts: list[tuple[str, ...]] = field(default_factory=list, repr=False)
+    _texts: list[tuple[str, ...]] = field(default_factory=list, repr=False)  # scored forms
     _masks: list[int] = field(default_factory=list, repr=False)  # words of each entry
     _sizes: list[int] = field(default_factory=list, repr=False)  # its shortest phrasing
     _bits: dict[str, int] = field(default_factory=dict, repr=False)
@@ -97,7 +97,11 @@ class FaqIndex:
                 self._owner.append(number)
                 words.update(norm.split())
             self._by_entry.append(tuple(own))
-            self._texts.append(tuple(self._questions[q] for q in own))
+            # token_set_ratio only sees the set of words: sorted unique words score the same
+            # and save rapidfuzz some of its sorting
+            self._texts.append(
+                tuple(" ".join(sorted(set(self._questions[q].split()))) for q in own)
+            )
             words_of.append(words)
         # each word owns len(word)+1 bits: popcount(query & phrasing) = joined shared length + 1
         offset = 0
@@ -237,11 +241,12 @@ class FaqIndex:
         )
         if best is None:
             return None
-        phrasing, score, position = best
+        _, score, position = best
         by_entry = self._by_entry
         for number in chosen:
             if position < len(by_entry[number]):
-                return FaqMatch(self.entries[number], phrasing, float(score))
+                question = self._questions[by_entry[number][position]]
+                return FaqMatch(self.entries[number], question, float(score))
             position -= len(by_entry[number])
         raise AssertionError("rapidfuzz returned a position outside its choices")
 
