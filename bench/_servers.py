@@ -75,6 +75,12 @@ class Omnidesk:
     data_dir: Path
     cli: list[str]
     env: dict[str, str]
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system, all threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def database(self) -> Path:
@@ -142,7 +148,7 @@ def omnidesk_process(extra_config: str = "", role: str = "all") -> Iterator[Omni
         try:
             url = f"http://127.0.0.1:{port}"
             wait_http(url + "/healthz")
-            yield Omnidesk(url, token, Path(tmp), cli, env)
+            yield Omnidesk(url, token, Path(tmp), cli, env, proc.pid)
         finally:
             proc.terminate()
             proc.wait(15)

@@ -22,6 +22,9 @@ log = logging.getLogger("omnidesk.bus")
 
 Handler = Callable[[Event], Awaitable[None]]
 
+# json.dumps with non-default separators builds a new encoder on every call: make one
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
 
 class EventBus(abc.ABC):
     def __init__(self) -> None:
@@ -43,7 +46,7 @@ class EventBus(abc.ABC):
         if self._listener is None:
             await self.start()
         try:
-            await self._publish(json.dumps(event.to_json(), separators=(",", ":")))
+            await self._publish(_encode(event.to_json()))
         except BusError:
             raise
         except Exception as exc:

@@ -10,6 +10,7 @@ is durable, so it may acknowledge to the sender then.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from collections.abc import Sequence
@@ -37,6 +38,9 @@ from inbox.types import (
 
 log = logging.getLogger("omnidesk.ingest")
 
+# JSON columns are written as text in the compact form fastsql uses; one encoder, made once
+_json = json.JSONEncoder(separators=(",", ":")).encode
+
 MAX_TEXT = 256 * 1024
 MAX_EXTERNAL_ID = 500
 
@@ -58,9 +62,14 @@ class _Prepared:
 
 
 def prepare(
-    msg: InboundMessage, settings: IngestSettings, cursor: tuple[str, str] | None = None
+    msg: InboundMessage,
+    settings: IngestSettings,
+    cursor: tuple[str, str] | None = None,
+    senders: dict[tuple[str, str], tuple[IdentityKind, str]] | None = None,
 ) -> _Prepared:
-    """Validate and normalize outside the transaction; raises ValidationError."""
+    """Validate and normalize outside the transaction; raises ValidationError.
+
+    `senders` remembers normalized sender addresses (a sender writes again and again)."""
     if not msg.external_id or len(msg.external_id) > MAX_EXTERNAL_ID:
         raise ValidationError(
             f"external id must be 1-{MAX_EXTERNAL_ID} characters", field="external_id"
@@ -69,7 +78,15 @@ def prepare(
         raise ValidationError(f"text is longer than {MAX_TEXT} characters", field="text")
     if msg.received_at.tzinfo is None:
         raise ValidationError("received_at must carry a timezone", field="received_at")
-    kind, value = sender_identity(msg.channel, msg.sender, settings.default_country)
+    key = (msg.channel.value, msg.sender)
+    known = senders.get(key) if senders is not None else None
+    if known is None:
+        known = sender_identity(msg.channel, msg.sender, settings.default_country)
+        if senders is not None:
+            if len(senders) >= 10_000:
+                senders.clear()
+            senders[key] = known
+    kind, value = known
     idents = [(kind, value, False)]
     for extra_kind, extra_value in msg.extra_identities:
         norm = normalize(extra_kind, extra_value, settings.default_country)
@@ -337,16 +354,18 @@ def ingest_in(
         subject=subject,
         text=msg.text,
         html=msg.html,
-        attachments=attachments_to_json(msg.attachments),
-        meta={
-            "auto_submitted": msg.auto_submitted,
-            "inbox": msg.inbox,
-            "thread_via": choice.via.value,
-            "in_reply_to": msg.in_reply_to,
-            "references": list(msg.references)[-20:],
-            "received_at": msg.received_at.isoformat(),
-            "provider": dict(msg.metadata),
-        },
+        attachments=_json(attachments_to_json(msg.attachments)) if msg.attachments else "[]",
+        meta=_json(
+            {
+                "auto_submitted": msg.auto_submitted,
+                "inbox": msg.inbox,
+                "thread_via": choice.via.value,
+                "in_reply_to": msg.in_reply_to,
+                "references": list(msg.references)[-20:],
+                "received_at": msg.received_at.isoformat(),
+                "provider": dict(msg.metadata),
+            }
+        ),
         needs_triage=True,
         now=at,
     )
@@ -480,7 +499,9 @@ def ingest_batch(
     return [ingest_in(conn, item, settings, now, reads) for item in items]
 
 
-def events_for(msg: InboundMessage, result: IngestResult) -> list[Event]:
+def events_for(
+    msg: InboundMessage, result: IngestResult, at: datetime | None = None
+) -> list[Event]:
     if result.duplicate:
         return []
     ids = {
@@ -490,12 +511,13 @@ def events_for(msg: InboundMessage, result: IngestResult) -> list[Event]:
         "channel": msg.channel.value,
         "inbox": msg.inbox,
     }
+    at = at or datetime.now(UTC)
     out = []
     if result.conversation_created:
-        out.append(Event(EventName.CONVERSATION_CREATED, ids))
+        out.append(Event(EventName.CONVERSATION_CREATED, ids, at))
     if result.conversation_reopened:
-        out.append(Event(EventName.CONVERSATION_REOPENED, ids))
-    out.append(Event(EventName.MESSAGE_RECEIVED, ids))
+        out.append(Event(EventName.CONVERSATION_REOPENED, ids, at))
+    out.append(Event(EventName.MESSAGE_RECEIVED, ids, at))
     return out
 
 
@@ -514,6 +536,7 @@ class Ingestor:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._senders: dict[tuple[str, str], tuple[IdentityKind, str]] = {}
 
     async def idle(self) -> None:
         """Wait until every accepted message is committed and its events published."""
@@ -522,7 +545,7 @@ class Ingestor:
     async def __call__(
         self, msg: InboundMessage, *, cursor: tuple[str, str] | None = None
     ) -> IngestResult:
-        item = prepare(msg, self.settings, cursor)
+        item = prepare(msg, self.settings, cursor, self._senders)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="ingest-batcher")
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
@@ -592,6 +615,8 @@ class Ingestor:
                 if not future.done():
                     future.set_exception(err)
             return
+        at = datetime.now(UTC)
+        events: list[Event] = []
         for (item, future), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
                 log.warning(
@@ -623,5 +648,7 @@ class Ingestor:
                 result.contact_id,
                 " (new conversation)" if result.conversation_created else "",
             )
-            for event in events_for(item.msg, result):
-                await self.bus.publish(event)
+            events += events_for(item.msg, result, at)
+        # every caller has its answer first; then the batch's events, in message order
+        for event in events:
+            await self.bus.publish(event)
