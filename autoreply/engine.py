@@ -233,8 +233,12 @@ def decide(
             or settings.priorities.index(act.priority) < settings.priorities.index(priority)
         ):
             priority = act.priority
-        skills.extend(s for s in act.skills if s not in skills)
-        tags.extend(t for t in act.tags if t not in tags)
+        for skill in act.skills:
+            if skill not in skills:
+                skills.append(skill)
+        for tag in act.tags:
+            if tag not in tags:
+                tags.append(tag)
         queue = queue or act.queue
         assign_to = assign_to or act.assign_to
         resolve = resolve or act.resolve
