@@ -72,9 +72,9 @@ class Phrases(Condition):
     def check(self, view: MessageView) -> str | None:
         hits = view.hits(self.where) & self.ids
         if self.mode == "any" and hits:
-            return f"{self.where} contains {view.phrase_names(hits)}"
+            return view.contains(self.where, hits)
         if self.mode == "all" and len(hits) == len(self.ids):
-            return f"{self.where} contains all of {view.phrase_names(hits)}"
+            return view.contains(self.where, hits, "all of ")
         if self.mode == "none" and not hits:
             return f"{self.where} contains none of {list(self.phrases)}"
         return None
@@ -119,7 +119,8 @@ class FaqHit(Condition):
         best = view.faq_suggestion()
         if best is None:
             return "no FAQ entry is close"
-        return f"best FAQ {best.entry.id!r} scores {best.score:.0f}, below {view.faq_threshold(self.min_score):.0f}"
+        below = view.faq_threshold(self.min_score)
+        return f"best FAQ {best.entry.id!r} scores {best.score:.0f}, below {below:.0f}"
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ class ContactTags(Condition):
         return None
 
     def miss(self, view: MessageView) -> str:
-        return f"contact tags {sorted(view.contact_tags)}, rule wants {self.mode} of {sorted(self.tags)}"
+        wants = f"{self.mode} of {sorted(self.tags)}"
+        return f"contact tags {sorted(view.contact_tags)}, rule wants {wants}"
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,8 @@ class ContactAttribute(Condition):
         return f"contact {self.key} is {value}" if value in self.values else None
 
     def miss(self, view: MessageView) -> str:
-        return f"contact {self.key} is {view.contact_attribute(self.key)}, rule wants {sorted(self.values)}"
+        actual = view.contact_attribute(self.key)
+        return f"contact {self.key} is {actual}, rule wants {sorted(self.values)}"
 
 
 @dataclass(frozen=True)

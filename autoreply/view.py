@@ -56,6 +56,7 @@ class MessageView:
         self._hours = hours
         self._open: bool | None = None
         self._lang: Any = _UNSET
+        self._said: dict[tuple[str, str, frozenset[int]], str] = {}
 
     @cached_property
     def recipients(self) -> frozenset[str]:
@@ -74,6 +75,14 @@ class MessageView:
 
     def phrase_names(self, ids: Iterable[int]) -> list[str]:
         return self._phrases.names(ids)
+
+    def contains(self, where: str, ids: set[int], how: str = "") -> str:
+        """The reason "text contains ['refund']"; rules sharing a keyword share the string."""
+        key = (where, how, frozenset(ids))
+        said = self._said.get(key)
+        if said is None:
+            said = self._said[key] = f"{where} contains {how}{self._phrases.names(ids)}"
+        return said
 
     def raw(self, where: str) -> str:
         if where == "subject":
