@@ -45,6 +45,11 @@ from inbox.types import (
 log = logging.getLogger("omnidesk.pipeline")
 
 BATCH = 256
+# Triage yields to writes already queued (on SQLite, ingest batches whose senders wait for
+# their acknowledgement): it waits while the store has writes in flight, gathering a larger
+# batch meanwhile, but never longer than this before it runs anyway.
+YIELD_SECONDS = 0.5
+YIELD_POLL = 0.005
 
 Q_CONV = (
     "SELECT priority, required_skills, tags, assignee_id, status, waiting_since "
@@ -210,6 +215,7 @@ class Pipeline:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
+                await self._yield_to_writers()
                 batch = self._pending[:BATCH]
                 del self._pending[: len(batch)]
                 try:
@@ -217,6 +223,14 @@ class Pipeline:
                 except Exception:  # the messages keep needs_triage; recover() retries them
                     log.exception("triage of %d messages failed", len(batch))
             self._idle.set()
+
+    async def _yield_to_writers(self) -> None:
+        waited = 0.0
+        while (
+            self.store.writes_in_flight() and len(self._pending) < BATCH and waited < YIELD_SECONDS
+        ):
+            await asyncio.sleep(YIELD_POLL)
+            waited += YIELD_POLL
 
     async def idle(self) -> None:
         """Wait until every message handed over so far is triaged (tests, shutdown)."""

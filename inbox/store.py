@@ -47,6 +47,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    def writes_in_flight(self) -> int:
+        """Write transactions submitted and not finished yet (0 where writers do not queue
+        behind one another). Background work may wait for 0 to let acknowledgements first."""
+        return 0
+
     async def ping(self) -> bool:
         try:
             await self.read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
@@ -91,6 +96,7 @@ class SQLiteStore(Store):
         self.read_engine: Engine = engine(readers, "BEGIN")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
+        self._in_flight = 0
 
     def _run_write(self, fn: Callable[[Connection], T]) -> T:
         with self.engine.begin() as conn:
@@ -105,10 +111,17 @@ class SQLiteStore(Store):
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
+        self._in_flight += 1
         try:
             return await loop.run_in_executor(self._writer, self._run_write, fn)
         except Exception as exc:
             raise _translate(exc) from exc
+        finally:
+            self._in_flight -= 1
+
+    def writes_in_flight(self) -> int:
+        # one writer thread: every write queues behind the ones submitted before it
+        return self._in_flight
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
