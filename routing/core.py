@@ -27,7 +27,7 @@ from inbox.errors import Conflict
 from inbox.types import Presence
 from routing.decisions import Decision
 from routing.engine import ACCEPT, RELAX, SLA, UNEXCLUDE, Engine
-from routing.model import ASSIGNED, WAITING, AgentState, Conv
+from routing.model import ASSIGNED, NOBODY, WAITING, AgentState, Conv
 from routing.moves import ManualMoves
 from routing.queries import Queries
 
@@ -223,7 +223,7 @@ class Router(ManualMoves, Queries, Engine):
             elif kind == ACCEPT and conv.state == ASSIGNED and conv.accept_due == due:
                 self._accept_timeout(conv, now)
             elif kind == UNEXCLUDE and conv.excl_due == due:
-                conv.excluded.clear()
+                conv.excluded = NOBODY
                 conv.excl_due = None
                 if conv.state == WAITING:
                     self._offer(conv, now)

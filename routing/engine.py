@@ -235,7 +235,7 @@ class Engine:
         window = self._accept_window
         if window <= 0:
             return
-        conv.excluded.add(agent_id)
+        conv.excluded = {*conv.excluded, agent_id}
         conv.excl_due = now + window
         self._timer(conv.excl_due, UNEXCLUDE, conv)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Set
 from heapq import heapify, heappop, heappush
 from typing import Any
 
@@ -30,6 +31,7 @@ EMPTY: ConvItem = (1 << 62, 0, 0.0, 0, 0, None)  # type: ignore[assignment]
 # seq, agent)
 AgentItem = tuple[int, float, float, int, int, int, "AgentState"]
 _seq = itertools.count()
+NOBODY: frozenset[int] = frozenset()  # shared: no agent excluded
 
 
 class Conv:
@@ -89,7 +91,8 @@ class Conv:
         self.agent_id: int | None = None
         self.accepted = False
         self.responded = False
-        self.excluded: set[int] = set()
+        # agents not to offer it to (after no-accept): a set of its own once there is one
+        self.excluded: Set[int] = NOBODY
         self.relax_due: float | None = None
         self.sla_base = enqueued_at  # the current level's first-response target counts from here
         self.sla_due: float | None = None
@@ -253,7 +256,7 @@ class Bucket:
             heapq.heapify(self.agents)
             self.agent_limit = max(256, 2 * len(self.agents))
 
-    def best_agent(self, excluded: set[int]) -> AgentState | None:
+    def best_agent(self, excluded: Set[int]) -> AgentState | None:
         heap = self.agents
         channel = self.channel
         skipped: list[AgentItem] = []
