@@ -51,7 +51,7 @@ async def reply(request: web.Request) -> web.Response:
         lambda conn: actions.reply(conn, cid, agent_id, text, body.get("subject"))
     )
     if ws.outbox is not None:
-        ws.outbox.poke()
+        ws.outbox.poke(message_id)
     await ws.bus.publish(
         Event(EventName.MESSAGE_SENT, {"conversation_id": cid, "message_id": message_id})
     )

@@ -122,7 +122,7 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
                 f"Thank you for contacting us through “{form.title}”. We received your message "
                 "and will answer by email; reply to this email to add anything."
             )
-            await store.write(
+            message_id = await store.write(
                 lambda conn: enqueue(
                     conn,
                     conversation_id=result.conversation_id,
@@ -133,7 +133,7 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
                     channel=Channel.EMAIL,
                 )
             )
-            services.outbox.poke()
+            services.outbox.poke(message_id)
 
         endpoint = FormEndpoint(
             ingest=ingest,
