@@ -81,8 +81,7 @@ class Engine:
                 if skills <= agent.skillset:
                     level = agent.level_for(skills)
                     agent.add_bucket(bucket, level)
-                    registered = agent.registered.get(channel, -1)
-                    if registered == agent.version.get(channel, 0) and agent.available(channel):
+                    if channel in agent.registered and agent.available(channel):
                         bucket.push_agent(agent, level)
         return bucket
 
@@ -153,11 +152,10 @@ class Engine:
             if conv is None:
                 break
             self._assign(conv, agent, now, "routed")
-        version, registered, eligible = agent.version, agent.registered, agent.eligible
+        registered, eligible = agent.registered, agent.eligible
         for channel, room in capacity.items():
-            current = version.get(channel, 0)
-            if registered.get(channel, -1) != current and load.get(channel, 0) < room:
-                registered[channel] = current  # also with no bucket yet: see _bucket
+            if channel not in registered and load.get(channel, 0) < room:
+                registered.add(channel)  # also with no bucket yet: see _bucket
                 for bucket, level in eligible.get(channel, ()):
                     bucket.push_agent(agent, level)
 
@@ -207,6 +205,7 @@ class Engine:
         agent.last_assigned = agent.last_at[channel] = now
         version = agent.version  # agent.bump(channel), inline: this runs per decision
         version[channel] = version.get(channel, 0) + 1
+        agent.registered.discard(channel)
         if announce:
             self._out.append(Assigned(conv.id, agent.id, now, reason, previous, forced))
 
@@ -214,8 +213,9 @@ class Engine:
         channel = conv.channel
         agent.load[channel] -= 1
         agent.assigned.discard(conv.id)
-        version = agent.version
+        version = agent.version  # agent.bump(channel)
         version[channel] = version.get(channel, 0) + 1
+        agent.registered.discard(channel)
         conv.agent_id = None
         conv.accept_due = None
         if reason is not None:

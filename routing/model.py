@@ -137,7 +137,8 @@ class AgentState:
         # channel -> version, bumped on every change of that channel's load, and of presence,
         # skills or capacity; items in agent heaps are live while their version is current
         self.version: dict[str, int] = {}
-        self.registered: dict[str, int] = {}  # channel -> version last pushed into buckets
+        # channels pushed into their buckets at their current version (a bump removes one)
+        self.registered: set[str] = set()
 
     def add_bucket(self, bucket: Bucket, level: int) -> None:
         """The agent qualifies for `bucket` (every skill it requires), at `level`."""
@@ -152,9 +153,11 @@ class AgentState:
         version = self.version
         if channel is not None:
             version[channel] = version.get(channel, 0) + 1
+            self.registered.discard(channel)
             return
         for name in {*self.capacity, *self.load, *self.eligible}:
             version[name] = version.get(name, 0) + 1
+        self.registered.clear()
 
     def room(self, channel: str) -> bool:
         return self.load.get(channel, 0) < self.capacity.get(channel, 0)
