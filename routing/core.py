@@ -213,9 +213,10 @@ class Router(ManualMoves, Queries, Engine):
         """Fire every timer due by `now`: relaxation, SLA, accept timeouts, exclusions."""
         timers = self._timers
         while timers and timers[0][0] <= now:
-            due, _, kind, conv = heapq.heappop(timers)
-            if self._convs.get(conv.id) is not conv:
-                continue
+            due, _, kind, cid = heapq.heappop(timers)
+            conv = self._convs.get(cid)
+            if conv is None:  # resolved; a timer of an earlier life of this id fires only
+                continue  # at the very due the current one has, which then finds it done
             if kind == RELAX and conv.state == WAITING and conv.relax_due == due:
                 self._relax(conv, now)
             elif kind == SLA and conv.state == WAITING and conv.sla_due == due:

@@ -34,7 +34,10 @@ class Engine:
         self._convs: dict[int, Conv] = {}
         self._agents: dict[int, AgentState] = {}
         self._buckets: dict[tuple[str, frozenset[str]], Bucket] = {}
-        self._timers: list[tuple[float, int, int, Conv]] = []
+        # (due, seq, kind, conversation id): ids, not conversations, so that a resolved
+        # conversation is freed at once and the collector can untrack these tuples;
+        # `tick` fires a timer only while its due is still that conversation's due
+        self._timers: list[tuple[float, int, int, int]] = []
         self._seq = 0
         self._out: list[Decision] = []
 
@@ -71,7 +74,7 @@ class Engine:
 
     def _timer(self, due: float, kind: int, conv: Conv) -> None:
         self._seq += 1
-        heapq.heappush(self._timers, (due, self._seq, kind, conv))
+        heapq.heappush(self._timers, (due, self._seq, kind, conv.id))
 
     def _bucket(self, channel: str, skills: frozenset[str]) -> Bucket:
         bucket = self._buckets.get((channel, skills))
@@ -105,7 +108,7 @@ class Engine:
             relax_due = since + steps[stage].after
             if relax_due != conv.relax_due:
                 self._seq = seq = self._seq + 1
-                heappush(self._timers, (relax_due, seq, RELAX, conv))
+                heappush(self._timers, (relax_due, seq, RELAX, conv.id))
             conv.relax_due = relax_due
         else:
             conv.relax_due = None
@@ -116,7 +119,7 @@ class Engine:
             sla_due = conv.sla_base + target
             if sla_due != conv.sla_due:
                 self._seq = seq = self._seq + 1
-                heappush(self._timers, (sla_due, seq, SLA, conv))
+                heappush(self._timers, (sla_due, seq, SLA, conv.id))
             conv.sla_due = sla_due
         channel = conv.channel
         bucket = self._buckets.get((channel, required))
@@ -197,7 +200,7 @@ class Engine:
         if timeout > 0:
             conv.accept_due = due = now + timeout
             self._seq = seq = self._seq + 1
-            heappush(self._timers, (due, seq, ACCEPT, conv))
+            heappush(self._timers, (due, seq, ACCEPT, conv.id))
         channel = conv.channel
         load = agent.load
         load[channel] = load.get(channel, 0) + 1
