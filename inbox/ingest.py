@@ -152,6 +152,26 @@ U_CURSOR = (
     "updated_at = excluded.updated_at"
 )
 Q_LOCK = "SELECT pg_advisory_xact_lock(hashtext(:k))"
+# a batch's senders, locked in one statement: the same lock ids as Q_LOCK, distinct and
+# taken in ascending order (the aggregate consumes the sorted subquery row by row), so two
+# processes locking overlapping batches cannot deadlock
+Q_LOCKS = (
+    "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtext(k) AS h "
+    "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS ordered"
+)
+
+
+def _lock_key(item: _Prepared) -> str:
+    kind, value, _verified = item.identities[0]
+    return f"{kind}:{value}"
+
+
+def lock_senders(sql: Sql, items: Sequence[_Prepared]) -> None:
+    """PostgreSQL: lock every sender of `items` until commit (one round trip), so that no
+    other process ingests for them meanwhile. A no-op on SQLite (one writer anyway)."""
+    if not sql.sqlite and items:
+        # a tuple: fastsql would send a list as JSON text
+        sql.run(Q_LOCKS, keys=tuple({_lock_key(item) for item in items}))
 
 
 def _resolve_contact(
@@ -263,10 +283,12 @@ class _Reads:
     `_BatchReads` answers the same questions for a whole batch from a few set-based reads
     made up front, kept current by the batch's own writes (the hooks below)."""
 
-    def __init__(self, sql: Sql, now: datetime) -> None:
+    def __init__(self, sql: Sql, now: datetime, *, locked: bool = False) -> None:
         self.sql = sql
         # `now` as the engine stores it, converted once rather than once per statement
         self.at: Any = sqlite_value(now) if sql.sqlite else now
+        # PostgreSQL: the senders are locked already (lock_senders), no lock per message
+        self.locked = locked
 
     def existing(self, msg: InboundMessage) -> IngestResult | None:
         return _existing_row(self.sql, msg)
@@ -305,9 +327,9 @@ def ingest_in(
         reads = _Reads(Sql(conn), now)
     sql, at = reads.sql, reads.at
     first = reads.existing(msg)
-    if first is None and not sql.sqlite:
+    if first is None and not sql.sqlite and not reads.locked:
         # serialize concurrent ingests of one sender across processes
-        sql.run(Q_LOCK, k=f"{item.identities[0][0]}:{item.identities[0][1]}")
+        sql.run(Q_LOCK, k=_lock_key(item))
         first = reads.existing(msg)
     if first is not None:
         # a redelivery still moves a polled source on (an IMAP resync re-offers old mail)
@@ -384,15 +406,19 @@ def ingest_in(
 
 
 class _BatchReads(_Reads):
-    """A batch's lookups from three set-based reads made up front (SQLite, where one
-    writer holds the database, so nothing but this batch changes it meanwhile): the
-    redeliveries among the batch's keys, the contacts of its identities, and each of those
-    contacts' latest open conversation per channel. The batch's own writes keep the
-    answers current; a conversation reached by token or headers (which may be another
-    contact's latest) sends `recent` back to one query per message for the rest of it."""
+    """A batch's lookups from three set-based reads made up front, once nothing but this
+    batch can ingest for its senders (SQLite: one writer holds the database; PostgreSQL:
+    every sender of the batch is locked first, `lock_senders`, and a redelivery racing in
+    under another sender still hits the unique (channel, external_id) constraint and the
+    per-message savepoint fallback): the redeliveries among the batch's keys, the contacts
+    of its identities, and each of those contacts' latest open conversation per channel.
+    The batch's own writes keep the answers current; a conversation reached by token or
+    headers (which may be another contact's latest) sends `recent` back to one query per
+    message for the rest of it."""
 
     def __init__(self, sql: Sql, now: datetime, items: Sequence[_Prepared]) -> None:
-        super().__init__(sql, now)
+        lock_senders(sql, items)
+        super().__init__(sql, now, locked=True)
         self._seen: dict[tuple[str, str], IngestResult] = {}
         by_channel: dict[str, list[str]] = {}
         for item in items:
@@ -441,7 +467,7 @@ class _BatchReads(_Reads):
                 "SELECT id, contact_id, channel, status, last_message_at, row_number() OVER ("
                 "PARTITION BY contact_id, channel ORDER BY last_message_at DESC, id DESC) AS n "
                 f"FROM conversations WHERE contact_id IN {listed} AND status != 'closed'"
-                ") WHERE n = 1",
+                ") AS latest WHERE n = 1",
                 **params,
             ):
                 self._recent[(row["contact_id"], row["channel"])] = threads.Candidate(
@@ -493,9 +519,8 @@ def ingest_batch(
     conn: Connection, items: Sequence[_Prepared], settings: IngestSettings, now: datetime
 ) -> list[IngestResult]:
     """Ingest of a batch inside one open transaction, in order (each message sees the ones
-    before it). On SQLite the lookups come from a few set-based reads (`_BatchReads`)."""
-    sql = Sql(conn)
-    reads = _BatchReads(sql, now, items) if sql.sqlite else _Reads(sql, now)
+    before it). The lookups come from a few set-based reads (`_BatchReads`)."""
+    reads = _BatchReads(Sql(conn), now, items)
     return [ingest_in(conn, item, settings, now, reads) for item in items]
 
 
@@ -589,10 +614,14 @@ class Ingestor:
             # after a failure: each message in its own savepoint, so one bad message
             # cannot fail its neighbours
             out: list[IngestResult | Exception] = []
+            sql = Sql(conn)
+            # every sender up front, in the one order (a lock per message, taken in message
+            # order, could deadlock against another process's batch)
+            lock_senders(sql, items)
             for item in items:
                 savepoint = conn.begin_nested()
                 try:
-                    out.append(ingest_in(conn, item, settings, now))
+                    out.append(ingest_in(conn, item, settings, now, _Reads(sql, now, locked=True)))
                     savepoint.commit()
                 except Exception as exc:
                     savepoint.rollback()

@@ -1,17 +1,18 @@
 """A batch ingested in one transaction stores exactly what ingesting its messages one at a
-time stores. On SQLite a batch answers its lookups (redeliveries, contacts, latest
-conversations) from a few set-based reads made up front and kept current by its own
-writes; this differential test holds that to the one-statement-per-lookup path."""
+time stores. A batch answers its lookups (redeliveries, contacts, latest conversations)
+from a few set-based reads made up front (on PostgreSQL after locking all its senders in
+one statement) and kept current by its own writes; this differential test holds that to
+the one-statement-per-lookup path, on both store backends."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from inbox.fastsql import Sql
 from inbox.ingest import IngestSettings, ingest_batch, ingest_in, prepare
-from inbox.migrate import upgrade
 from inbox.store import open_store
 from inbox.types import Channel, IdentityKind, InboundMessage
 
@@ -66,9 +67,21 @@ def batch(carl_token: str) -> list[InboundMessage]:
     ]
 
 
-async def _seeded(url: str):
-    upgrade(url)
-    store = open_store(url)
+_TABLES = ("outbox", "assignments", "messages", "conversations", "identities", "contacts")
+
+
+def _empty(conn) -> None:
+    """Back to an empty database with ids starting at 1 again."""
+    sql = Sql(conn)
+    if sql.sqlite:
+        for table in _TABLES:
+            sql.run(f"DELETE FROM {table}")  # integer primary keys restart at max + 1
+    else:
+        sql.run(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE")
+
+
+async def _seeded(store):
+    await store.write(_empty)
     for m in SEED:
         await store.write(
             lambda c, m=m: ingest_in(c, prepare(m, SETTINGS), SETTINGS, T0 - timedelta(hours=2))
@@ -85,8 +98,7 @@ async def _seeded(url: str):
         # carl has two open conversations: 3 (older) and 5 (his latest)
         return sql.scalar("SELECT token FROM conversations WHERE id = 3")
 
-    token = await store.write(shape)
-    return store, token
+    return await store.write(shape)
 
 
 async def _contents(store) -> dict[str, list[dict]]:
@@ -111,34 +123,60 @@ async def _contents(store) -> dict[str, list[dict]]:
 
 
 @pytest.mark.parametrize("size", [1, 3, 16])
-async def test_a_batch_stores_what_one_at_a_time_stores(tmp_path, size):
-    one, token = await _seeded(f"sqlite:///{tmp_path / 'one.db'}")
-    grouped, token2 = await _seeded(f"sqlite:///{tmp_path / 'grouped.db'}")
+async def test_a_batch_stores_what_one_at_a_time_stores(store, size):
+    token = await _seeded(store)
+    items_one = [prepare(m, SETTINGS) for m in batch(token)]
+    expected = [
+        await store.write(lambda c, item=item: ingest_in(c, item, SETTINGS, T0))
+        for item in items_one
+    ]
+    one = await _contents(store)
+
+    token2 = await _seeded(store)  # the same again, now in batches of `size`
     assert token != token2  # conversation tokens are random: compare the rest
+    items_grouped = [prepare(m, SETTINGS) for m in batch(token2)]
+    got = []
+    for start in range(0, len(items_grouped), size):
+        chunk = items_grouped[start : start + size]
+        got += await store.write(lambda c, chunk=chunk: ingest_batch(c, chunk, SETTINGS, T0))
+    assert got == expected
+    assert await _contents(store) == one
+    # the cases above happened as described, not merely alike on both sides
+    by_key = dict(zip([m.external_id for m in batch(token)], expected, strict=False))
+    assert by_key["<b5>"].conversation_id == by_key["<b4>"].conversation_id
+    assert by_key["<b3>"].conversation_reopened
+    assert by_key["<b6>"].conversation_created
+    assert expected[5].duplicate and expected[5].message_id == expected[0].message_id
+    assert expected[6].duplicate and expected[6].conversation_id == 3
+    assert by_key["sms-1"].contact_id == by_key["<b8>"].contact_id
+    assert by_key["<b9>"].conversation_id == 3
+    assert by_key["<b14>"].conversation_id == 3
+    assert by_key["<b11>"].conversation_id == 1
+
+
+async def test_overlapping_batches_in_opposite_orders_do_not_deadlock(store):
+    """Two processes (two connection pools) ingest batches over the same senders, one in
+    the reverse order of the other. Senders locked one by one in message order would meet
+    in the middle and deadlock (PostgreSQL then fails one transaction); the batch locks
+    all its senders in one statement, in one order."""
+    other = open_store(store.url)
+    senders = [f"lock{i}@example.com" for i in range(24)]
     try:
-        items_one = [prepare(m, SETTINGS) for m in batch(token)]
-        items_grouped = [prepare(m, SETTINGS) for m in batch(token2)]
-        expected = [
-            await one.write(lambda c, item=item: ingest_in(c, item, SETTINGS, T0))
-            for item in items_one
-        ]
-        got = []
-        for start in range(0, len(items_grouped), size):
-            chunk = items_grouped[start : start + size]
-            got += await grouped.write(lambda c, chunk=chunk: ingest_batch(c, chunk, SETTINGS, T0))
-        assert got == expected
-        assert await _contents(grouped) == await _contents(one)
-        # the cases above happened as described, not merely alike on both sides
-        by_key = dict(zip([m.external_id for m in batch(token)], expected, strict=False))
-        assert by_key["<b5>"].conversation_id == by_key["<b4>"].conversation_id
-        assert by_key["<b3>"].conversation_reopened
-        assert by_key["<b6>"].conversation_created
-        assert expected[5].duplicate and expected[5].message_id == expected[0].message_id
-        assert expected[6].duplicate and expected[6].conversation_id == 3
-        assert by_key["sms-1"].contact_id == by_key["<b8>"].contact_id
-        assert by_key["<b9>"].conversation_id == 3
-        assert by_key["<b14>"].conversation_id == 3
-        assert by_key["<b11>"].conversation_id == 1
+        for rnd in range(4):
+            forward = [prepare(msg(f"<f{rnd}-{s}>", s), SETTINGS) for s in senders]
+            backward = [prepare(msg(f"<r{rnd}-{s}>", s), SETTINGS) for s in reversed(senders)]
+            a, b = await asyncio.gather(
+                store.write(lambda c, items=forward: ingest_batch(c, items, SETTINGS, T0)),
+                other.write(lambda c, items=backward: ingest_batch(c, items, SETTINGS, T0)),
+            )
+            assert not any(r.duplicate for r in a + b)
+        counts = await store.read(
+            lambda c: Sql(c).first(
+                "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM contacts), "
+                "(SELECT count(*) FROM conversations)"
+            )
+        )
+        # one contact and one conversation per sender, whichever batch came first
+        assert counts == (4 * 2 * len(senders), len(senders), len(senders))
     finally:
-        await one.close()
-        await grouped.close()
+        await other.close()
