@@ -1,8 +1,15 @@
 """The event bus: one interface, an in-process backend and a Redis backend.
 
 As in python-socketio's pub/sub managers, the base class does the local fan-out and a
-backend fills in only `_publish` (send one serialized event) and `_listen` (yield the
-events that arrive). The in-process backend is a production backend, not a test double.
+backend fills in only `_send` (deliver a batch of events to every listener, in order) and
+`_listen` (yield the batches that arrive). The in-process backend is a production
+backend, not a test double.
+
+`publish_many(events)` publishes a batch as one unit: one Redis message, one queue entry
+in-process, and one handler call per subscriber per batch that walks the batch in order
+(rather than a task per handler per event). Handlers get an immutable view of an event's
+data, equal to what crosses a process boundary as JSON: on the in-process backend a flat
+payload of strings, numbers, booleans and None is not serialized at all.
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
 
 from inbox.errors import BusError
 from inbox.events import Event
@@ -24,6 +32,70 @@ Handler = Callable[[Event], Awaitable[None]]
 
 # json.dumps with non-default separators builds a new encoder on every call: make one
 _encode = json.JSONEncoder(separators=(",", ":")).encode
+
+# one Redis message carries at most this many events
+MAX_BATCH = 500
+
+
+class FrozenData(dict[str, Any]):
+    """An event's data as handlers see it: a dict (JSON encoders and `dict(...)` take it as
+    one) that refuses changes, since every handler of a process shares it."""
+
+    __slots__ = ()
+
+    def _refuse(self, *_args: Any, **_kwargs: Any) -> NoReturn:
+        raise TypeError("event data is read-only: copy it with dict(event.data)")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))  # copies are plain dicts
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _as_received(event: Event) -> Event:
+    """`event` as a listener in another process would get it: name a plain str, data
+    read-only and equal to its JSON round trip (raises if it is not JSON-able)."""
+    data = event.data
+    if all(type(k) is str and type(v) in _SCALARS for k, v in data.items()):
+        frozen = FrozenData(data)  # nothing JSON would change: a copy is the round trip
+    else:
+        frozen = FrozenData(json.loads(_encode(dict(data))))
+    if not isinstance(event.at, datetime):
+        raise TypeError(f"event time must be a datetime, not {type(event.at).__name__}")
+    return Event(str(event.name), frozen, event.at)
+
+
+def encode_batch(events: Sequence[Event]) -> str:
+    """One event as a JSON object, several as a JSON array of them (one message)."""
+    if len(events) == 1:
+        return _encode(events[0].to_json())
+    return _encode([event.to_json() for event in events])
+
+
+def decode_batch(raw: str | bytes) -> list[Event]:
+    """The events of one message (see encode_batch); malformed ones are dropped."""
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        log.warning("dropping a malformed message from the bus")
+        return []
+    out = []
+    for item in decoded if isinstance(decoded, list) else (decoded,):
+        try:
+            out.append(
+                Event(
+                    str(item["name"]),
+                    FrozenData(item.get("data") or {}),
+                    datetime.fromisoformat(str(item["at"])),
+                )
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("dropping a malformed event from the bus")
+    return out
 
 
 class EventBus(abc.ABC):
@@ -43,14 +115,25 @@ class EventBus(abc.ABC):
             await ready.wait()
 
     async def publish(self, event: Event) -> None:
+        await self.publish_many((event,))
+
+    async def publish_many(self, events: Iterable[Event]) -> None:
+        """Publish `events` in order, as one unit: every listening process gets them in this
+        order, and each handler is called for them one after another."""
+        batch = tuple(events)
+        if not batch:
+            return
         if self._listener is None:
             await self.start()
-        try:
-            await self._publish(_encode(event.to_json()))
-        except BusError:
-            raise
-        except Exception as exc:
-            raise BusError(f"cannot publish {event.name}: {exc}") from exc
+        for start in range(0, len(batch), MAX_BATCH):
+            chunk = batch[start : start + MAX_BATCH]
+            try:
+                await self._send(chunk)
+            except BusError:
+                raise
+            except Exception as exc:
+                names = ", ".join(sorted({str(e.name) for e in chunk}))
+                raise BusError(f"cannot publish {names}: {exc}") from exc
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -71,30 +154,38 @@ class EventBus(abc.ABC):
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     async def _listen_loop(self, ready: asyncio.Event) -> None:
-        async for raw in self._listen(ready):
+        async for batch in self._listen(ready):
+            self._dispatch(batch)
+
+    def _dispatch(self, batch: Sequence[Event]) -> None:
+        """One task per handler per batch; the handler takes the batch's events in order."""
+        calls: dict[Handler, list[Event]] = {}
+        everything = self._handlers.get("*", ())
+        for event in batch:
+            for handler in (*self._handlers.get(event.name, ()), *everything):
+                calls.setdefault(handler, []).append(event)
+        for handler, events in calls.items():
+            task = asyncio.create_task(self._call(handler, events))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _call(self, handler: Handler, events: list[Event]) -> None:
+        for event in events:
             try:
-                event = Event.from_json(json.loads(raw))
-            except (ValueError, KeyError, TypeError):
-                log.warning("dropping a malformed event from the bus")
-                continue
-            for handler in (*self._handlers.get(event.name, ()), *self._handlers.get("*", ())):
-                task = asyncio.create_task(self._call(handler, event))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-
-    async def _call(self, handler: Handler, event: Event) -> None:
-        try:
-            await handler(event)
-        except Exception:
-            log.exception(
-                "handler %s failed on %s", getattr(handler, "__qualname__", handler), event.name
-            )
+                await handler(event)
+            except Exception:
+                log.exception(
+                    "handler %s failed on %s",
+                    getattr(handler, "__qualname__", handler),
+                    event.name,
+                )
 
     @abc.abstractmethod
-    async def _publish(self, payload: str) -> None: ...
+    async def _send(self, events: Sequence[Event]) -> None:
+        """Deliver one batch (at most MAX_BATCH events) to every listener, in order."""
 
     @abc.abstractmethod
-    def _listen(self, ready: asyncio.Event) -> AsyncIterator[str]: ...
+    def _listen(self, ready: asyncio.Event) -> AsyncIterator[Sequence[Event]]: ...
 
     async def _flush(self) -> None:
         """Wait until published events reached the listener (backends may override)."""
@@ -105,20 +196,21 @@ class EventBus(abc.ABC):
 
 
 class MemoryBus(EventBus):
-    """In-process fan-out: the embedded default."""
+    """In-process fan-out: the embedded default. Events are not serialized: listeners get
+    them as `_as_received` makes them, equal to what a Redis listener decodes."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Event, ...]] = asyncio.Queue()
 
-    async def _publish(self, payload: str) -> None:
-        self._queue.put_nowait(payload)
+    async def _send(self, events: Sequence[Event]) -> None:
+        self._queue.put_nowait(tuple(_as_received(event) for event in events))
 
-    async def _listen(self, ready: asyncio.Event) -> AsyncIterator[str]:
+    async def _listen(self, ready: asyncio.Event) -> AsyncIterator[Sequence[Event]]:
         ready.set()
         while True:
-            payload = await self._queue.get()
-            yield payload
+            batch = await self._queue.get()
+            yield batch
             self._queue.task_done()
 
     async def _flush(self) -> None:
@@ -144,18 +236,20 @@ class RedisBus(EventBus):
         self._published = 0
         self._seen = 0
 
-    async def _publish(self, payload: str) -> None:
-        await self._redis.publish(self._channel, payload)
+    async def _send(self, events: Sequence[Event]) -> None:
+        # one message per batch: one PUBLISH, and one message to parse in each listener
+        await self._redis.publish(self._channel, encode_batch(events))
 
-    async def _listen(self, ready: asyncio.Event) -> AsyncIterator[str]:
+    async def _listen(self, ready: asyncio.Event) -> AsyncIterator[Sequence[Event]]:
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._channel)
         ready.set()
         try:
             async for message in pubsub.listen():
                 if message.get("type") == "message":
-                    data = message["data"]
-                    yield data.decode() if isinstance(data, bytes) else data
+                    batch = decode_batch(message["data"])
+                    if batch:
+                        yield batch
         finally:
             await pubsub.aclose()
 

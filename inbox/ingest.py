@@ -678,6 +678,6 @@ class Ingestor:
                 " (new conversation)" if result.conversation_created else "",
             )
             events += events_for(item.msg, result, at)
-        # every caller has its answer first; then the batch's events, in message order
-        for event in events:
-            await self.bus.publish(event)
+        # every caller has its answer first; then the batch's events, in message order, as
+        # one unit (one message on Redis, one handler call per subscriber in-process)
+        await self.bus.publish_many(events)
