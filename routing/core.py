@@ -110,13 +110,15 @@ class Router(ManualMoves, Queries, Engine):
         conv = self._convs.get(conversation_id)
         previous: AgentState | None = None
         if conv is None:  # the common case: a new conversation, built as it will stay
+            need = frozenset(skills)
+            need = self._sets.setdefault(need, need)
             self._seq += 1
             conv = Conv(
                 conversation_id,
                 channel,
                 rank,
                 now if enqueued_at is None else enqueued_at,
-                frozenset(skills),
+                need,
                 frozenset(optional_skills),
                 rules,
                 self._seq,

@@ -31,6 +31,9 @@ class Engine:
         self._sla = [self.settings.sla_seconds.get(name) for name in self._levels]
         self._accept_window = self.settings.accept_timeout_seconds
         self._rules: dict[str, QueueRules] = {}  # queue name -> settings.rules_for(name)
+        # one shared frozenset per distinct skill set (as few as the buckets): a bucket
+        # lookup then finds its hash cached and its key identical
+        self._sets: dict[frozenset[str], frozenset[str]] = {}
         self._convs: dict[int, Conv] = {}
         self._agents: dict[int, AgentState] = {}
         self._buckets: dict[tuple[str, frozenset[str]], Bucket] = {}
