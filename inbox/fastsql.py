@@ -71,6 +71,18 @@ class Sql:
         """Execute; returns the number of rows changed."""
         return int(self._run(sql, params).rowcount)
 
+    def run_many(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        """Execute once per parameter set, in order (PostgreSQL: pipelined, one round
+        trip)."""
+        if self._raw is not None:
+            self._raw.executemany(
+                sql, [{k: _sqlite_value(v) for k, v in row.items()} for row in rows]
+            )
+        else:
+            self.conn.execute(
+                _text(sql), [{k: _pg_value(v) for k, v in row.items()} for row in rows]
+            )
+
     def first(self, sql: str, **params: Any) -> tuple[Any, ...] | None:
         row = self._run(sql, params).fetchone()
         return None if row is None else tuple(row)

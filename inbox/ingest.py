@@ -146,6 +146,17 @@ I_MESSAGE = (
     ":external_id, :subject, :text, :html, :attachments, 'received', :meta, :needs_triage, :now) "
     "RETURNING id"
 )
+# PostgreSQL batches: message ids reserved up front, rows written together at the end
+I_MESSAGE_WITH_ID = (
+    "INSERT INTO messages (id, conversation_id, direction, author_kind, author_id, channel, "
+    "external_id, subject, text, html, attachments, delivery_status, meta, needs_triage, "
+    "created_at) VALUES (:id, :conversation_id, 'inbound', 'contact', :contact_id, :channel, "
+    ":external_id, :subject, :text, :html, :attachments, 'received', :meta, :needs_triage, :now)"
+)
+U_CONVERSATIONS = (
+    "UPDATE conversations SET last_message_at = :now, status = :status, "
+    "resolved_at = CASE WHEN :reopen THEN NULL ELSE resolved_at END WHERE id = :id"
+)
 U_CURSOR = (
     "INSERT INTO cursors (source, position, updated_at) VALUES (:source, :position, :now) "
     "ON CONFLICT (source) DO UPDATE SET position = excluded.position, "
@@ -158,6 +169,9 @@ Q_LOCK = "SELECT pg_advisory_xact_lock(hashtext(:k))"
 Q_LOCKS = (
     "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtext(k) AS h "
     "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS ordered"
+)
+Q_MESSAGE_IDS = (
+    "SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id FROM generate_series(1, :n)"
 )
 
 
@@ -241,6 +255,8 @@ def _thread(
     window: timedelta,
 ) -> tuple[threads.ThreadChoice, threads.Candidate | None]:
     by_token = by_headers = recent = None
+    if msg.conversation_token or msg.in_reply_to or msg.references:
+        reads.flush()  # the reads below see the batch's own writes
     if msg.conversation_token:
         by_token = _candidate(sql.first(Q_BY_TOKEN, token=msg.conversation_token))
     refs = [r for r in (msg.in_reply_to, *reversed(msg.references)) if r][:50]
@@ -301,6 +317,19 @@ class _Reads:
     def recent(self, contact_id: int, channel: str) -> threads.Candidate | None:
         return _candidate(self.sql.first(Q_RECENT, contact_id=contact_id, channel=channel))
 
+    # writes that a batch may hold back and send together (flush)
+    def update_conversation(self, conversation_id: int, status: str, reopen: bool) -> None:
+        self.sql.run(
+            U_REOPEN if reopen else U_CONVERSATION, now=self.at, status=status, id=conversation_id
+        )
+
+    def insert_message(self, **params: Any) -> int:
+        return int(self.sql.scalar(I_MESSAGE, **params))
+
+    def flush(self) -> None:
+        """Send the writes held back, before anything reads the tables they touch."""
+        return None
+
     # the batch's own writes, for readers that remember what they read
     def stored(self, msg: InboundMessage, result: IngestResult) -> None:
         return None
@@ -358,17 +387,11 @@ def ingest_in(
     else:
         conversation_id = chosen.conversation_id
         status = threads.next_status(chosen.status, choice)
-        sql.run(
-            U_REOPEN if choice.reopen else U_CONVERSATION,
-            now=at,
-            status=status.value,
-            id=conversation_id,
-        )
+        reads.update_conversation(conversation_id, status.value, choice.reopen)
     reads.threaded(
         contact_id, msg.channel.value, choice.via, threads.Candidate(conversation_id, status, now)
     )
-    message_id = sql.scalar(
-        I_MESSAGE,
+    message_id = reads.insert_message(
         conversation_id=conversation_id,
         contact_id=contact_id,
         channel=msg.channel.value,
@@ -395,7 +418,7 @@ def ingest_in(
         source, position = item.cursor
         sql.run(U_CURSOR, source=source, position=position, now=at)
     result = IngestResult(
-        int(message_id),
+        message_id,
         int(conversation_id),
         contact_id,
         conversation_created=chosen is None,
@@ -417,7 +440,13 @@ class _BatchReads(_Reads):
     message for the rest of it."""
 
     def __init__(self, sql: Sql, now: datetime, items: Sequence[_Prepared]) -> None:
+        # PostgreSQL: the batch's message ids come with its locks, and its conversation
+        # updates and message rows go in two pipelined statements at the end (flush), not
+        # a round trip each; SQLite runs each statement in microseconds, in-process
         lock_senders(sql, items)
+        self._defer = not sql.sqlite
+        self._updates: dict[int, dict[str, Any]] = {}
+        self._messages: list[dict[str, Any]] = []
         super().__init__(sql, now, locked=True)
         self._seen: dict[tuple[str, str], IngestResult] = {}
         by_channel: dict[str, list[str]] = {}
@@ -436,6 +465,15 @@ class _BatchReads(_Reads):
                     self._seen[(channel, row["external_id"])] = IngestResult(
                         row["id"], row["conversation_id"], row["contact_id"], duplicate=True
                     )
+        # one id for each message the batch will store (the new keys), in ascending order,
+        # as one-at-a-time inserts would have taken them
+        self._ids: list[int] = []
+        if self._defer:
+            new = {(i.msg.channel.value, i.msg.external_id) for i in items} - self._seen.keys()
+            if new:
+                # reversed: pop() hands them out in ascending order
+                rows = sql.dicts(Q_MESSAGE_IDS, n=len(new))
+                self._ids = sorted((row["id"] for row in rows), reverse=True)
         self._idents: dict[tuple[str, str], tuple[int, int | None, bool] | None] = {}
         by_kind: dict[str, set[str]] = {}
         for item in items:
@@ -477,6 +515,36 @@ class _BatchReads(_Reads):
     def existing(self, msg: InboundMessage) -> IngestResult | None:
         return self._seen.get((msg.channel.value, msg.external_id))
 
+    def update_conversation(self, conversation_id: int, status: str, reopen: bool) -> None:
+        if not self._defer:
+            return super().update_conversation(conversation_id, status, reopen)
+        # every update of the batch sets the same time: the last status stands, and a
+        # reopening anywhere in the batch clears resolved_at
+        held = self._updates.get(conversation_id)
+        self._updates[conversation_id] = {
+            "id": conversation_id,
+            "now": self.at,
+            "status": status,
+            "reopen": reopen or (held is not None and held["reopen"]),
+        }
+        return None
+
+    def insert_message(self, **params: Any) -> int:
+        if not self._defer or not self._ids:
+            self.flush()  # (none reserved left: cannot happen, but stay in order if it does)
+            return super().insert_message(**params)
+        message_id = self._ids.pop()
+        self._messages.append({"id": message_id, **params})
+        return message_id
+
+    def flush(self) -> None:
+        if self._updates:
+            self.sql.run_many(U_CONVERSATIONS, list(self._updates.values()))
+            self._updates.clear()
+        if self._messages:
+            self.sql.run_many(I_MESSAGE_WITH_ID, self._messages)
+            self._messages = []
+
     def identity(self, kind: str, value: str) -> tuple[int, int | None, bool] | None:
         key = (kind, value)
         if key not in self._idents:
@@ -487,6 +555,7 @@ class _BatchReads(_Reads):
 
     def recent(self, contact_id: int, channel: str) -> threads.Candidate | None:
         if self._recent is None or contact_id not in self._known:
+            self.flush()
             return super().recent(contact_id, channel)
         return self._recent.get((contact_id, channel))
 
@@ -521,7 +590,9 @@ def ingest_batch(
     """Ingest of a batch inside one open transaction, in order (each message sees the ones
     before it). The lookups come from a few set-based reads (`_BatchReads`)."""
     reads = _BatchReads(Sql(conn), now, items)
-    return [ingest_in(conn, item, settings, now, reads) for item in items]
+    results = [ingest_in(conn, item, settings, now, reads) for item in items]
+    reads.flush()
+    return results
 
 
 def events_for(
