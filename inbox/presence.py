@@ -175,6 +175,7 @@ class RedisPresence(SocketPresence):
         self._key = f"{prefix}:proc:{self.process_id}"
         self._lock = asyncio.Lock()  # one writer at a time: writes land in order
         self._beat: asyncio.Task[None] | None = None
+        self._closing = False
 
     @property
     def _ttl_ms(self) -> int:
@@ -195,11 +196,13 @@ class RedisPresence(SocketPresence):
     async def close(self) -> None:
         """A clean stop: this process's sockets are gone now, not after the TTL."""
         if self._beat is not None:
+            self._closing = True
             self._beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._beat
             self._beat = None
-            with contextlib.suppress(Exception):
+
+            async def forget() -> None:
                 async with self._lock:
                     pipe = self._redis.pipeline(transaction=True)
                     pipe.delete(self._key)
@@ -207,14 +210,23 @@ class RedisPresence(SocketPresence):
                     for cid, sids in self._viewers.items():
                         pipe.hdel(self._vkey(cid), *[self._field(s) for s in sids])
                     await pipe.execute()
+
+            # bounded: a connection whose command was cancelled mid-reply by the heartbeat's
+            # cancel can leave the next reply waiting forever; the TTL cleans up anyway
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(forget(), 2.0)
         await self._redis.aclose()
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.ttl / 4)
             try:
                 await self._write_all()
             except BusError as exc:
+                # redis-py may turn a cancel that lands mid-command into a connection
+                # error: the flag, not the CancelledError, says we are stopping
+                if self._closing:
+                    return
                 log.warning("presence heartbeat failed (retrying): %s", exc.message)
 
     async def _write_all(self) -> None:
