@@ -139,7 +139,9 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/queue": {
         "get": {
-            "summary": "Waiting conversations in routing order (priority, requeued first, longest wait)",
+            "summary": (
+                "Waiting conversations in routing order (priority, requeued first, longest wait)"
+            ),
             "security": [{"bearer": []}],
             "parameters": [
                 _query(

@@ -11,25 +11,43 @@ from collections.abc import Sequence
 
 STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset(
-        "the and is are to of my i you it not for with have this that was what how can do your please".split()
+        (
+            "the and is are to of my i you it not "
+            "for with have this that was what how can do your please"
+        ).split()
     ),
     "fr": frozenset(
-        "le la les et est un une de des du je vous ma mon mes pas pour avec que qui ne il elle sur bonjour merci".split()
+        (
+            "le la les et est un une de des du je vous ma "
+            "mon mes pas pour avec que qui ne il elle sur bonjour merci"
+        ).split()
     ),
     "de": frozenset(
-        "der die das und ist ein eine nicht ich sie mit mein meine zu von den dem wie bitte danke hallo".split()
+        (
+            "der die das und ist ein eine nicht ich sie "
+            "mit mein meine zu von den dem wie bitte danke hallo"
+        ).split()
     ),
     "es": frozenset(
-        "el la los las y es un una de del no mi mis por para con que como hola gracias esta pedido".split()
+        (
+            "el la los las y es un una de del no "
+            "mi mis por para con que como hola gracias esta pedido"
+        ).split()
     ),
     "it": frozenset(
-        "il lo la gli le e un una di del non mio mia per con che come ciao grazie sono ordine".split()
+        (
+            "il lo la gli le e un una di del non mio mia per con che come ciao grazie sono ordine"
+        ).split()
     ),
     "pt": frozenset(
-        "o a os as e um uma de do da nao meu minha para com que como ola obrigado pedido voce".split()
+        (
+            "o a os as e um uma de do da nao meu minha para com que como ola obrigado pedido voce"
+        ).split()
     ),
     "nl": frozenset(
-        "de het een en is niet ik u mijn van met voor dat hoe hallo bedankt wij zijn bestelling".split()
+        (
+            "de het een en is niet ik u mijn van met voor dat hoe hallo bedankt wij zijn bestelling"
+        ).split()
     ),
 }
 LANGUAGES = frozenset(STOPWORDS)

@@ -1,8 +1,10 @@
 """Hot reload of rule and FAQ files: on SIGHUP (`reload()`) or on change (`watch()`).
 
-A bad edit keeps the last good rules and logs ONE error line naming file, line and fix:
+A bad edit keeps the last good rules and logs ONE error line naming file, line and fix
+(wrapped here):
 
-    autoreply: rules not reloaded, keeping version 3: rules/demo.toml:12: rule[1].when.body_regex: ...
+    autoreply: rules not reloaded, keeping version 3:
+        rules/demo.toml:12: rule[1].when.body_regex: ...
 
 The new ruleset and FAQ index are built completely off to the side, then swapped in with
 one assignment (`Engine.swap`), so a message being decided sees the old or the new rules,
@@ -99,7 +101,8 @@ class Reloader:
         from watchfiles import awatch
 
         parents = sorted({Path(p).parent for p in self._patterns()})
-        folders = [str(f) for f in await asyncio.to_thread(lambda: [f for f in parents if f.is_dir()])]
+        existing = await asyncio.to_thread(lambda: [f for f in parents if f.is_dir()])
+        folders = [str(f) for f in existing]
         if not folders:
             return
         async for changes in awatch(*folders, stop_event=stop_event, debounce=debounce_ms):

@@ -61,7 +61,10 @@ def make_rules(count: int, seed: int = 3) -> str:
         if kind == 0:
             when = f'channel = ["email", "form"], subject_any = {words!r}'
         elif kind == 1:
-            when = f'text_regex = "(?i)(order|ticket) #?[0-9]{{{4 + n % 3}}}", text_any = {words[:1]!r}'
+            digits = 4 + n % 3
+            when = (
+                f'text_regex = "(?i)(order|ticket) #?[0-9]{{{digits}}}", text_any = {words[:1]!r}'
+            )
         elif kind == 2:
             when = f"text_all = {words[:2]!r}, first_message = true"
         elif kind == 3:
@@ -72,11 +75,13 @@ def make_rules(count: int, seed: int = 3) -> str:
             when = f'language = "fr", text_any = {words!r}'
         else:
             when = f"text_any = {[*words, phrase]!r}"
-        then = f'tags = ["t{n}"], priority = "{rng.choice(["urgent", "high", "normal", "low"])}", stop = false'
+        level = rng.choice(["urgent", "high", "normal", "low"])
+        then = f'tags = ["t{n}"], priority = "{level}", stop = false'
         if kind == 6:
             then += f', skills = ["{words[0]}"]'
         parts.append(
-            f'[[rule]]\nname = "rule-{n}"\nwhen = {{ {when.replace(chr(39), chr(34))} }}\nthen = {{ {then} }}\n'
+            f'[[rule]]\nname = "rule-{n}"\n'
+            f"when = {{ {when.replace(chr(39), chr(34))} }}\nthen = {{ {then} }}\n"
         )
     return "\n".join(parts)
 
@@ -170,7 +175,8 @@ def main() -> None:
         print(f"  {name:40} {med:10.1f} {p99:10.1f}")
     print(f"  speed-up (baseline / engine median): {baseline_us / median_us:.1f}x")
     print(
-        f"  agreement with bare scan: {agree:.4f}   accuracy vs labels: engine {acc_mine:.3f}, bare {acc_base:.3f}"
+        f"  agreement with bare scan: {agree:.4f}   "
+        f"accuracy vs labels: engine {acc_mine:.3f}, bare {acc_base:.3f}"
     )
     print(
         json.dumps(

@@ -46,7 +46,9 @@ async def relay():
     await server.wait_closed()
 
 
-async def test_form_is_answered_by_email_and_the_reply_threads_back(tmp_path, relay, aiohttp_client):
+async def test_form_is_answered_by_email_and_the_reply_threads_back(
+    tmp_path, relay, aiohttp_client
+):
     from inbox import config as config_mod
     from inbox.migrate import upgrade
     from omnidesk.app import build_services, make_web_app
@@ -91,12 +93,17 @@ required = true
         )
         assert resp.status == 303
         db = sqlite3.connect(tmp_path / "omnidesk.db")
-        ((conversation_id, channel),) = db.execute("SELECT id, channel FROM conversations").fetchall()
+        ((conversation_id, channel),) = db.execute(
+            "SELECT id, channel FROM conversations"
+        ).fetchall()
         assert channel == "form"
 
         await services.store.write(
             lambda c: enqueue(
-                c, conversation_id=conversation_id, text="We fixed it.", author_kind=AuthorKind.AGENT
+                c,
+                conversation_id=conversation_id,
+                text="We fixed it.",
+                author_kind=AuthorKind.AGENT,
             )
         )
         services.outbox.poke()
@@ -116,7 +123,10 @@ required = true
         answer.set_content("Great, thank you.")
         await aiosmtplib.send(answer, hostname="127.0.0.1", port=smtp_port)
         await eventually(
-            lambda: db.execute("SELECT count(*) FROM messages WHERE direction='inbound'").fetchone()[0] == 2
+            lambda: (
+                db.execute("SELECT count(*) FROM messages WHERE direction='inbound'").fetchone()[0]
+                == 2
+            )
         )
         rows = db.execute(
             "SELECT conversation_id, channel FROM messages WHERE direction='inbound' ORDER BY id"

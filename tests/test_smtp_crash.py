@@ -26,7 +26,9 @@ def start_smtp(config: str) -> subprocess.Popen[bytes]:
     with open(config + ".log", "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "omnidesk.cli", "--config", config, "serve", "--role", "smtp"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -122,9 +124,12 @@ async def test_sigkill_on_the_smtp_role_loses_no_accepted_mail(tmp_path):
         await client.quit()
         await asyncio.sleep(0.5)
         with sqlite3.connect(tmp_path / "omnidesk.db") as db:
-            counts = [c for (c,) in db.execute(
-                "SELECT count(*) FROM messages WHERE channel='email' GROUP BY external_id"
-            )]
+            counts = [
+                c
+                for (c,) in db.execute(
+                    "SELECT count(*) FROM messages WHERE channel='email' GROUP BY external_id"
+                )
+            ]
         assert counts and all(c == 1 for c in counts)
     finally:
         proc.send_signal(signal.SIGTERM)

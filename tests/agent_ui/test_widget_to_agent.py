@@ -36,26 +36,41 @@ async def test_widget_chat_reaches_the_online_agent_and_the_answer_comes_back(tm
     cfg.write_text(cfg.read_text().replace("[server]\nport = 0\n", "", 1))
     omnidesk("migrate", config=config)
     omnidesk(
-        "agent", "add", "--name", "Ada Lovelace", "--email", "ada@desk.test",
-        "--password", "correct horse battery", "--skills", "english:9", config=config,
+        "agent",
+        "add",
+        "--name",
+        "Ada Lovelace",
+        "--email",
+        "ada@desk.test",
+        "--password",
+        "correct horse battery",
+        "--skills",
+        "english:9",
+        config=config,
     )
     env = {**os.environ, "OMNIDESK_SECRET_KEY": SECRET}
     with open(config + ".log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "omnidesk.cli", "--config", config, "serve"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         await wait_ready(base, proc, config + ".log")
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            agent = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            agent = await (
+                await browser.new_context(viewport={"width": 1280, "height": 800})
+            ).new_page()
             await sign_in_page(agent, base, "ada@desk.test", "correct horse battery")
             async with agent.expect_response("**/agent/api/presence") as answered:
                 await agent.select_option("#presence", "online")
             assert (await answered.value).ok
 
-            customer = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            customer = await (
+                await browser.new_context(viewport={"width": 1280, "height": 800})
+            ).new_page()
             errors: list[str] = []
             customer.on("pageerror", lambda exc: errors.append(str(exc)))
             await customer.goto(f"http://127.0.0.1:{demo}/")
@@ -74,7 +89,9 @@ async def test_widget_chat_reaches_the_online_agent_and_the_answer_comes_back(tm
             await agent.goto(f"{base}/conversations/{conversation_id}")
             await agent.wait_for_selector("body[data-ready='1']")
             assert "My parcel 1042 has not arrived" in (await agent.text_content("#timeline") or "")
-            await agent.fill("#reply-text", "Sorry about that! It ships today: https://track.example/1042")
+            await agent.fill(
+                "#reply-text", "Sorry about that! It ships today: https://track.example/1042"
+            )
             await agent.keyboard.press("Control+Enter")
 
             # the customer sees the answer, with the agent's name, and a safe link

@@ -209,6 +209,10 @@ def test_relaxation_never_drops_the_team():
     from routing.settings import RelaxStep, team_skill
 
     required = frozenset({team_skill("sales"), "billing", "french"})
-    assert RelaxStep(after=300, any_agent=True).apply(required, frozenset()) == {team_skill("sales")}
-    dropped = RelaxStep(after=60, drop=frozenset({"french"})).apply(required, frozenset({"billing"}))
+    assert RelaxStep(after=300, any_agent=True).apply(required, frozenset()) == {
+        team_skill("sales")
+    }
+    dropped = RelaxStep(after=60, drop=frozenset({"french"})).apply(
+        required, frozenset({"billing"})
+    )
     assert dropped == {team_skill("sales"), "billing"}

@@ -28,7 +28,9 @@ def start_worker(config: str) -> subprocess.Popen[bytes]:
     with open(config + ".log", "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "omnidesk.cli", "--config", config, "serve", "--role", "worker"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -98,7 +100,9 @@ def test_worker_killed_mid_fetch_ingests_each_mail_once(tmp_path, dovecot: Dovec
         assert all(count == 1 for count in after.values())
         assert set(after) == {f"imap-{i}@example.org" for i in range(MAILS)}
         with sqlite3.connect(db) as conn:
-            (position,) = conn.execute("SELECT position FROM cursors WHERE source='imap:support'").fetchone()
+            (position,) = conn.execute(
+                "SELECT position FROM cursors WHERE source='imap:support'"
+            ).fetchone()
         assert position.endswith(f":{MAILS}")
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -60,8 +60,12 @@ async def desk(tmp_path, aiohttp_client):
 async def visitor_at(url: str, **auth: str) -> Visitor:
     visitor = Visitor()
     await visitor.sio.connect(
-        url, headers={"Origin": ORIGIN}, auth={"widget": "shop", **auth}, namespaces=["/widget"],
-        transports=["websocket"], wait_timeout=10,
+        url,
+        headers={"Origin": ORIGIN},
+        auth={"widget": "shop", **auth},
+        namespaces=["/widget"],
+        transports=["websocket"],
+        wait_timeout=10,
     )
     return visitor
 
@@ -75,7 +79,9 @@ def status(db: str, message_id: int) -> tuple[str, str]:
 
 async def reply(desk, conversation_id: int, text: str) -> int:
     mid = await desk.services.store.write(
-        lambda c: enqueue(c, conversation_id=conversation_id, text=text, author_kind=AuthorKind.AGENT)
+        lambda c: enqueue(
+            c, conversation_id=conversation_id, text=text, author_kind=AuthorKind.AGENT
+        )
     )
     desk.services.outbox.poke()
     await wait_for(lambda: status(desk.db, mid)[0] != "queued")
@@ -89,7 +95,9 @@ async def test_away_visitor_with_an_address_is_followed_up_by_email(desk):
     answer = await visitor.call("profile", {"email": "Dana@Example.org", "consent": True})
     assert answer["ok"], answer
     with sqlite3.connect(desk.db) as conn:
-        (cid,) = conn.execute("SELECT conversation_id FROM messages WHERE id=?", (ack["seq"],)).fetchone()
+        (cid,) = conn.execute(
+            "SELECT conversation_id FROM messages WHERE id=?", (ack["seq"],)
+        ).fetchone()
 
     # still here: live only, no email
     live = await reply(desk, cid, "Hello Dana, looking into it.")
@@ -124,7 +132,9 @@ async def test_away_visitor_without_an_address_is_kept_for_resync(desk):
     ack = await visitor.say(str(uuid.uuid4()), "hi")
     await visitor.sio.disconnect()
     with sqlite3.connect(desk.db) as conn:
-        (cid,) = conn.execute("SELECT conversation_id FROM messages WHERE id=?", (ack["seq"],)).fetchone()
+        (cid,) = conn.execute(
+            "SELECT conversation_id FROM messages WHERE id=?", (ack["seq"],)
+        ).fetchone()
     mid = await reply(desk, cid, "Sorry we missed you.")
     assert status(desk.db, mid) == ("sent", f"webchat:{mid}")
     assert desk.sink.received == []

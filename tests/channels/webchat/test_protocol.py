@@ -87,10 +87,13 @@ async def test_returning_visitor_sees_history_and_agent_replies_live(chat_servic
         and live["text"].startswith("On its way")
     )
     assert stranger.pushed() == []  # another visitor's room
+
     # the emit happens inside the send; the outbox records the result right after it
     def status():
         return rows(
-            chat_service.db, "SELECT delivery_status, provider_id FROM messages WHERE id=?", reply_id
+            chat_service.db,
+            "SELECT delivery_status, provider_id FROM messages WHERE id=?",
+            reply_id,
         )
 
     await wait_for(lambda: status()[0][0] != "queued")
