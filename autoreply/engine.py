@@ -57,7 +57,7 @@ def raise_priority(current: str | None, priorities: Sequence[str], floor: str | 
     position = levels.index(current) if current in levels else len(levels) - 1
     raised = levels[max(0, position - 1)]
     if floor in levels and levels.index(floor) < levels.index(raised):
-        return floor  # type: ignore[return-value]
+        return floor
     return raised
 
 
@@ -179,7 +179,7 @@ def decide(
     if len(words) <= settings.handoff_max_words:
         asked = state.handoff.find(words)
         if asked:
-            priority = raise_priority(
+            raised = raise_priority(
                 conversation.priority, settings.priorities, settings.handoff_priority
             )
             said = state.handoff.names(asked)[0]
@@ -187,10 +187,8 @@ def decide(
                 trace.rules.append(("handoff", True, [f"customer wrote {said!r}"]))
             return TriageDecision(
                 rule="handoff",
-                reasons=(
-                    f"customer asked for a person ({said!r}): handoff at {priority} priority",
-                ),
-                priority=priority,
+                reasons=(f"customer asked for a person ({said!r}): handoff at {raised} priority",),
+                priority=raised,
                 tags=("handoff",),
                 handoff=True,
                 extra=extra,

@@ -108,12 +108,12 @@ class FaqIndex:
         for word in sorted(set(chain.from_iterable(words_of))):
             self._bits[word] = ((1 << (len(word) + 1)) - 1) << offset
             offset += len(word) + 1
-        for own, words in zip(self._by_entry, words_of, strict=True):
+        for phrasings, words in zip(self._by_entry, words_of, strict=True):
             mask = 0
             for word in words:
                 mask |= self._bits[word]
             self._masks.append(mask)
-            self._sizes.append(min(_weight(set(self._questions[q].split())) for q in own))
+            self._sizes.append(min(_weight(set(self._questions[q].split())) for q in phrasings))
         postings: dict[str, list[int]] = {}
         for number, words in enumerate(words_of):
             for word in words:

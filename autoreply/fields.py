@@ -6,6 +6,7 @@ rule file itself, and with `reject_unknown` offering a did-you-mean.
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -63,7 +64,7 @@ class Table:
                 raise self.error(key, f"unknown value {value!r}", fix=did_you_mean(value, allowed))
         return value
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
         if key not in self.data and default is not _MISSING:
             return default
         value = self._get(key, default)
@@ -73,7 +74,7 @@ class Table:
             )
         return value
 
-    def number(self, key: str, default: Any = _MISSING, *, low: float, high: float) -> Any:
+    def number(self, key: builtins.str, default: Any = _MISSING, *, low: float, high: float) -> Any:
         if key not in self.data and default is not _MISSING:
             return default
         value = self._get(key, default)
@@ -83,7 +84,7 @@ class Table:
             raise self.error(key, f"must be between {low} and {high}, got {value}")
         return float(value)
 
-    def str_list(self, key: str, default: Any = _MISSING) -> Any:
+    def str_list(self, key: builtins.str, default: Any = _MISSING) -> Any:
         """A string or a list of strings (a lone string is a list of one)."""
         if key not in self.data and default is not _MISSING:
             return default
@@ -98,7 +99,7 @@ class Table:
             )
         return list(value)
 
-    def table(self, key: str, label: str | None = None) -> Table:
+    def table(self, key: builtins.str, label: builtins.str | None = None) -> Table:
         value = self.data.get(key, {})
         if not isinstance(value, dict):
             raise self.error(
@@ -108,7 +109,7 @@ class Table:
             )
         return Table(value, (*self.path, key), self.source, self.label if label is None else label)
 
-    def reject_unknown(self, allowed: Iterable[str]) -> None:
+    def reject_unknown(self, allowed: Iterable[builtins.str]) -> None:
         known = sorted(set(allowed))
         for key in self.data:
             if key not in known:

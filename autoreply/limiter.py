@@ -185,7 +185,7 @@ class RedisReplyLimiter:
         message_id = _answering.get()
         entry = f"m{message_id}" if message_id is not None else f"{self._me}:{next(self._seq)}"
         keys = [f"{self.prefix}:c:{contact}", f"{self.prefix}:g", f"{self.prefix}:breaker"]
-        args = [
+        args: list[Any] = [
             int(t * 1000),
             int(self.window * 1000),
             self.per_contact,

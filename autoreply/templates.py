@@ -163,7 +163,7 @@ def _check(part: str, source: str, env: SandboxedEnvironment) -> tuple[Any, set[
                 part, f"unknown template variable {variable!r}", _suggest(variable)
             )
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        _check_access(part, node)
+        _check_access(part, node)  # type: ignore[arg-type]  # find_all is typed as Expr
     template = env.from_string(tree)
     # jinja keeps a template's globals as a ChainMap over the environment's; every render
     # copies it into the context (and Context iterates it again): a plain dict is the same
