@@ -14,6 +14,7 @@ Times are stored naive UTC (as `schema.UTCDateTime` does) and JSON as text.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -117,7 +118,7 @@ def decode(
     return row
 
 
-def in_list(name: str, values: list[Any]) -> tuple[str, dict[str, Any]]:
+def in_list(name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     """`IN (:name0, :name1, ...)` and its parameters, for a short list."""
     params = {f"{name}{i}": v for i, v in enumerate(values)}
     return "(" + ", ".join(f":{k}" for k in params) + ")", params

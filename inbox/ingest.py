@@ -480,17 +480,17 @@ class _BatchReads(_Reads):
             for kind, value, _verified in item.identities:
                 by_kind.setdefault(kind.value, set()).add(value)
                 self._idents[(kind.value, value)] = None
-        for kind, values in by_kind.items():
+        for kind_name, values in by_kind.items():
             for chunk in _chunks(sorted(values)):
                 listed, params = in_list("v", chunk)
                 for row in sql.dicts(
                     "SELECT i.value, i.contact_id, c.merged_into, c.name FROM identities i "
                     "JOIN contacts c ON c.id = i.contact_id "
                     f"WHERE i.kind = :kind AND i.value IN {listed}",
-                    kind=kind,
+                    kind=kind_name,
                     **params,
                 ):
-                    self._idents[(kind, row["value"])] = (
+                    self._idents[(kind_name, row["value"])] = (
                         row["contact_id"],
                         row["merged_into"],
                         bool(row["name"]),
