@@ -17,6 +17,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -145,10 +147,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    # Switching to WAL needs an exclusive lock, and SQLite answers "database is locked"
+    # at once (no busy wait) while another connection or process holds one: ask only while
+    # the file is not in WAL mode yet (it stays WAL once set), and wait out such a holder.
+    deadline = time.monotonic() + 30
+    while str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cur.execute("PRAGMA synchronous=FULL")  # an acknowledged message survives power loss
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
