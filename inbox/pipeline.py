@@ -274,8 +274,7 @@ class Pipeline:
             return events
 
         events = await self.store.write(apply)
-        for event in events:
-            await self.bus.publish(event)
+        await self.bus.publish_many(events)  # one bus message for the whole batch
         replies = [e.data["message_id"] for e in events if e.name == EventName.MESSAGE_SENT]
         if self.on_outbound is not None and replies:
             self.on_outbound(*replies)
