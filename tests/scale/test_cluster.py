@@ -22,7 +22,6 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,10 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
-from aiosmtpd.smtp import SMTP
 
 from omnidesk.cluster import Cluster
 from tests.conftest import POSTGRES_URL, SECRET, require_server
+from tests.processes import Relay, until
 from tests.test_crash import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -50,24 +49,6 @@ name = "acknowledge-email"
 when = { channel = ["email"], subject_any = ["ack me"] }
 then = { reply = "ack", stop = false }
 """
-
-
-class Relay:
-    """The outbound SMTP relay: an aiosmtpd sink that keeps every message."""
-
-    def __init__(self) -> None:
-        self.received: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
-        return "250 OK"
-
-    def texts(self) -> list[str]:
-        out = []
-        for msg in self.received:
-            part = msg.get_body(("plain",))
-            out.append(part.get_content() if part is not None else "")
-        return out
 
 
 @contextlib.contextmanager
@@ -97,17 +78,6 @@ def postgres_database() -> Iterator[str]:
         yield f"{base}/{name}"  # Cluster.prepare() creates it
     finally:
         sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[tuple[Relay, int]]:
-    sink = Relay()
-    server = await asyncio.get_running_loop().create_server(
-        lambda: SMTP(sink, hostname="relay.test"), "127.0.0.1", 0
-    )
-    yield sink, server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
 
 
 @pytest.fixture
@@ -208,14 +178,6 @@ class AgentClient:
         await self.http.close()
 
 
-async def until(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def send_mail(port: int, sender: str, subject: str, text: str, message_id: str) -> None:
     msg = EmailMessage()
     msg["From"], msg["To"] = sender, "support@desk.test"
@@ -313,9 +275,9 @@ async def test_chat_on_web_a_reaches_the_agent_on_web_b_live_and_replies_go_out(
         await agent.post(
             f"/agent/api/conversations/{mail_id}/reply", {"text": "Here is invoice 77."}
         )
-        await until(lambda: any("invoice 77" in t for t in sink.texts()), what="the relay")
+        await until(lambda: sink.count("invoice 77"), what="the relay")
         await asyncio.sleep(1.0)
-        assert sum("invoice 77" in t for t in sink.texts()) == 1
+        assert sink.count("invoice 77") == 1
         delivered = sink.received[-1]
         assert delivered["To"] == "grace@example.org"
         assert "<inv-77@example.org>" in (delivered["In-Reply-To"] or "")
@@ -325,7 +287,6 @@ async def test_chat_on_web_a_reaches_the_agent_on_web_b_live_and_replies_go_out(
             "AND direction = 'outbound'",
             mail_id,
         )
-        await until(lambda: True)
         assert [r["delivery_status"] for r in rows] in (["sent"], ["delivered"])
     finally:
         await visitor.disconnect()

@@ -17,16 +17,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.smtp import SMTP
 
 from inbox.bus import MemoryBus
 from inbox.ingest import Ingestor
@@ -34,11 +30,11 @@ from inbox.store import open_store
 from inbox.types import Channel, InboundMessage
 from omnidesk.cluster import Cluster
 from tests.conftest import _TABLES, SECRET, write_config
+from tests.processes import Relay, lease_pid, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(120)]
 
 RECOVER = 2.0  # [outbox] recover_interval_seconds
-LEASE_KEY = "{omnidesk:lease}:worker-duties"
 RULES = """
 [templates.ack]
 subject = "Re: {{ message.subject }}"
@@ -49,53 +45,6 @@ name = "acknowledge-left-behind"
 when = { channel = ["email"], subject_any = ["left behind"] }
 then = { reply = "ack", stop = false }
 """
-
-
-class Relay:
-    """The outbound SMTP relay: keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.received: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-    def count(self, text: str) -> int:
-        return sum(text in str(m.get_body(("plain",)).get_content()) for m in self.received)  # type: ignore[union-attr]
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[tuple[Relay, int]]:
-    sink = Relay()
-    server = await asyncio.get_running_loop().create_server(
-        lambda: SMTP(sink, hostname="relay.test"), "127.0.0.1", 0
-    )
-    yield sink, server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
-
-
-def lease_pid(redis_url: str) -> int | None:
-    """The pid in the worker-duties lease's value ("<token>:<host>:<pid>"), if held."""
-    import redis
-
-    with redis.Redis.from_url(redis_url) as conn:
-        raw = conn.get(LEASE_KEY)
-    return None if raw is None else int(raw.decode().rsplit(":", 1)[1])
-
-
-async def until(predicate: Callable[[], Any], seconds: float, what: str) -> float:
-    """Wait for `predicate` (sync or async); the monotonic time it became true."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return time.monotonic()
-        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_running_worker_triages_what_a_killed_process_left(

@@ -29,13 +29,13 @@ from test_email_imap import PASSWORD, USER, Dovecot, dovecot  # noqa: F401 - the
 from inbox.store import open_store
 from omnidesk.cluster import Cluster
 from tests.conftest import _TABLES, IN_CI, SECRET, write_config
+from tests.processes import lease_pid, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(120)]
 
 MAILS = 150
 KILL_AT = 30  # stored mails when the owner is killed
 DUTIES_TTL = 2.0  # [outbox] duties_lease_seconds: a standby takes over within ~ttl * 4/3
-LEASE_KEY = "{omnidesk:lease}:worker-duties"
 
 
 def imap_clients(pids: set[int], port: int) -> set[int]:
@@ -122,28 +122,6 @@ def mail(i: int) -> bytes:
     m["Message-ID"] = f"<cluster-{i}@example.org>"
     m.set_content(f"body of cluster mail {i}\n" * 20)
     return m.as_bytes()
-
-
-def lease_pid(redis_url: str) -> int | None:
-    """The pid in the worker-duties lease's value ("<token>:<host>:<pid>"), if held."""
-    import redis
-
-    with redis.Redis.from_url(redis_url) as conn:
-        raw = conn.get(LEASE_KEY)
-    return None if raw is None else int(raw.decode().rsplit(":", 1)[1])
-
-
-async def until(predicate: Callable[[], Any], seconds: float, what: str) -> float:
-    """Wait for `predicate` (sync or async); the monotonic time it became true."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return time.monotonic()
-        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_one_worker_polls_and_the_other_takes_over_after_kill_9(
