@@ -50,7 +50,7 @@ import aiohttp
 import socketio
 
 from bench._servers import ROOT, SECRET, free_port, wait_http
-from omnidesk.cluster import Cluster, create_database
+from omnidesk.cluster import Cluster, create_database, drop_database
 
 ORIGIN = "http://bench.example"
 PASSWORD = "bench password 123"
@@ -118,14 +118,8 @@ async def cluster(tmp: Path) -> AsyncIterator[tuple[list[str], Any]]:
         redis_url=REDIS,
         secret_key=SECRET,
         log_dir=tmp / "logs",
+        web_ports=(free_port(), free_port()),
     )
-    for proc, port in zip(
-        [p for p in node.procs.values() if p.role == "web"],
-        (free_port(), free_port()),
-        strict=False,
-    ):
-        proc.port = port
-        proc.sets[0] = f"server.port={port}"
     await asyncio.to_thread(create_database, database_url)
     try:
         await asyncio.to_thread(node.prepare)
@@ -156,21 +150,6 @@ async def untriaged(url: str) -> int:
         return int(await conn.fetchval(query))
     finally:
         await conn.close()
-
-
-def drop_database(url: str) -> None:
-    import asyncpg
-
-    base, _, name = url.rpartition("/")
-
-    async def run() -> None:
-        conn = await asyncpg.connect(base + "/postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 # -- inbound messages/s ----------------------------------------------------------------------

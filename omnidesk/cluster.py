@@ -27,9 +27,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,14 +63,18 @@ class Cluster:
     workers: int = 2
     smtp: int = 1
     first_port: int = 8080
+    web_ports: tuple[int, ...] = ()  # given ports for the web processes (else first_port, +2...)
     log_dir: Path = field(default_factory=lambda: ROOT / "var" / "cluster")
     sets: list[str] = field(default_factory=list)  # for every process
     procs: dict[str, Proc] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.web_ports:
+            self.web = len(self.web_ports)
         for i in range(self.web):
-            port = self.first_port + 2 * i  # 8081 is the demo host page of web1
+            # 8081 is the demo host page of web1
+            port = self.web_ports[i] if self.web_ports else self.first_port + 2 * i
             sets = [f"server.port={port}"]
             if i > 0:
                 sets.append("webchat.demo_port=")
@@ -209,26 +214,43 @@ class Cluster:
         return [p.url for p in self.procs.values() if p.url]
 
 
-def create_database(url: str) -> None:
-    """CREATE DATABASE for a PostgreSQL URL unless it exists (connects to `postgres`)."""
+def _as_admin(url: str, run: Callable[[Any, str], Awaitable[None]]) -> None:
+    """Run `run(connection, database name)` on the server's `postgres` database."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if not parsed.drivername.startswith("postgres"):
         return
-    name = parsed.database
     admin = parsed.set(drivername="postgresql", database="postgres")
 
-    async def run() -> None:
+    async def go() -> None:
         conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
         try:
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await conn.execute(f'CREATE DATABASE "{name}"')
+            await run(conn, str(parsed.database))
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    asyncio.run(go())
+
+
+def create_database(url: str) -> None:
+    """CREATE DATABASE for a PostgreSQL URL unless it exists."""
+
+    async def create(conn: Any, name: str) -> None:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+
+    _as_admin(url, create)
+
+
+def drop_database(url: str) -> None:
+    """DROP DATABASE for a PostgreSQL URL, closing its sessions (tests, benches)."""
+
+    async def drop(conn: Any, name: str) -> None:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    _as_admin(url, drop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,15 +13,13 @@ Redis), used as people use it: real processes, real sockets, real SMTP.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import itertools
 import re
 import smtplib
 import threading
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ import aiohttp
 import pytest
 import socketio
 
-from omnidesk.cluster import Cluster
+from omnidesk.cluster import Cluster, drop_database
 from tests.conftest import POSTGRES_URL, SECRET, require_server
 from tests.processes import Relay, until
 from tests.test_crash import free_port
@@ -49,35 +47,6 @@ name = "acknowledge-email"
 when = { channel = ["email"], subject_any = ["ack me"] }
 then = { reply = "ack", stop = false }
 """
-
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    import asyncio as aio
-
-    import asyncpg
-
-    require_server(POSTGRES_URL, "PostgreSQL")
-    admin = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"omnidesk_cl_{uuid.uuid4().hex[:10]}"
-    base = admin.rpartition("/")[0]
-
-    def sql(statement: str) -> None:
-        async def run() -> None:
-            conn = await asyncpg.connect(admin)
-            try:
-                await conn.execute(statement)
-            finally:
-                await conn.close()
-
-        # called from inside the test's running loop: a thread with a loop of its own
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(aio.run, run()).result()
-
-    try:
-        yield f"{base}/{name}"  # Cluster.prepare() creates it
-    finally:
-        sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -99,26 +68,24 @@ async def cluster(tmp_path: Path, redis_url: str, relay: tuple[Relay, int]) -> A
         "[webchat]\nrate_limit = 1000\n"
         f'[webchat.widgets.shop]\nallowed_origins = ["{ORIGIN}"]\nprechat_fields = []\n'
     )
-    with postgres_database() as database_url:
-        ports = [free_port(), free_port()]
-        node = Cluster(
-            config=str(config),
-            database_url=database_url,
-            redis_url=redis_url,
-            secret_key=SECRET,
-            log_dir=tmp_path / "logs",
-            first_port=ports[0],
-        )
-        # free ports of their own, not first_port + 2
-        node.procs["web2"].port = ports[1]
-        node.procs["web2"].sets[0] = f"server.port={ports[1]}"
+    require_server(POSTGRES_URL, "PostgreSQL")
+    base = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://").rpartition("/")[0]
+    node = Cluster(
+        config=str(config),
+        database_url=f"{base}/omnidesk_cl_{uuid.uuid4().hex[:10]}",  # prepare() creates it
+        redis_url=redis_url,
+        secret_key=SECRET,
+        log_dir=tmp_path / "logs",
+        web_ports=(free_port(), free_port()),
+    )
+    node.smtp_port = smtp_port
+    try:
         await asyncio.to_thread(node.prepare)
-        node.smtp_port = smtp_port
-        try:
-            await asyncio.to_thread(node.start)
-            yield node
-        finally:
-            await asyncio.to_thread(node.stop)
+        await asyncio.to_thread(node.start)
+        yield node
+    finally:
+        await asyncio.to_thread(node.stop)
+        await asyncio.to_thread(drop_database, node.database_url)
 
 
 # -- people ----------------------------------------------------------------------------------
