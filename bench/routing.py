@@ -8,14 +8,21 @@ Scenario, per cell: agents (skills drawn from 50 skill sets over 14 skills, chat
 Timed loop: one assigned conversation is resolved, which frees its agent, who pulls the
 best conversation it can take (one decision), accepts it; a fresh conversation arrives
 so the queue stays the same length. decisions/s counts the assignments made per second
-of that loop (arrival and resolve included). growth_1k_to_100k is the per-decision cost
-at 100k waiting divided by that at 1k (1,000 agents).
+of that loop (arrival and resolve included). The arrivals' priorities, channels and skill
+sets and the choice of which conversation is resolved are drawn before the clock starts
+(a pool of 65,536 draws, cycled): the loop times the router, not the random generator.
+growth_1k_to_100k is the per-decision cost at 100k waiting divided by that at 1k (1,000
+agents). Each cell runs in a fresh process (see measure_cell). On this 2-core VM the same
+cell swings by +-15% from run to run even with the machine otherwise idle.
 
-The timed loop runs with the garbage collector on, as the router process does (it used to
-be switched off, which hid its cost: ~28% of the instructions per decision before the core
-stopped keeping resolved conversations alive in its timers, ~8% since). Beside the
-wall-clock figure each cell prints decisions per CPU-second of this process, and the load
-average is printed: on a shared machine the wall-clock figure also measures the neighbours.
+The timed loop runs with the garbage collector on, at the thresholds the router process
+runs with (printed; Python's defaults), after gc.collect() + gc.freeze() as the service
+does after its rebuild. It used to be switched off, which hid its cost: walking the
+conversations each decision left behind took 10-20% of the CPU (more in wall-clock time:
+cold memory), until the core started reusing resolved conversations' objects. Each cell
+prints the collector's passes per generation during its timed loop, and beside the
+wall-clock figure the decisions per CPU-second of this process; the load average is
+printed: on a shared machine the wall-clock figure also measures the neighbours.
 
 Through the service (`service_decisions_per_s`): the router service on a SQLite file with
 its in-process bus. 20k conversations wait and 1,000 agents (chat capacity 10, skills
@@ -38,11 +45,13 @@ import itertools
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 # the repository root in place of bench/ (bench/email.py would shadow the stdlib's email)
 _HERE = str(Path(__file__).resolve().parent)
@@ -98,7 +107,9 @@ def build(waiting: int, agents: int, seed: int = 7) -> tuple[Router, list[int], 
             own.update(s)
         router.upsert_agent(
             aid,
-            {s: rng.randint(1, 10) for s in own},
+            # sorted: a set's order follows PYTHONHASHSEED, and so did each agent's levels
+            # (the scenario changed from run to run, and decisions/s with it: 33k-51k)
+            {s: rng.randint(1, 10) for s in sorted(own)},
             now,
             capacity={"chat": 3, "email": 10},
             presence=Presence.ONLINE,
@@ -142,19 +153,29 @@ def build(waiting: int, agents: int, seed: int = 7) -> tuple[Router, list[int], 
 
 def run(
     router: Router, assigned: list[int], rng: random.Random, seconds: float
-) -> tuple[float, float]:
-    """Decisions per wall-clock second and per CPU-second of this process."""
+) -> tuple[float, float, list[int]]:
+    """Decisions per wall-clock second and per CPU-second of this process, and the
+    collector's passes per generation during the timed loop."""
     sets = router._bench_sets  # type: ignore[attr-defined]
     cid = router._bench_next_id  # type: ignore[attr-defined]
     now = router._bench_now  # type: ignore[attr-defined]
-    choice, randrange = rng.choice, rng.randrange
-    channels = CHANNEL_MIX
+    # the workload is drawn before the clock starts (a pool of draws, cycled): the loop
+    # times the router's calls and the bookkeeping around them, not the random generator
+    # (its draws were about a quarter of the loop's bytecodes)
+    pool = 1 << 16
+    arrivals = [
+        (rng.choice(PRIORITIES), rng.choice(CHANNEL_MIX), rng.choice(sets)) for _ in range(pool)
+    ]
+    picks = [rng.random() for _ in range(pool)]
+    mask = pool - 1
+    n = 0
     decisions = 0
     # as the router service does after a rebuild: the build's garbage is not the loop's,
     # and the long-lived state is frozen out of the collector's full passes (the
     # collector stays on for everything the loop allocates)
     gc.collect()
     gc.freeze()
+    passes = [g["collections"] for g in gc.get_stats()]
     start, cpu_start = time.perf_counter(), time.process_time()
     deadline = start + seconds
     while True:
@@ -162,7 +183,8 @@ def run(
             if not assigned:
                 break
             now += 0.001
-            index = randrange(len(assigned))
+            n += 1
+            index = int(picks[n & mask] * len(assigned))
             done = assigned[index]
             assigned[index] = assigned[-1]
             assigned.pop()
@@ -172,13 +194,8 @@ def run(
                     router.accept(d.conversation_id, now)
                     assigned.append(d.conversation_id)
             cid += 1
-            for d in router.enqueue(
-                cid,
-                now,
-                priority=choice(PRIORITIES),
-                channel=choice(channels),
-                skills=choice(sets),
-            ):
+            priority, channel, skills = arrivals[n & mask]
+            for d in router.enqueue(cid, now, priority=priority, channel=channel, skills=skills):
                 if type(d) is Assigned:
                     decisions += 1
                     router.accept(d.conversation_id, now)
@@ -187,8 +204,9 @@ def run(
         if elapsed >= seconds or time.perf_counter() > deadline:
             break
     cpu = time.process_time() - cpu_start
+    passes = [g["collections"] - n for g, n in zip(gc.get_stats(), passes, strict=True)]
     gc.unfreeze()  # the next cell's build starts from a clean collector
-    return decisions / elapsed, decisions / cpu
+    return decisions / elapsed, decisions / cpu, passes
 
 
 def _ts(at: float) -> str:
@@ -299,7 +317,37 @@ async def _service_run(quick: bool) -> tuple[float, float, int]:
     return burst / burst_s, made / timed, burst
 
 
+def cell_main(waiting: int, agents: int, seconds: float) -> None:
+    """One cell in this process (see measure_cell): its figures as one JSON line."""
+    router, assigned, rng = build(waiting, agents)
+    rate, cpu_rate, passes = run(router, assigned, rng, seconds)
+    figures = {
+        "rate": rate,
+        "cpu_rate": cpu_rate,
+        "passes": passes,
+        "waiting_at_end": router.waiting_count,
+        "sets": len(router._bench_sets),  # type: ignore[attr-defined]
+    }
+    print(json.dumps(figures))
+
+
+def measure_cell(waiting: int, agents: int, seconds: float) -> dict[str, Any]:
+    """Each cell is built and timed in a process of its own, as the router service holds
+    one router built once: run one after another in one process, the same cell measured
+    33k-42k decisions/s behind earlier cells' freed memory, 45k-58k alone."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--cell", str(waiting), str(agents), str(seconds)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--cell":
+        cell_main(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -311,23 +359,25 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     print(f"load average (1 min) on {os.cpu_count()} CPUs: {load_before:.2f}")
     print(
+        f"garbage collector on, thresholds {gc.get_threshold()}; collect + freeze before"
+        " each timed loop, as the router service after its rebuild"
+    )
+    print(
         f"{'waiting':>9} {'agents':>7} {'decisions/s':>12} {'us/decision':>12}"
-        f" {'per CPU-s':>10} {'waiting at end':>14} {'sets':>5}"
+        f" {'per CPU-s':>10} {'waiting at end':>14} {'sets':>5} {'gc passes 0/1/2':>16}"
     )
     for waiting in waiting_sizes:
         for agents in agent_sizes:
-            router, assigned, rng = build(waiting, agents)
-            rate, cpu_rate = run(router, assigned, rng, seconds)
+            cell = measure_cell(waiting, agents, seconds)
+            rate, cpu_rate = cell["rate"], cell["cpu_rate"]
             results[(waiting, agents)] = rate
             cpu_results[(waiting, agents)] = cpu_rate
             print(
                 f"{waiting:>9,} {agents:>7,} {rate:>12,.0f} {1e6 / rate:>12.2f}"
-                f" {cpu_rate:>10,.0f} {router.waiting_count:>14,}"
-                f" {len(router._bench_sets):>5}",  # type: ignore[attr-defined]
+                f" {cpu_rate:>10,.0f} {cell['waiting_at_end']:>14,} {cell['sets']:>5}"
+                f" {'/'.join(map(str, cell['passes'])):>16}",
                 flush=True,
             )
-            del router, assigned
-            gc.collect()
     growth = results[(1_000, 1_000)] / results[(100_000, 1_000)]
     cpu_growth = cpu_results[(1_000, 1_000)] / cpu_results[(100_000, 1_000)]
     print(
@@ -354,6 +404,7 @@ def main() -> None:
                 "service_burst_decisions_per_s": round(burst_rate),
                 "loadavg": [round(load_before, 2), round(load_after, 2)],
                 "gc": True,
+                "gc_thresholds": list(gc.get_threshold()),
                 "quick": args.quick,
             }
         )

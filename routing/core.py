@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping
 from inbox.errors import Conflict
 from inbox.types import Presence
 from routing.decisions import Decision
-from routing.engine import ACCEPT, RELAX, SLA, UNEXCLUDE, Engine
-from routing.model import ASSIGNED, NOBODY, WAITING, AgentState, Conv
+from routing.engine import ACCEPT, RELAX, SLA, SPARE_CONVS, UNEXCLUDE, Engine
+from routing.model import ASSIGNED, NO_SKILLS, NOBODY, WAITING, AgentState, Conv
 from routing.moves import ManualMoves
 from routing.queries import Queries
 
@@ -53,6 +53,7 @@ class Router(ManualMoves, Queries, Engine):
             agent = self._agents[agent_id] = AgentState(agent_id, dict(skills), cap)
         else:
             agent.levels, agent.skillset, agent.capacity = dict(skills), frozenset(skills), cap
+            agent.recount_room()
         agent.clear_buckets()
         for (_, need), bucket in self._buckets.items():
             if need <= agent.skillset:
@@ -110,23 +111,22 @@ class Router(ManualMoves, Queries, Engine):
         conv = self._convs.get(conversation_id)
         previous: AgentState | None = None
         if conv is None:  # the common case: a new conversation, built as it will stay
-            need = frozenset(skills)
-            need = self._sets.setdefault(need, need)
-            self._seq += 1
-            conv = Conv(
-                conversation_id,
-                channel,
-                rank,
-                now if enqueued_at is None else enqueued_at,
-                need,
-                frozenset(optional_skills),
-                rules,
-                self._seq,
-            )
+            need = self._sets.get(skills) if type(skills) is tuple else None
+            if need is None:
+                need = self._skill_set(skills)
+            self._seq = seq = self._seq + 1
+            at = now if enqueued_at is None else enqueued_at
+            optional = frozenset(optional_skills) if optional_skills else NO_SKILLS
+            if self._spare:
+                conv = self._spare.pop()
+                conv.renew(conversation_id, channel, rank, at, need, optional, rules, seq)
+            else:
+                conv = Conv(conversation_id, channel, rank, at, need, optional, rules, seq)
             conv.responded = responded
             self._convs[conversation_id] = conv
             self._place(conv, now)
-            return self._flush()
+            out, self._out = self._out, []  # self._flush(), inline: a call per decision
+            return out
         if conv.state == ASSIGNED:
             previous = self._agents[conv.agent_id]  # type: ignore[index]
             self._release(conv, previous, now, "requeue")
@@ -187,13 +187,13 @@ class Router(ManualMoves, Queries, Engine):
 
     def accept(self, conversation_id: int, now: float, *, replied: bool = False) -> list[Decision]:
         """The assigned agent accepted (or answered): the accept timer stops."""
-        conv = self._conv(conversation_id)
-        if conv.state != ASSIGNED:
-            raise Conflict(f"conversation {conversation_id} is not assigned")
+        conv = self._convs.get(conversation_id)  # self._assigned(), inline: once per decision
+        if conv is None or conv.state != ASSIGNED:
+            conv = self._assigned(conversation_id)  # raises NotFound or Conflict
         conv.accepted = True
         conv.accept_due = None
         conv.responded = conv.responded or replied
-        return self._flush()
+        return []  # decides nothing (and _out is empty between calls)
 
     def resolve(self, conversation_id: int, now: float) -> list[Decision]:
         """The conversation is done (resolved/closed): it leaves the router."""
@@ -208,7 +208,10 @@ class Router(ManualMoves, Queries, Engine):
                 self._release(conv, agent, now, None)
                 self._settle(agent, now)
         conv.state = -1
-        return self._flush()
+        if len(self._spare) < SPARE_CONVS:
+            self._spare.append(conv)  # nothing refers to it any more: see Engine._spare
+        out, self._out = self._out, []  # self._flush(), inline: a call per decision
+        return out
 
     # == time =============================================================================
     def tick(self, now: float) -> list[Decision]:

@@ -5,17 +5,34 @@ public API on top; see its docstring for the policy."""
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from heapq import heappush
-from operator import attrgetter
 
 from inbox.errors import Conflict, NotFound, ValidationError
-from inbox.types import Presence
-from routing.decisions import Assigned, Decision, Relaxed, Requeued, SlaBreached, Unassigned
-from routing.model import ASSIGNED, EMPTY, WAITING, AgentState, Bucket, Conv, ConvItem
+from routing.decisions import (
+    Assigned,
+    Decision,
+    Relaxed,
+    Requeued,
+    SlaBreached,
+    Unassigned,
+    build,
+)
+from routing.model import (
+    ASSIGNED,
+    EMPTY,
+    ONLINE,
+    TOKEN_MASK,
+    WAITING,
+    AgentState,
+    Bucket,
+    Conv,
+    Tops,
+)
 from routing.settings import QueueRules, RoutingSettings
 
 RELAX, SLA, ACCEPT, UNEXCLUDE = range(4)
-_TOP = attrgetter("top")  # a bucket's best live item
+SPARE_CONVS = 4096  # resolved conversations' objects kept for reuse, at most
 
 
 def order(conv: Conv) -> tuple[int, int, float, int]:
@@ -32,17 +49,27 @@ class Engine:
         self._accept_window = self.settings.accept_timeout_seconds
         self._rules: dict[str, QueueRules] = {}  # queue name -> settings.rules_for(name)
         # one shared frozenset per distinct skill set (as few as the buckets): a bucket
-        # lookup then finds its hash cached and its key identical
-        self._sets: dict[frozenset[str], frozenset[str]] = {}
+        # lookup then finds its hash cached and its key identical; also keyed by the tuples
+        # callers pass (the service's rows hold tuples), so that enqueue builds no set
+        self._sets: dict[frozenset[str] | tuple[str, ...], frozenset[str]] = {}
         self._convs: dict[int, Conv] = {}
+        self._waiting: dict[int, Conv] = {}  # token -> conversation, of each live bucket item
         self._agents: dict[int, AgentState] = {}
         self._buckets: dict[tuple[str, frozenset[str]], Bucket] = {}
+        self._tops: Tops = [EMPTY]  # every bucket's top, at its slot (see routing.model)
         # (due, seq, kind, conversation id): ids, not conversations, so that a resolved
         # conversation is freed at once and the collector can untrack these tuples;
         # `tick` fires a timer only while its due is still that conversation's due
         self._timers: list[tuple[float, int, int, int]] = []
         self._seq = 0
         self._out: list[Decision] = []
+        # Resolved conversations' objects, renewed for new ones. Nothing else holds a
+        # resolved conversation (heap items are ints, timers and agents hold ids, _waiting
+        # only conversations in a bucket), and a conversation is the one GC-tracked object
+        # a decision leaves behind: a new one per arrival was walked by the young, the
+        # middle and the full collections, while a reused one stays in the old generation
+        # (or the frozen one, after the service's rebuild).
+        self._spare: list[Conv] = []
 
     # == internals ========================================================================
     def _flush(self) -> list[Decision]:
@@ -75,6 +102,14 @@ class Engine:
             raise NotFound(f"agent {agent_id} is not known to the router")
         return agent
 
+    def _skill_set(self, skills: Iterable[str]) -> frozenset[str]:
+        """The shared frozenset of these skills (see `_sets`)."""
+        need = frozenset(skills)
+        need = self._sets.setdefault(need, need)
+        if type(skills) is tuple:
+            self._sets[skills] = need
+        return need
+
     def _timer(self, due: float, kind: int, conv: Conv) -> None:
         self._seq += 1
         heapq.heappush(self._timers, (due, self._seq, kind, conv.id))
@@ -82,7 +117,9 @@ class Engine:
     def _bucket(self, channel: str, skills: frozenset[str]) -> Bucket:
         bucket = self._buckets.get((channel, skills))
         if bucket is None:
-            bucket = self._buckets[(channel, skills)] = Bucket(channel, skills)
+            bucket = self._buckets[(channel, skills)] = Bucket(
+                channel, skills, self._waiting, self._tops
+            )
             for agent in self._agents.values():
                 if skills <= agent.skillset:
                     level = agent.level_for(skills)
@@ -141,45 +178,49 @@ class Engine:
     def _settle(self, agent: AgentState, now: float) -> None:
         """Let an agent pull the best conversations it can take, then wait in the
         agent heaps of its buckets for the channels where it still has room."""
-        if agent.presence is not Presence.ONLINE:
+        if agent.presence is not ONLINE:
             return
-        aid, load, capacity, feeds = agent.id, agent.load, agent.capacity, agent.feeds
-        while True:
+        pulls, tops = agent.pulls, self._tops
+        while pulls:
             best = EMPTY  # the best bucket top over the agent's buckets with room
-            for channel, buckets in feeds.items():
-                if load.get(channel, 0) < capacity.get(channel, 0):
-                    item = min(map(_TOP, buckets))
-                    if item < best:
-                        best = item
-            conv = best[5]
-            if conv is not None and aid in conv.excluded:
-                best = self._best_for(agent)
-                conv = best[5]
-            if conv is None:
+            for pick in pulls.values():
+                item = min(pick(tops))
+                if item < best:
+                    best = item
+            if best == EMPTY:
                 break
+            conv = self._waiting[best & TOKEN_MASK]
+            if agent.id in conv.excluded:
+                found = self._best_for(agent)
+                if found is None:
+                    break
+                conv = found
             self._assign(conv, agent, now, "routed")
-        registered, eligible = agent.registered, agent.eligible
-        for channel, room in capacity.items():
-            if channel not in registered and load.get(channel, 0) < room:
+        has_room, registered = agent.has_room, agent.registered
+        if not has_room or has_room <= registered:  # a full agent (the usual) skips the subset test
+            return
+        eligible = agent.eligible
+        for channel in has_room:
+            if channel not in registered:
                 registered.add(channel)  # also with no bucket yet: see _bucket
                 for bucket, level in eligible.get(channel, ()):
                     bucket.push_agent(agent, level)
 
-    def _best_for(self, agent: AgentState) -> ConvItem:
+    def _best_for(self, agent: AgentState) -> Conv | None:
         """The slow path of `_settle`, when the best top has excluded this agent: the best
         conversation per bucket that has not (still exact: the others' tops are no better)."""
-        best = EMPTY
-        aid, load, capacity = agent.id, agent.load, agent.capacity
+        best, conv = EMPTY, None
+        aid, has_room = agent.id, agent.has_room
         for channel, buckets in agent.feeds.items():
-            if load.get(channel, 0) >= capacity.get(channel, 0):
+            if channel not in has_room:
                 continue
             for bucket in buckets:
                 found = bucket.top_conv_for(aid)
                 if found is not None:
                     item = found.item()
                     if item < best:
-                        best = item
-        return best
+                        best, conv = item, found
+        return conv
 
     def _assign(
         self,
@@ -205,27 +246,40 @@ class Engine:
             self._seq = seq = self._seq + 1
             heappush(self._timers, (due, seq, ACCEPT, conv.id))
         channel = conv.channel
-        load = agent.load
-        load[channel] = load.get(channel, 0) + 1
+        seat = agent.seats.get(channel)  # agent.seat(channel), inline: once per decision
+        if seat is None:
+            seat = agent.seat(channel)
+        seat.load = count = seat.load + 1
+        if count >= seat.capacity:
+            agent.has_room.discard(channel)
+            agent.pulls.pop(channel, None)
         agent.assigned.add(conv.id)
-        agent.last_assigned = agent.last_at[channel] = now
-        version = agent.version  # agent.bump(channel), inline: this runs per decision
-        version[channel] = version.get(channel, 0) + 1
-        agent.registered.discard(channel)
+        agent.last_assigned = seat.last_at = now
+        registered = agent.registered  # agent.bump(channel), inline: this runs per decision
+        if channel in registered:  # (a full agent usually is not: nothing to retire)
+            registered.discard(channel)
+            agent.version[channel] = agent.version.get(channel, 0) + 1
         if announce:
-            self._out.append(Assigned(conv.id, agent.id, now, reason, previous, forced))
+            self._out.append(build(Assigned, (conv.id, agent.id, now, reason, previous, forced)))
 
     def _release(self, conv: Conv, agent: AgentState, now: float, reason: str | None) -> None:
         channel = conv.channel
-        agent.load[channel] -= 1
+        seat = agent.seats[channel]
+        seat.load = count = seat.load - 1
+        if count < seat.capacity:
+            agent.has_room.add(channel)
+            pick = agent.picks.get(channel)
+            if pick is not None:
+                agent.pulls[channel] = pick
         agent.assigned.discard(conv.id)
-        version = agent.version  # agent.bump(channel)
-        version[channel] = version.get(channel, 0) + 1
-        agent.registered.discard(channel)
+        registered = agent.registered  # agent.bump(channel)
+        if channel in registered:
+            registered.discard(channel)
+            agent.version[channel] = agent.version.get(channel, 0) + 1
         conv.agent_id = None
         conv.accept_due = None
         if reason is not None:
-            self._out.append(Unassigned(conv.id, agent.id, now, reason))
+            self._out.append(build(Unassigned, (conv.id, agent.id, now, reason)))
 
     def _requeue(self, conv: Conv, now: float, reason: str) -> None:
         conv.front = 0

@@ -48,7 +48,7 @@ class Queries(Engine):
             a.presence.value,
             dict(a.levels),
             dict(a.capacity),
-            {k: v for k, v in a.load.items() if v},
+            a.loads(),
             tuple(sorted(a.assigned)),
             a.last_assigned,
         )

@@ -319,3 +319,25 @@ def test_remove_agent_requeues_everything() -> None:
     out = r.remove_agent(1, 1)
     assert [type(d) for d in out] == [Unassigned, Requeued]
     assert r.agent(1) is None
+
+
+def test_a_resolved_conversation_leaves_nothing_behind() -> None:
+    # the router reuses a resolved conversation's object for the next new one: nothing of
+    # the old one (exclusions, requeued-first, timers, bucket) may show in the new one
+    r = make(accept_timeout_seconds=30)
+    r.upsert_agent(1, {}, 0, capacity={"chat": 1}, presence=ON)
+    r.enqueue(1, 0, priority="normal", channel="chat")
+    r.tick(30)  # no accept: requeued ahead, agent 1 excluded until 60
+    assert r.conversation(1).excluded_agents == (1,)  # type: ignore[union-attr]
+    assert r.resolve(1, 31) == []
+    assert assigned(r.enqueue(2, 32, priority="low", channel="chat")) == [(2, 1)]
+    view = r.conversation(2)
+    assert view is not None and view.excluded_agents == () and view.priority == "low"
+    r.resolve(2, 33)
+    r.enqueue(3, 34, priority="normal", channel="voice")  # nobody takes voice: it waits
+    r.enqueue(1, 35, priority="normal", channel="chat")  # the same id again, afresh
+    assert [(w.conversation_id, w.requeued) for w in r.waiting()] == [(3, False)]
+    assert r.conversation(1).agent_id == 1  # type: ignore[union-attr]
+    assert r.tick(60) == []  # the old exclusion's timer finds nothing to do
+    r.accept(1, 61)
+    assert r.tick(1000) == [] and r.waiting_count == 1
