@@ -83,7 +83,7 @@ class Visitor:
     typing_sent: float = 0.0
 
 
-class WidgetNamespace(socketio.AsyncNamespace):
+class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is untyped
     def __init__(
         self,
         settings: WebchatSettings,

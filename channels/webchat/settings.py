@@ -94,7 +94,7 @@ def _color(section: ConfigSection, key: str, default: str) -> str:
         raise section.error(
             key, f"expected a #rgb or #rrggbb colour, got {value!r}", fix=f'{key} = "{default}"'
         )
-    return value
+    return str(value)
 
 
 def _read_widget(section: ConfigSection, key: str, inboxes: Iterable[str] | None) -> WidgetSettings:

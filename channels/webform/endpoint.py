@@ -232,10 +232,10 @@ class FormEndpoint:
                 pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
             except UnicodeDecodeError:
                 raise ValidationError("form data is not UTF-8") from None
-            values: dict[str, list[Any]] = {}
+            fields: dict[str, list[Any]] = {}
             for key, value in pairs:
-                values.setdefault(key, []).append(value)
-            return values, [], False
+                fields.setdefault(key, []).append(value)
+            return fields, [], False
         raise ValidationError(f"unsupported content type {ctype!r}")
 
     async def _read_multipart(

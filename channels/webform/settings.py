@@ -129,7 +129,7 @@ def _one_of(
             f"no {' or '.join(kinds)} field named {value!r}",
             fix=f"one of {[n for n, t in names.items() if t in kinds]}",
         )
-    return value
+    return str(value)
 
 
 def _read_form(

@@ -88,8 +88,8 @@ def validate(
             continue
         _check(spec, raw or "", out, default_country)
     for upload in uploads:
-        spec = form.field(upload.field)
-        if spec is None or spec.type != "file":
+        file_spec = form.field(upload.field)
+        if file_spec is None or file_spec.type != "file":
             out.fail(upload.field, "this field takes no file")
     return out
 
