@@ -67,7 +67,11 @@ class Body:
             if ctype.startswith("multipart/") and isinstance(payload, list):
                 related = ctype == "multipart/related"
                 # reversed so that parts pop off the stack in document order
-                stack.extend((child, depth + 1, related) for child in reversed(payload))
+                stack.extend(
+                    (child, depth + 1, related)
+                    for child in reversed(payload)
+                    if isinstance(child, Message)  # (the parser gives only Messages here)
+                )
                 continue
             self._leaf(part, ctype, in_related)
 
@@ -112,7 +116,8 @@ class Body:
             return
         if ctype in ("message/rfc822", "message/global"):
             inner = part.get_payload()
-            data = _message_bytes(inner[0] if isinstance(inner, list) and inner else part)
+            first = inner[0] if isinstance(inner, list) and inner else None
+            data = _message_bytes(first if isinstance(first, Message) else part)
             name = name if filename else f"message-{index + 1}.eml"
         else:
             data = _payload_bytes(part)

@@ -59,7 +59,7 @@ def _private_feedparser() -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # not entered in sys.modules: nobody else sees it
-    module.re = _Re()
+    module.re = _Re()  # type: ignore[attr-defined]  # a module takes any attribute
     return module
 
 

@@ -36,7 +36,6 @@ class ParseLimits:
 
 DEFAULT_LIMITS = ParseLimits()
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_START = re.compile(rb"^[^ \t\r\n]", re.M)
 # matched on a lower-cased copy (case-insensitive regexes are several times slower)
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))')
@@ -46,14 +45,35 @@ _DELIMITER = re.compile(rb"^--([^\r\n]{0,260})", re.M)
 
 def header_end(raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> int:
     """Offset where the top-level header block ends; rejects an oversized block."""
-    match = _HEADER_END.search(raw, 0, limits.max_header_bytes + 4)
-    if match is not None:
-        return match.start()
+    # where `\r?\n\r?\n` first matches (the regex itself tries every offset): the match
+    # holds a first LF followed by LF or CRLF, and starts at the CR before that LF if any
+    stop = limits.max_header_bytes + 4
+    found = [at for at in (raw.find(b"\n\n", 0, stop), raw.find(b"\n\r\n", 0, stop)) if at >= 0]
+    if found:
+        first_lf = min(found)
+        return first_lf - 1 if first_lf and raw[first_lf - 1] == 0x0D else first_lf
     if len(raw) > limits.max_header_bytes:
         raise HostileMessage(
             f"header block larger than {limits.max_header_bytes} bytes", field="headers"
         )
     return len(raw)
+
+
+def _finditer_from(
+    pattern: re.Pattern[bytes], literal: bytes, data: bytes
+) -> list[re.Match[bytes]]:
+    """`pattern.finditer(data)` for a pattern that starts with `literal`, trying it only
+    where the literal occurs (bytes.find) instead of at every offset."""
+    out: list[re.Match[bytes]] = []
+    at = data.find(literal)
+    while at >= 0:
+        match = pattern.match(data, at)
+        if match is not None:
+            out.append(match)
+            at = data.find(literal, match.end())
+        else:
+            at = data.find(literal, at + 1)
+    return out
 
 
 def prescan(raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> int:
@@ -75,14 +95,15 @@ def prescan(raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> int:
     # boundaries are case-sensitive: find them in the lowered copy, read them from raw
     declared = [
         raw[m.start(1) : m.end(1)] if m.group(1) is not None else raw[m.start(2) : m.end(2)]
-        for m in _BOUNDARY.finditer(lowered)
+        for m in _finditer_from(_BOUNDARY, b"boundary", lowered)
     ]
     if len(declared) > limits.max_multiparts:
         raise HostileMessage(
             f"{len(declared)} multipart containers, the limit is {limits.max_multiparts}",
             field="mime",
         )
-    nested = len(_NESTED.findall(lowered))
+    # the multiline regex tries every offset: only where its literal occurs at all
+    nested = len(_NESTED.findall(lowered)) if b"message/" in lowered else 0
     del lowered
     if nested > limits.max_nested_messages:
         raise HostileMessage(

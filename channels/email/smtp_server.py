@@ -19,6 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from channels.email.files import StoreFn, store_attachments
 from channels.email.parse import ParseOptions, parse_message
 from channels.email.settings import SMTPSettings
+from channels.email.smtp_protocol import Gate, ListenerSMTP
 from inbox.errors import PayloadTooLarge, ValidationError
 from inbox.ports import IngestFn
 
@@ -31,40 +32,6 @@ BIG_PARSES = 2  # at most this many of them at once
 
 def _clean(text: str) -> str:
     return " ".join(text.replace("\x00", "").split())[:300]
-
-
-class _Gate:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active: set[_LimitedSMTP] = set()
-
-
-class _LimitedSMTP(SMTP):
-    """aiosmtpd's SMTP with a cap on concurrent connections (421 when over it)."""
-
-    def __init__(self, handler: Any, *, gate: _Gate, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self._gate = gate
-        self._refused = False
-        self._counted = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not self._counted:
-            if len(self._gate.active) >= self._gate.limit:
-                self._refused = True
-                assert isinstance(transport, asyncio.WriteTransport)
-                transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
-                transport.close()
-                return
-            self._counted = True
-            self._gate.active.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if self._refused:
-            return
-        self._gate.active.discard(self)
-        super().connection_lost(error)
 
 
 class InboundHandler:
@@ -187,12 +154,12 @@ class SMTPListener:
             limits = dataclasses.replace(options.limits, max_bytes=settings.max_message_bytes)
             options = dataclasses.replace(options, limits=limits)
         self.handler = InboundHandler(settings, ingest, store, options, quarantine)
-        self._gate = _Gate(settings.max_connections)
+        self._gate = Gate(settings.max_connections)
         self._tls = tls_context_for(settings)
         self._server: asyncio.Server | None = None
 
-    def _protocol(self) -> _LimitedSMTP:
-        return _LimitedSMTP(
+    def _protocol(self) -> ListenerSMTP:
+        return ListenerSMTP(
             self.handler,
             gate=self._gate,
             data_size_limit=self.settings.max_message_bytes,

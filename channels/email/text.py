@@ -52,6 +52,14 @@ def clean_text(value: str, limit: int) -> str:
 
 def clean_line(value: str, limit: int) -> str:
     """One-line value (subject, display name, header): no control characters at all."""
+    if (
+        value.isascii()
+        and value.isprintable()
+        and "  " not in value
+        and value[:1] != " "
+        and value[-1:] != " "
+    ):
+        return value[:limit]  # already clean: the common case, ~17 times per message
     value = _LINE_CONTROL.sub(" ", fix_surrogates(value[: limit * 2]))
     return " ".join(value.split())[:limit]
 
@@ -189,6 +197,13 @@ _MOBILE_SIG = re.compile(
 )
 
 
+# Every cut below needs a line that starts (after blanks) with one of these: checked first,
+# since most lines start otherwise and the five patterns cost ~3 us a line (a superset:
+# "on" also lets "online" through to the full checks)
+_MAYBE_CUT = re.compile(
+    r"\s*(?:[-_>*]|on|le|am|el|op|il|em|from|von|de|van|sent|get|envoy)", re.I
+)
+
 _SCAN_LINES = 5000
 
 
@@ -207,7 +222,7 @@ def strip_quotes_and_signature(text: str) -> str:
         line = lines[index]
         quoted_tail[index] = quoted_tail[index + 1] and (not line.strip() or line.startswith(">"))
     for index, line in enumerate(lines[:_SCAN_LINES]):
-        if len(line) > 1000:
+        if len(line) > 1000 or not _MAYBE_CUT.match(line):
             continue
         if _ORIGINAL.match(line) or _SIG_DELIM.match(line) or _MOBILE_SIG.match(line):
             cut = index

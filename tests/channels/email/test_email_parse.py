@@ -265,3 +265,62 @@ def test_encoded_attachment_filenames(disposition: str) -> None:
     (att,) = parse_message(raw, OPTIONS).message.attachments
     assert att.filename == "résumé.pdf"
     assert att.content_type == "application/pdf"
+
+
+def test_quote_scan_prefilter_cuts_where_the_full_scan_cuts(monkeypatch) -> None:
+    """The prefilter skips lines no cut pattern can match; the cuts stay the same."""
+    import random
+    import re
+
+    from channels.email import text as text_mod
+
+    vocabulary = [
+        "Thanks!",
+        "online now",
+        "level 3",
+        "Sent from my iPhone",
+        "sent FROM outlook for ios",
+        "Get Outlook for Android",
+        "Envoyé de mon iPhone",
+        "Von meinem iPad gesendet",
+        "On Mon, 1 Jan 2024, Ann <a@b.c> wrote:",
+        "On Mon, 1 Jan 2024, Ann <a@b.c>",
+        "wrote:",
+        "Le 2 janv. 2024, Bob a écrit :",
+        "Am 02.01.2024 schrieb Bob:",
+        "El lunes, Ana escribió:",
+        "Op maandag schreef Jan:",
+        "Il giorno lunedì ha scritto:",
+        "Em segunda, Ana escreveu:",
+        "-----Original Message-----",
+        "-- ",
+        "--",
+        "_" * 24,
+        "From: Bob",
+        "*From:* Bob",
+        "Sent: Tuesday",
+        "To: us",
+        "De : Bob",
+        "Van: Jan",
+        "> quoted",
+        ">",
+        "",
+        "   ",
+        "plain words",
+        "émoji ✓",
+        "\tindented",
+        "ON LEAVE",
+        "amazing",
+        "delivered",
+    ]
+    rng = random.Random(5)
+    texts = []
+    for _ in range(3000):
+        lines = [
+            rng.choice(["", " ", "  ", "\t"]) + rng.choice(vocabulary)
+            for _ in range(rng.randint(1, 9))
+        ]
+        texts.append("\n".join(lines))
+    fast = [strip_quotes_and_signature(t) for t in texts]
+    monkeypatch.setattr(text_mod, "_MAYBE_CUT", re.compile(""))  # every line fully checked
+    assert fast == [strip_quotes_and_signature(t) for t in texts]
