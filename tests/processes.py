@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
@@ -63,6 +64,23 @@ async def until(
             return time.monotonic()
         assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (Linux /proc)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(p) for p in (task / "children").read_text().split()]
+    return out
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie no one reaped counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 DUTIES_LEASE = "{omnidesk:lease}:worker-duties"  # the workers' IMAP and recovery duties

@@ -13,7 +13,7 @@ from autoreply.engine import Engine
 from autoreply.faq import FaqEntry, FaqIndex, load_faq_files, load_faq_text
 from autoreply.settings import read_settings
 from autoreply.text import normalize
-from inbox.config import ConfigSection, _Source
+from inbox.config_section import ConfigSection, _Source
 from inbox.errors import ConfigError
 from tests.autoreply.factories import FAQ_TEXT, NOON, write
 

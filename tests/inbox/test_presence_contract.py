@@ -89,8 +89,10 @@ async def test_viewers_of_a_conversation(make):
 
 @pytest.mark.redis
 async def test_a_process_that_stops_refreshing_drops_out_after_the_ttl(redis_url):
-    crashed = RedisPresence(redis_url, ttl=0.6)
-    survivor = RedisPresence(redis_url, ttl=0.6)
+    # a TTL of 1.5 s (refreshed every 0.375 s): a loaded machine can delay a refresh by a
+    # few hundred ms, which a 0.6 s TTL did not survive
+    crashed = RedisPresence(redis_url, ttl=1.5)
+    survivor = RedisPresence(redis_url, ttl=1.5)
     await crashed.start()
     await survivor.start()
     try:
@@ -99,14 +101,14 @@ async def test_a_process_that_stops_refreshing_drops_out_after_the_ttl(redis_url
         await crashed.room_joined("c:gone")
         await crashed.set_viewer(9, "sx", {"id": 5, "name": "Eve", "typing": False})
         await survivor.set_viewer(9, "sy", {"id": 6, "name": "Sam", "typing": False})
-        await asyncio.sleep(0.9)  # both keep refreshing past the TTL
+        await asyncio.sleep(2.0)  # both keep refreshing past the TTL
         assert await survivor.agent_sockets() == {5: 1, 6: 1}
         assert await survivor.room_occupied("c:gone")
         assert len(await survivor.viewers(9)) == 2
         # "SIGKILL": the heartbeat stops and nothing is cleaned up
         assert crashed._beat is not None
         crashed._beat.cancel()
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(2.0)  # the TTL after its last refresh, and a margin
         assert await survivor.agent_sockets() == {5: 0, 6: 1}  # 5 had sockets: now none
         assert not await survivor.room_occupied("c:gone")
         assert await survivor.viewers(9) == [{"id": 6, "name": "Sam", "typing": False}]

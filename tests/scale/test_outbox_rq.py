@@ -36,6 +36,7 @@ from inbox.store import Store, open_store
 from inbox.types import AuthorKind, Channel, InboundMessage
 from omnidesk.jobs import DELIVER
 from tests.conftest import _TABLES, SECRET, write_config
+from tests.processes import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -178,18 +179,6 @@ async def row(w: Any, message_id: int) -> dict[str, Any]:
         return {**job.one(), "provider_id": msg.scalar()}
 
     return await w.store.read(read)
-
-
-async def until(predicate: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def rq_workers(w: Any) -> int:
