@@ -74,7 +74,9 @@ if (S && !window.__omnideskWidget) {
   var panel = el('div', { 'class': 'p', role: 'dialog', 'aria-labelledby': 'odt', hidden: '' }, [
     el('div', { 'class': 'h' }, [el('div', { style: 'flex:1' }, [title, status]), closeBtn]),
     log, typingRow, notice, pre, away, composer]);
-  var wrap = el('div', { 'class': 'w' }, [panel, launcher]);
+  // hidden until its look is known (cached from the last visit, or the first hello):
+  // never a colourless launcher or header while the service is slow or away
+  var wrap = el('div', { 'class': 'w', hidden: '' }, [panel, launcher]);
   root.appendChild(el('style', { text: CSS }));
   root.appendChild(wrap);
 
@@ -213,6 +215,13 @@ if (S && !window.__omnideskWidget) {
     buildAway();
   }
 
+  function applyLook(c) {
+    [panel, launcher].forEach(function (n) { n.style.setProperty('--c', c.color); n.style.setProperty('--t', c.text_color); });
+    title.textContent = c.title || 'Chat'; wrap.hidden = false;
+  }
+  var lastLook = load('look', null);
+  if (lastLook && lastLook.color) applyLook(lastLook);
+
   // -- connection, resync, delivery ------------------------------------------------------
   var socket = io(BASE + '/widget', {
     auth: function (cb) { cb({ widget: KEY, token: token, user_id: USER_ID || undefined, user_hash: USER_HASH || undefined, name: profile.name, email: profile.email, consent: profile.consent }); },
@@ -225,9 +234,8 @@ if (S && !window.__omnideskWidget) {
     socket.timeout(10000).emit('hello', { after: after }, function (err, res) {
       if (err || !res || !res.ok) { setTimeout(function () { if (socket.connected) resync(); }, 2000); return; }
       token = res.token; save('token', token); cfg = res.config;
-      panel.style.setProperty('--c', cfg.color); panel.style.setProperty('--t', cfg.text_color);
-      launcher.style.setProperty('--c', cfg.color); launcher.style.setProperty('--t', cfg.text_color);
-      title.textContent = cfg.title; input.maxLength = cfg.max_message_chars;
+      applyLook(cfg); save('look', { color: cfg.color, text_color: cfg.text_color, title: cfg.title });
+      input.maxLength = cfg.max_message_chars;
       if (!seqs.length && !log.querySelector('.greet') && cfg.greeting) log.insertBefore(el('div', { 'class': 'm greet', text: cfg.greeting }), log.firstChild);
       var fresh = 0;
       res.messages.forEach(function (m) { if (show(m) && m.author !== 'visitor') fresh++; });
