@@ -33,6 +33,10 @@ class OmnideskError(Exception):
         self.message = message
         self.field = field
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # pickled whole (keyword fields too): the SQLite writer process sends errors back
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
 
 class ConfigError(OmnideskError):
     code = "config_error"
@@ -132,3 +136,12 @@ class RecipientAway(DeliveryError):
     def __init__(self, message: str, *, held_id: str) -> None:
         super().__init__(message)
         self.held_id = held_id
+
+
+def _rebuild(
+    cls: type[OmnideskError], args: tuple[object, ...], state: dict[str, object]
+) -> OmnideskError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err

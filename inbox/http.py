@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from inbox.errors import AuthError, OmnideskError, PayloadTooLarge, ValidationError
@@ -79,9 +80,14 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
         raise ValidationError(f"expected Content-Type application/json, got {ctype!r}")
     raw = await read_body(request, limit)
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"malformed JSON: {exc}") from None
+        data = orjson.loads(raw)  # ~3x the standard parser's speed
+    except orjson.JSONDecodeError:
+        # what orjson refuses and the standard parser takes (integers over 64 bits, NaN)
+        # is taken as before; what neither parses is answered with the standard message
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValidationError("the JSON body must be an object")
     return data

@@ -6,10 +6,14 @@ to run them:
 
 * SQLite runs every write transaction on one dedicated writer thread (SQLite has one
   writer anyway), so a batch of many statements costs no thread hop per statement, and
-  reads on a small pool of reader threads (WAL lets them run beside the writer).
+  reads on a small pool of reader threads (WAL lets them run beside the writer). With
+  `write_process=True` (what `omnidesk serve` uses for a database file), `call` runs in a
+  child process instead (`inbox.write_process`: the hot ingest path stops sharing the
+  event loop's GIL); thread and child take turns, one write transaction at a time.
 * PostgreSQL runs them on asyncpg through `AsyncConnection.run_sync`.
 
-`write(fn)` commits before it returns: callers acknowledge to a sender only after it.
+`write(fn)` and `call(fn, *args)` commit before they return: callers acknowledge to a
+sender only after it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from inbox.errors import OmnideskError, StoreError
+from inbox.write_process import WriteProcess
 
 T = TypeVar("T")
 log = logging.getLogger("omnidesk.store")
@@ -45,6 +50,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def read(self, fn: Callable[[Connection], T]) -> T: ...
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(conn, *args)` in one committed write transaction. `fn` is a module-level
+        function and its arguments and result pickle: a backend may run it in another
+        process."""
+        return await self.write(lambda conn: fn(conn, *args))
+
+    async def start(self) -> None:  # noqa: B027 (a hook: most backends start nothing)
+        """Start what the backend runs beside the process (else the first use starts it)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...
@@ -62,7 +76,8 @@ class Store(abc.ABC):
         return True
 
 
-def _translate(exc: Exception) -> Exception:
+def translate_error(exc: Exception) -> Exception:
+    """A library error as the StoreError callers handle; our own errors unchanged."""
     if isinstance(exc, OmnideskError):
         return exc
     if isinstance(exc, SQLAlchemyError | OSError):
@@ -72,37 +87,62 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
+class WriterConnection:
+    """A SQLite writer's connection, kept between its write transactions (a pool checkout
+    and return cost ~0.1 ms of the writer's time per transaction). After a failure the next
+    transaction starts on a fresh checkout (the pool resets this one), whatever state the
+    error left it in. Used by one thread: the store's writer thread, or the writer process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+
+    def open(self) -> None:
+        """Connect now (the pragmas run): a database that cannot be opened says so here."""
+        if self._conn is None:
+            self._conn = self.engine.connect()
+
+    def run(self, fn: Callable[[Connection], T]) -> T:
+        """`fn(conn)` in one transaction, committed before it returns."""
+        self.open()
+        conn = self._conn
+        assert conn is not None
+        try:
+            with conn.begin():
+                return fn(conn)
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class SQLiteStore(Store):
     dialect = "sqlite"
 
-    def __init__(self, url: str, *, readers: int = 4) -> None:
+    def __init__(self, url: str, *, readers: int = 4, write_process: bool = False) -> None:
         path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-        def engine(pool: int, begin: str) -> Engine:
-            eng = sa.create_engine(
-                sa.engine.make_url(url).set(drivername="sqlite+pysqlite"),
-                connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=pool,
-                max_overflow=0,
-            )
-            event.listen(eng, "connect", _sqlite_pragmas)
-            # pysqlite's own transaction handling is off (see _sqlite_pragmas): BEGIN here.
-            # Writers take the write lock up front (BEGIN IMMEDIATE: no upgrade deadlock);
-            # readers use a deferred BEGIN and read a WAL snapshot beside the writer.
-            event.listen(eng, "begin", lambda conn: conn.exec_driver_sql(begin))
-            return eng
-
-        self.engine: Engine = engine(1, "BEGIN IMMEDIATE")
-        self.read_engine: Engine = engine(readers, "BEGIN")
+        on_file = bool(path) and path != ":memory:"
+        if on_file:
+            folder = Path(path).parent  # type: ignore[arg-type]
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the database folder {folder}: {exc.strerror or exc}"
+                ) from exc
+        self.engine: Engine = sqlite_engine(url, 1, "BEGIN IMMEDIATE")
+        self.read_engine: Engine = sqlite_engine(url, readers, "BEGIN")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
         self._in_flight = 0
-
-    def _run_write(self, fn: Callable[[Connection], T]) -> T:
-        with self.engine.begin() as conn:
-            return fn(conn)
+        self._write_conn = WriterConnection(self.engine)  # the writer thread's
+        # an in-memory database lives in this process only
+        self.process = WriteProcess(url) if write_process and on_file else None
 
     def _run_read(self, fn: Callable[[Connection], T]) -> T:
         with self.read_engine.connect() as conn:
@@ -115,11 +155,27 @@ class SQLiteStore(Store):
         loop = asyncio.get_running_loop()
         self._in_flight += 1
         try:
-            return await loop.run_in_executor(self._writer, self._run_write, fn)
+            if self.process is None:
+                return await loop.run_in_executor(self._writer, self._write_conn.run, fn)
+            async with self.process.turn:  # the child writes in turn with this thread
+                return await loop.run_in_executor(self._writer, self._write_conn.run, fn)
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate_error(exc) from exc
         finally:
             self._in_flight -= 1
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.process is None:
+            return await super().call(fn, *args)
+        self._in_flight += 1
+        try:
+            return await self.process.call(fn, *args)
+        finally:
+            self._in_flight -= 1
+
+    async def start(self) -> None:
+        if self.process is not None:
+            await self.process.start()
 
     def writes_in_flight(self) -> int:
         # one writer thread: every write queues behind the ones submitted before it
@@ -130,17 +186,38 @@ class SQLiteStore(Store):
         try:
             return await loop.run_in_executor(self._readers, self._run_read, fn)
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate_error(exc) from exc
 
     async def close(self) -> None:
+        if self.process is not None:
+            await self.process.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._shutdown)
 
     def _shutdown(self) -> None:
+        self._writer.submit(self._write_conn.close).result()  # on the thread that uses it
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def sqlite_engine(url: str, pool: int, begin: str) -> Engine:
+    """An engine on a SQLite URL with omnidesk's pragmas; each transaction opens with
+    `begin`. Writers take the write lock up front (BEGIN IMMEDIATE: no upgrade deadlock);
+    readers use a deferred BEGIN and read a WAL snapshot beside the writer."""
+    eng = sa.create_engine(
+        sa.engine.make_url(url).set(drivername="sqlite+pysqlite"),
+        # a batch's statements vary with its size (IN lists, multi-row INSERT): a
+        # statement cache larger than sqlite3's 128 keeps them all compiled
+        connect_args={"check_same_thread": False, "timeout": 30, "cached_statements": 1024},
+        pool_size=pool,
+        max_overflow=0,
+    )
+    event.listen(eng, "connect", _sqlite_pragmas)
+    # pysqlite's own transaction handling is off (see _sqlite_pragmas): BEGIN here
+    event.listen(eng, "begin", lambda conn: conn.exec_driver_sql(begin))
+    return eng
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -180,24 +257,25 @@ class PostgresStore(Store):
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate_error(exc) from exc
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         try:
             async with self.engine.connect() as conn:
                 return await conn.run_sync(fn)
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate_error(exc) from exc
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
-def open_store(url: str) -> Store:
-    """The one resolver: pick the backend from the database URL."""
+def open_store(url: str, *, write_process: bool = False) -> Store:
+    """The one resolver: pick the backend from the database URL. `write_process`: SQLite
+    runs `call` transactions in a child process (see the module's docstring)."""
     scheme = url.split(":", 1)[0]
     if scheme.startswith("sqlite"):
-        return SQLiteStore(url)
+        return SQLiteStore(url, write_process=write_process)
     if scheme in {"postgresql", "postgres", "postgresql+asyncpg"}:
         if scheme == "postgres":
             url = "postgresql" + url[len("postgres") :]

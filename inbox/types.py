@@ -8,10 +8,28 @@ I/O.
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+_C = TypeVar("_C", bound=type)
+
+
+def pickled_by_fields(cls: _C) -> _C:
+    """Pickle a slots dataclass as its constructor's arguments, read in C. (The dataclass
+    default walks `fields()` in Python per object, about 3x slower; every ingest batch is
+    pickled to the SQLite writer process.)"""
+    names = [f.name for f in fields(cls)]
+    get = operator.attrgetter(*names)
+    one = len(names) == 1  # attrgetter of one name gives the value, not a 1-tuple
+
+    def __reduce__(self: object) -> tuple[type, tuple[Any, ...]]:
+        return (cls, (get(self),) if one else get(self))
+
+    setattr(cls, "__reduce__", __reduce__)  # noqa: B010 (mypy refuses a method assignment)
+    return cls
 
 
 class Channel(enum.StrEnum):
@@ -73,6 +91,7 @@ class Presence(enum.StrEnum):
     OFFLINE = "offline"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Attachment:
     filename: str
@@ -84,6 +103,7 @@ class Attachment:
     inline: bool = False
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
     """What every channel adapter produces. The only thing passed to `inbox.ingest`."""
@@ -195,6 +215,7 @@ class Assignment:
     reason: str  # "routed", "transfer", "supervisor", "requeue", ...
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """What `ingest` returns; a redelivery returns the first result with duplicate=True."""

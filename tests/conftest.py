@@ -113,14 +113,25 @@ def sqlite_url(tmp_path) -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# and SQLite with the ingest writes in the writer process, as `omnidesk serve` runs them
+# (a suite opts in: `pytestmark = pytest.mark.parametrize("store", WITH_WRITE_PROCESS,
+# indirect=True)`; each test starts a child)
+WITH_WRITE_PROCESS = [
+    "sqlite",
+    "sqlite-process",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=STORES)
 async def store(request):
     """Each store backend, empty and migrated: one contract suite runs on both."""
     from inbox.store import open_store
 
-    if request.param == "sqlite":
+    if request.param.startswith("sqlite"):
         url = request.getfixturevalue("sqlite_url")
-        s = open_store(url)
+        s = open_store(url, write_process=request.param == "sqlite-process")
     else:
         url = request.getfixturevalue("postgres_database")
         s = open_store(url)

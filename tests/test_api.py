@@ -102,6 +102,23 @@ async def test_bad_input_is_4xx_with_a_clear_message_and_nothing_stored(service)
     assert await stored(service) == 0
 
 
+async def test_json_the_fast_parser_refuses_is_read_as_before(service):
+    # integers over 64 bits in metadata: valid JSON, kept exactly
+    big = 2**70
+    resp = await post(
+        service, None, raw=f'{{"sender": "a@example.com", "text": "x", "metadata": {{"n": {big}}}}}'
+    )
+    assert resp.status == 201, await resp.text()
+    meta = await service.services.store.read(
+        lambda c: c.execute(sa.select(t.messages.c.meta)).scalar_one()
+    )
+    assert json.loads(json.dumps(meta))["provider"] == {"api": {"n": big}}
+    # invalid UTF-8 is malformed to both parsers: 400, nothing stored
+    bad = await post(service, None, raw=b'{"sender": "b@example.com", "text": "\xff"}')
+    assert bad.status == 400 and "malformed JSON" in (await bad.json())["error"]["message"]
+    assert await stored(service) == 1
+
+
 async def test_wrong_content_type_is_refused(service):
     resp = await service.post(
         "/api/v1/messages",
@@ -220,3 +237,17 @@ async def test_openapi_document_matches_registered_routes(service):
         if path.startswith("/api/") or path in {"/healthz", "/readyz"}:
             registered.add((path, route.method))
     assert documented == registered
+
+
+async def test_every_response_carries_the_security_headers(service):
+    ok = await post(service, {"sender": "h@example.com", "text": "x"})
+    missing = await service.get("/api/v1/conversations/999999", headers=service.auth)
+    nowhere = await service.get("/no/such/page")
+    static = await service.get("/agent/static/app.css")
+    assert (ok.status, missing.status, nowhere.status, static.status) == (201, 404, 404, 200)
+    for resp in (ok, missing, nowhere, static):
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert resp.headers["Referrer-Policy"] == "same-origin"
+    assert static.headers["Cache-Control"] == "public, max-age=300"
+    assert "public" not in ok.headers.get("Cache-Control", "")

@@ -144,6 +144,22 @@ def test_cli_config_check_prints_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_serve_on_a_database_path_it_cannot_create_says_so_in_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(GOOD + f'[database]\nurl = "sqlite:///{blocker}/sub/omnidesk.db"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "omnidesk.cli", "--config", str(cfg), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert f"cannot create the database folder {blocker}/sub" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_overrides_set_and_remove_keys_before_validation():
     cfg = config_mod.load(
         "config.example.toml",

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import SECRET, write_config
+from tests.processes import children, gone, until
 
 pytestmark = pytest.mark.slow
 
@@ -104,8 +105,12 @@ async def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path):
             tasks = [asyncio.create_task(client(n, session)) for n in range(16)]
             while len(acked) < 300:
                 await asyncio.sleep(0.02)
+            writers = children(proc.pid)  # the SQLite writer process
+            assert len(writers) == 1, writers
             proc.send_signal(signal.SIGKILL)  # mid-stream: requests are in flight
             proc.wait(10)
+            # the writer sees its parent gone (EOF), ends its transaction and exits
+            await until(lambda: gone(writers[0]), 10, "the orphaned writer to exit")
             await asyncio.sleep(0.3)
             stop.set()
             await asyncio.gather(*tasks)

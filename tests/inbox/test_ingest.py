@@ -15,6 +15,10 @@ from inbox.errors import ValidationError
 from inbox.events import Event, EventName
 from inbox.ingest import Ingestor, IngestSettings
 from inbox.types import Channel, ConversationStatus, IdentityKind, InboundMessage
+from tests.conftest import WITH_WRITE_PROCESS
+
+# the contract on each backend, and on SQLite through the writer process too
+pytestmark = pytest.mark.parametrize("store", WITH_WRITE_PROCESS, indirect=True)
 
 
 def msg(external_id: str, sender: str = "ann@example.com", channel: Channel = Channel.EMAIL, **kw):
