@@ -66,6 +66,12 @@ def bare_server() -> Iterator[str]:
         proc.wait(10)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time process `pid` has used so far (user + system, all threads; Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Omnidesk:
     """A running omnidesk process (one role) on SQLite in a temp dir."""
@@ -79,8 +85,7 @@ class Omnidesk:
 
     def cpu_seconds(self) -> float:
         """CPU time the server process has used so far (user + system, all threads)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.pid)
 
     @property
     def database(self) -> Path:
@@ -179,7 +184,9 @@ async def committing_ingest(triage: bool = False) -> tuple[Any, Any]:
     tmp = tempfile.mkdtemp(prefix="omnidesk-bench-")
     url = f"sqlite:///{tmp}/omnidesk.db"
     upgrade(url)
-    store = open_store(url)
+    # as `omnidesk serve` opens it: ingest transactions in the SQLite writer process
+    store = open_store(url, write_process=True)
+    await store.start()
     bus = MemoryBus()
     await bus.start()
     pipeline = Pipeline(store, bus)
@@ -207,6 +214,14 @@ async def committing_ingest(triage: bool = False) -> tuple[Any, Any]:
         }
 
     return ingest, close
+
+
+def helper_pids(ingest: Any) -> list[int]:
+    """Processes working for `ingest` (the SQLite writer process), whose CPU is the
+    server's too."""
+    process = getattr(getattr(ingest, "store", None), "process", None)
+    pid = process.pid() if process is not None else None
+    return [pid] if pid else []
 
 
 async def embedded_ingest() -> tuple[Any, Any]:
