@@ -20,7 +20,6 @@ See `routing.model` for the indexes that keep a decision independent of queue le
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping
 
 from inbox.errors import Conflict
@@ -216,9 +215,9 @@ class Router(ManualMoves, Queries, Engine):
     # == time =============================================================================
     def tick(self, now: float) -> list[Decision]:
         """Fire every timer due by `now`: relaxation, SLA, accept timeouts, exclusions."""
-        timers = self._timers
-        while timers and timers[0][0] <= now:
-            due, _, kind, cid = heapq.heappop(timers)
+        pop_due = self._timers.pop_due
+        while (timer := pop_due(now)) is not None:
+            due, _, kind, cid = timer
             conv = self._convs.get(cid)
             if conv is None:  # resolved; a timer of an earlier life of this id fires only
                 continue  # at the very due the current one has, which then finds it done
@@ -237,4 +236,4 @@ class Router(ManualMoves, Queries, Engine):
 
     def next_due(self) -> float | None:
         """When `tick` next has something to do (a lower bound), or None."""
-        return self._timers[0][0] if self._timers else None
+        return self._timers.next_due()

@@ -4,9 +4,7 @@ public API on top; see its docstring for the policy."""
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
-from heapq import heappush
 
 from inbox.errors import Conflict, NotFound, ValidationError
 from routing.decisions import (
@@ -30,6 +28,7 @@ from routing.model import (
     Tops,
 )
 from routing.settings import QueueRules, RoutingSettings
+from routing.timers import Lane, Timers
 
 RELAX, SLA, ACCEPT, UNEXCLUDE = range(4)
 SPARE_CONVS = 4096  # resolved conversations' objects kept for reuse, at most
@@ -58,9 +57,14 @@ class Engine:
         self._buckets: dict[tuple[str, frozenset[str]], Bucket] = {}
         self._tops: Tops = [EMPTY]  # every bucket's top, at its slot (see routing.model)
         # (due, seq, kind, conversation id): ids, not conversations, so that a resolved
-        # conversation is freed at once and the collector can untrack these tuples;
-        # `tick` fires a timer only while its due is still that conversation's due
-        self._timers: list[tuple[float, int, int, int]] = []
+        # conversation is freed at once; `tick` fires a timer only while its due is still
+        # that conversation's due. The lanes of the timers set on every decision are
+        # looked up here once (see routing.timers).
+        self._timers = Timers()
+        self._accept_lane = self._timers.lane(ACCEPT, self._accept_window)
+        # per priority level (a level without an SLA target sets no timer in its lane)
+        self._sla_lanes = [self._timers.lane(SLA, target or 0.0) for target in self._sla]
+        self._relax_lanes: dict[float, Lane] = {}  # a relaxation step's `after` -> its lane
         self._seq = 0
         self._out: list[Decision] = []
         # Resolved conversations' objects, renewed for new ones. Nothing else holds a
@@ -110,9 +114,15 @@ class Engine:
             self._sets[skills] = need
         return need
 
-    def _timer(self, due: float, kind: int, conv: Conv) -> None:
+    def _timer(self, lane: Lane, due: float, conv: Conv) -> None:
         self._seq += 1
-        heapq.heappush(self._timers, (due, self._seq, kind, conv.id))
+        self._timers.push(lane, due, self._seq, conv.id)
+
+    def _relax_lane(self, after: float) -> Lane:
+        lane = self._relax_lanes.get(after)
+        if lane is None:
+            lane = self._relax_lanes[after] = self._timers.lane(RELAX, after)
+        return lane
 
     def _bucket(self, channel: str, skills: frozenset[str]) -> Bucket:
         bucket = self._buckets.get((channel, skills))
@@ -145,10 +155,18 @@ class Engine:
         conv.stage = stage
         conv.required = required
         if stage < len(steps):
-            relax_due = since + steps[stage].after
+            after = steps[stage].after
+            relax_due = since + after
             if relax_due != conv.relax_due:
                 self._seq = seq = self._seq + 1
-                heappush(self._timers, (relax_due, seq, RELAX, conv.id))
+                lane = self._relax_lanes.get(after) or self._relax_lane(after)
+                if relax_due >= lane.last:  # self._timers.push(...), inline: per decision
+                    lane.last = relax_due
+                    lane.dues.append(relax_due)
+                    lane.seqs.append(seq)
+                    lane.cids.append(conv.id)
+                else:
+                    self._timers.push(lane, relax_due, seq, conv.id)
             conv.relax_due = relax_due
         else:
             conv.relax_due = None
@@ -159,7 +177,14 @@ class Engine:
             sla_due = conv.sla_base + target
             if sla_due != conv.sla_due:
                 self._seq = seq = self._seq + 1
-                heappush(self._timers, (sla_due, seq, SLA, conv.id))
+                lane = self._sla_lanes[conv.rank]
+                if sla_due >= lane.last:  # self._timers.push(...), inline: per decision
+                    lane.last = sla_due
+                    lane.dues.append(sla_due)
+                    lane.seqs.append(seq)
+                    lane.cids.append(conv.id)
+                else:
+                    self._timers.push(lane, sla_due, seq, conv.id)
             conv.sla_due = sla_due
         channel = conv.channel
         bucket = self._buckets.get((channel, required))
@@ -244,7 +269,14 @@ class Engine:
         if timeout > 0:
             conv.accept_due = due = now + timeout
             self._seq = seq = self._seq + 1
-            heappush(self._timers, (due, seq, ACCEPT, conv.id))
+            lane = self._accept_lane
+            if due >= lane.last:  # self._timers.push(...), inline: once per decision
+                lane.last = due
+                lane.dues.append(due)
+                lane.seqs.append(seq)
+                lane.cids.append(conv.id)
+            else:
+                self._timers.push(lane, due, seq, conv.id)
         channel = conv.channel
         seat = agent.seats.get(channel)  # agent.seat(channel), inline: once per decision
         if seat is None:
@@ -297,7 +329,7 @@ class Engine:
             return
         conv.excluded = {*conv.excluded, agent_id}
         conv.excl_due = now + window
-        self._timer(conv.excl_due, UNEXCLUDE, conv)
+        self._timer(self._timers.lane(UNEXCLUDE, window), conv.excl_due, conv)
 
     def _give_back(self, agent: AgentState, now: float, *, everything: bool) -> None:
         keep = self.settings.requeue_on_offline
