@@ -204,8 +204,7 @@ class Router(ManualMoves, Queries, Engine):
         elif conv.state == ASSIGNED:
             agent = self._agents.get(conv.agent_id)  # type: ignore[arg-type]
             if agent is not None:
-                self._release(conv, agent, now, None)
-                self._settle(agent, now)
+                self._vacate(conv, agent, now)
         conv.state = -1
         if len(self._spare) < SPARE_CONVS:
             self._spare.append(conv)  # nothing refers to it any more: see Engine._spare

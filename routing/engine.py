@@ -253,7 +253,8 @@ class Engine:
         agent: AgentState,
         now: float,
         reason: str,
-        *,
+        # positional, with defaults, rather than keyword-only: the interpreter
+        # specializes the call only then (a call per decision)
         previous: int | None = None,
         forced: bool = False,
         announce: bool = True,
@@ -293,6 +294,29 @@ class Engine:
             agent.version[channel] = agent.version.get(channel, 0) + 1
         if announce:
             self._out.append(build(Assigned, (conv.id, agent.id, now, reason, previous, forced)))
+
+    def _vacate(self, conv: Conv, agent: AgentState, now: float) -> None:
+        """A resolved conversation leaves its agent: `_release` (no decision) and
+        `_settle`, with the common case first. An agent whose channels with room have no
+        bucket for it (`pulls` empty: full wherever it can get work) and who frees a seat
+        pulls from that channel's buckets alone, and taking one fills the seat again: no
+        room to note and retract, no other channel to compare, nothing to register."""
+        channel = conv.channel
+        seat = agent.seats[channel]
+        load = seat.load - 1
+        if load < seat.capacity and not agent.pulls and agent.presence is ONLINE:
+            pick = agent.picks.get(channel)
+            if pick is not None:
+                best = min(pick(self._tops))
+                if best != EMPTY:
+                    found = self._waiting[best & TOKEN_MASK]
+                    if agent.id not in found.excluded:
+                        seat.load = load
+                        agent.assigned.discard(conv.id)
+                        self._assign(found, agent, now, "routed")
+                        return
+        self._release(conv, agent, now, None)
+        self._settle(agent, now)
 
     def _release(self, conv: Conv, agent: AgentState, now: float, reason: str | None) -> None:
         channel = conv.channel
