@@ -84,6 +84,8 @@ def parse_message(
         msg = parse_bytes(raw)
     except RecursionError:
         raise HostileMessage("MIME structure nested too deeply", field="mime") from None
+    except MemoryError:
+        raise  # not the message's structure: the caller's limit (parse_process.py)
     except Exception as exc:  # the stdlib parser is lenient; anything else is hostile
         raise HostileMessage(f"unparseable message: {type(exc).__name__}", field="mime") from exc
 

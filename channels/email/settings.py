@@ -56,6 +56,10 @@ class SMTPSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     require_starttls: bool = False
+    # parse in child processes, a time and memory limit per message (email/parse_process.py)
+    isolate_parser: bool = False
+    parse_timeout: float = 30.0
+    parse_memory_mb: int = 1024
     # recipient -> inbox; "support@example.com" exactly or "@example.com" for the domain
     recipients: dict[str, str] = field(default_factory=dict)
 
@@ -181,6 +185,9 @@ def read_smtp(section: ConfigSection, email: EmailSettings) -> SMTPSettings:
         tls_cert=cert,
         tls_key=key,
         require_starttls=require,
+        isolate_parser=section.bool("isolate_parser", False),
+        parse_timeout=section.float("parse_timeout", 30.0, min=0.1, max=3600),
+        parse_memory_mb=section.int("parse_memory_mb", 1024, min=128, max=1_048_576),
         recipients=recipients,
     )
     section.reject_unknown()

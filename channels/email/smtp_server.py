@@ -18,6 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.files import StoreFn, store_attachments
 from channels.email.parse import ParseOptions, parse_message
+from channels.email.parse_process import ParseProcesses, ParserGone
 from channels.email.settings import SMTPSettings
 from channels.email.smtp_protocol import Gate, ListenerSMTP
 from inbox.errors import PayloadTooLarge, ValidationError
@@ -44,12 +45,14 @@ class InboundHandler:
         store: StoreFn | None,
         options: ParseOptions,
         quarantine: QuarantineFn | None = None,
+        parser: ParseProcesses | None = None,
     ) -> None:
         self.settings = settings
         self.ingest = ingest
         self.store = store
         self.options = options
         self.quarantine = quarantine
+        self.parser = parser  # None: parse in this process
         self._big_parses = asyncio.Semaphore(BIG_PARSES)
 
     def inbox_for(self, address: str) -> str | None:
@@ -93,7 +96,9 @@ class InboundHandler:
             "extra_metadata": {"smtp": {"peer": peer, "helo": _clean(session.host_name or "")}},
         }
         try:
-            if len(raw) > _THREAD_PARSE_BYTES:
+            if self.parser is not None:
+                parsed = await self.parser.parse(raw, self.options, kwargs)
+            elif len(raw) > _THREAD_PARSE_BYTES:
                 # big messages parse off the loop, a few at a time: parsing costs up to
                 # ~10x the message size in memory
                 async with self._big_parses:
@@ -104,6 +109,11 @@ class InboundHandler:
             return f"552 5.3.4 {_clean(exc.message)}"
         except ValidationError as exc:
             return await self._refuse(raw, exc.message)
+        except ParserGone as exc:
+            log.warning("smtp: %s; answering 451 so the sender retries", exc.message)
+            return "451 4.3.0 Temporary failure, please try again later"
+        except MemoryError:
+            return await self._refuse(raw, "the message needs more memory to parse than allowed")
         except Exception:
             log.exception("smtp: parser failed unexpectedly")
             return await self._refuse(raw, "message could not be parsed")
@@ -174,10 +184,25 @@ class SMTPListener:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._protocol, host=self.settings.host, port=self.settings.port
-        )
+        if self.settings.isolate_parser:
+            parser = ParseProcesses(
+                timeout=self.settings.parse_timeout, memory_mb=self.settings.parse_memory_mb
+            )
+            await parser.start()
+            self.handler.parser = parser
+        try:
+            self._server = await loop.create_server(
+                self._protocol, host=self.settings.host, port=self.settings.port
+            )
+        except BaseException:
+            await self._close_parser()
+            raise
         log.info("smtp: listening on %s:%s", self.settings.host, self.port)
+
+    async def _close_parser(self) -> None:
+        parser, self.handler.parser = self.handler.parser, None
+        if parser is not None:
+            await parser.close()
 
     @property
     def port(self) -> int:
@@ -198,3 +223,4 @@ class SMTPListener:
                 protocol.transport.close()
         await self._server.wait_closed()
         self._server = None
+        await self._close_parser()

@@ -26,6 +26,8 @@ password_env = "RELAY_PASSWORD"
 port = 2526
 max_message_bytes = 10485760
 max_recipients = 20
+isolate_parser = true
+parse_timeout = 12.5
 
 [smtp.recipients]
 "help@support.example.com" = "support"
@@ -58,6 +60,11 @@ def test_reads_all_three_sections() -> None:
     assert s.email.limits.max_attachments == 10
     assert s.smtp.port == 2526 and s.smtp.max_recipients == 20
     assert s.smtp.hostname == "support.example.com"
+    assert (s.smtp.isolate_parser, s.smtp.parse_timeout, s.smtp.parse_memory_mb) == (
+        True,
+        12.5,
+        1024,
+    )
     assert s.smtp.recipients == {
         "help@support.example.com": "support",
         "@sales.example.com": "sales",
@@ -74,7 +81,7 @@ def test_reads_all_three_sections() -> None:
 
 def test_defaults_when_only_domain_is_given() -> None:
     s = read(load('secret_key = "0123456789abcdef0123"\n[email]\ndomain = "ex.org"\n'))
-    assert s.smtp.port == 2525
+    assert s.smtp.port == 2525 and not s.smtp.isolate_parser
     assert s.smtp.recipients == {"support@ex.org": "default"}
     assert s.email.relay.tls == "starttls" and s.mailboxes == ()
 
@@ -91,6 +98,8 @@ def test_defaults_when_only_domain_is_given() -> None:
         (("max_recipients = 20", 'max_recipients = "many"'), "smtp.max_recipients", "whole number"),
         (('move_to = "Processed"', ""), "imap.mailboxes[0].move_to", "required"),
         (("port = 2526", "prot = 2526"), "smtp.prot", "unknown key"),
+        (("parse_timeout = 12.5", "parse_timeout = 0"), "smtp.parse_timeout", "at least 0.1"),
+        (("isolate_parser = true", 'isolate_parser = "yes"'), "smtp.isolate_parser", "true or"),
         (
             ('"@sales.example.com" = "sales"', '"sales" = "sales"'),
             "smtp.recipients.sales",

@@ -41,12 +41,15 @@ BASE = SMTPSettings(
 Factory = Callable[..., Any]
 
 
-@pytest.fixture
-async def make_listener() -> AsyncIterator[Factory]:
+@pytest.fixture(params=[False, True], ids=["parse-in-loop", "parse-in-child"])
+async def make_listener(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
+    """Every listener test runs with the parser in this process and in child processes
+    (`isolate_parser`)."""
     started: list[SMTPListener] = []
 
     async def make(**changes: Any) -> tuple[SMTPListener, RecordingIngest, MemoryAttachmentStore]:
         quarantine = changes.pop("quarantine", None)
+        changes.setdefault("isolate_parser", request.param)
         ingest, store = RecordingIngest(), MemoryAttachmentStore()
         listener = SMTPListener(
             dataclasses.replace(BASE, **changes), ingest, store, OPTIONS, quarantine=quarantine
@@ -322,3 +325,104 @@ async def test_stop_closes_the_port(make_listener: Factory) -> None:
     await listener.stop()
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+# -- the parser in child processes (isolate_parser) -------------------------------------
+
+
+async def _send(port: int, raw: bytes) -> tuple[int, str]:
+    """(code, text) of the server's answer to DATA."""
+    try:
+        _, response = await aiosmtplib.send(
+            raw,
+            sender="ann@customer.example",
+            recipients=[f"support@{DOMAIN}"],
+            hostname="127.0.0.1",
+            port=port,
+            timeout=30,
+        )
+    except aiosmtplib.SMTPResponseException as exc:
+        return exc.code, exc.message
+    return 250, response
+
+
+def _slow_mail() -> bytes:
+    """A legitimate message the parser takes ~0.9 s over here: 4 MB of HTML."""
+    html = ("<p>" + "word <b>bold</b> " * 20 + "</p>\r\n") * 12000
+    return (
+        b"From: ann@customer.example\r\nSubject: slow\r\nContent-Type: text/html\r\n\r\n"
+        + html.encode()
+    )
+
+
+@pytest.fixture
+async def isolated() -> AsyncIterator[Factory]:
+    """A listener with its parser in child processes, 5 MB messages allowed."""
+    started: list[SMTPListener] = []
+
+    async def make(**changes: Any) -> tuple[SMTPListener, RecordingIngest]:
+        ingest = RecordingIngest()
+        changes = {"isolate_parser": True, "max_message_bytes": 5_000_000, **changes}
+        settings = dataclasses.replace(BASE, **changes)
+        listener = SMTPListener(settings, ingest, MemoryAttachmentStore(), OPTIONS)
+        await listener.start()
+        started.append(listener)
+        return listener, ingest
+
+    yield make
+    for listener in started:
+        await listener.stop()
+
+
+async def test_a_message_over_the_parse_time_limit_is_refused_and_others_still_pass(
+    isolated: Factory,
+) -> None:
+    listener, ingest = await isolated(parse_timeout=0.1)
+    slow, quick = await asyncio.gather(
+        _send(listener.port, _slow_mail()), _send(listener.port, build_mail(subject="quick"))
+    )
+    assert slow[0] == 554 and "took over 0.1 s to parse" in slow[1], slow  # ~0.9 s here
+    assert quick[0] == 250, quick
+    assert [m.subject for m in ingest.messages] == ["quick"]
+    # the killed parser was replaced: the next message parses as usual
+    assert (await _send(listener.port, build_mail(subject="after")))[0] == 250
+    assert [m.subject for m in ingest.messages] == ["quick", "after"]
+
+
+async def test_a_parser_killed_mid_parse_answers_451_and_the_next_message_passes(
+    isolated: Factory,
+) -> None:
+    listener, ingest = await isolated()
+    parser = listener.handler.parser
+    assert parser is not None
+    sending = asyncio.create_task(_send(listener.port, _slow_mail()))
+    # the large-message parser starts with the first large message, and is then parsing it
+    assert await eventually(lambda: parser.large.pid() is not None)
+    pid = parser.large.pid()
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(subprocess.run, ["kill", "-9", str(pid)], check=True)
+    code, text = await sending
+    assert code == 451, (code, text)  # the sender retries; nothing was stored
+    assert ingest.messages == []
+    assert (await _send(listener.port, build_mail(subject="next")))[0] == 250
+    assert [m.subject for m in ingest.messages] == ["next"]
+    assert (await _send(listener.port, _slow_mail()))[0] == 250  # a new large parser
+    assert parser.large.pid() not in (None, pid)
+
+
+async def test_a_message_over_the_parser_memory_cap_is_refused(isolated: Factory) -> None:
+    listener, ingest = await isolated(parse_memory_mb=128, max_message_bytes=30_000_000)
+    # a 19 MB message, a 15 MB attachment: its parse peaks ~100 MB over the interpreter's
+    # own, with the request and answer copies more than a 128 MB address space holds
+    blob = (b"QUFBQUFB" * 76 + b"\r\n") * (20_000_000 // 610)
+    raw = (
+        b"From: ann@customer.example\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
+        b'Content-Disposition: attachment; filename="a.bin"\r\n\r\n' + blob + b"--b--\r\n"
+    )
+    code, text = await _send(listener.port, raw)
+    assert code == 554 and "more memory to parse than allowed" in text, (code, text)
+    assert ingest.messages == []
+    assert (await _send(listener.port, build_mail(subject="small")))[0] == 250
