@@ -200,9 +200,7 @@ _MOBILE_SIG = re.compile(
 # Every cut below needs a line that starts (after blanks) with one of these: checked first,
 # since most lines start otherwise and the five patterns cost ~3 us a line (a superset:
 # "on" also lets "online" through to the full checks)
-_MAYBE_CUT = re.compile(
-    r"\s*(?:[-_>*]|on|le|am|el|op|il|em|from|von|de|van|sent|get|envoy)", re.I
-)
+_MAYBE_CUT = re.compile(r"\s*(?:[-_>*]|on|le|am|el|op|il|em|from|von|de|van|sent|get|envoy)", re.I)
 
 _SCAN_LINES = 5000
 

@@ -157,7 +157,9 @@ async def test_queue_page_with_1000_waiting(live):
     # from a busy machine. What is asserted is the design that keeps the page smooth: the
     # wait/SLA clocks touch only the rows on screen, not all 1,000 each second (a per-second
     # update of every row gave a 633 ms frame gap).
-    assert ticked["changed"] > 0, f"the clocks do not tick: first row (since, wait) {ticked['first']}"
+    assert ticked["changed"] > 0, (
+        f"the clocks do not tick: first row (since, wait) {ticked['first']}"
+    )
     assert ticked["changed"] < 200, ticked
     assert watch.errors == [] and watch.csp_console() == []
     await context.close()
