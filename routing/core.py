@@ -184,8 +184,11 @@ class Router(ManualMoves, Queries, Engine):
         self._settle(agent, now)
         return self._flush()
 
-    def accept(self, conversation_id: int, now: float, *, replied: bool = False) -> list[Decision]:
-        """The assigned agent accepted (or answered): the accept timer stops."""
+    def accept(self, conversation_id: int, now: float, replied: bool = False) -> list[Decision]:
+        """The assigned agent accepted (or answered): the accept timer stops.
+
+        `replied` may be passed by position: a call with a keyword-only parameter in the
+        signature is never specialized by the interpreter (a call per decision)."""
         conv = self._convs.get(conversation_id)  # self._assigned(), inline: once per decision
         if conv is None or conv.state != ASSIGNED:
             conv = self._assigned(conversation_id)  # raises NotFound or Conflict

