@@ -25,6 +25,7 @@ from routing.model import (
     AgentState,
     Bucket,
     Conv,
+    Seat,
     Tops,
 )
 from routing.settings import QueueRules, RoutingSettings
@@ -259,6 +260,33 @@ class Engine:
         bucket = conv.bucket
         if bucket is not None:
             bucket.drop_conv(conv)
+        channel = conv.channel
+        seat = agent.seats.get(channel)  # agent.seat(channel), inline: once per decision
+        if seat is None:
+            seat = agent.seat(channel)
+        seat.load = count = seat.load + 1
+        if count >= seat.capacity:
+            agent.has_room.discard(channel)
+            agent.pulls.pop(channel, None)
+        registered = agent.registered  # agent.bump(channel), inline: this runs per decision
+        if channel in registered:  # (a full agent usually is not: nothing to retire)
+            registered.discard(channel)
+            agent.version[channel] = agent.version.get(channel, 0) + 1
+        self._hand_over(conv, agent, seat, now, reason, previous, forced, announce)
+
+    def _hand_over(
+        self,
+        conv: Conv,
+        agent: AgentState,
+        seat: Seat,
+        now: float,
+        reason: str,
+        previous: int | None = None,
+        forced: bool = False,
+        announce: bool = True,
+    ) -> None:
+        """The part of `_assign` after the seat is counted (and the conversation out of
+        its bucket): the conversation is the agent's, offered until accepted."""
         conv.state = ASSIGNED
         conv.agent_id = agent.id
         conv.accepted = False
@@ -275,20 +303,8 @@ class Engine:
                 lane.cids.append(conv.id)
             else:
                 self._timers.push(lane, due, seq, conv.id)
-        channel = conv.channel
-        seat = agent.seats.get(channel)  # agent.seat(channel), inline: once per decision
-        if seat is None:
-            seat = agent.seat(channel)
-        seat.load = count = seat.load + 1
-        if count >= seat.capacity:
-            agent.has_room.discard(channel)
-            agent.pulls.pop(channel, None)
         agent.assigned.add(conv.id)
         agent.last_assigned = seat.last_at = now
-        registered = agent.registered  # agent.bump(channel), inline: this runs per decision
-        if channel in registered:  # (a full agent usually is not: nothing to retire)
-            registered.discard(channel)
-            agent.version[channel] = agent.version.get(channel, 0) + 1
         if announce:
             self._out.append(build(Assigned, (conv.id, agent.id, now, reason, previous, forced)))
 
@@ -296,21 +312,21 @@ class Engine:
         """A resolved conversation leaves its agent: `_release` (no decision) and
         `_settle`, with the common case first. An agent whose channels with room have no
         bucket for it (`pulls` empty: full wherever it can get work) and who frees a seat
-        pulls from that channel's buckets alone, and taking one fills the seat again: no
-        room to note and retract, no other channel to compare, nothing to register."""
+        pulls from that channel's buckets alone, and the one it takes has the seat the
+        resolved one had: no load to count down and up, no room to note and retract, no
+        other channel to compare, nothing to register or retire."""
         channel = conv.channel
         seat = agent.seats[channel]
-        load = seat.load - 1
-        if load < seat.capacity and not agent.pulls and agent.presence is ONLINE:
+        if seat.load <= seat.capacity and not agent.pulls and agent.presence is ONLINE:
             pick = agent.picks.get(channel)
             if pick is not None:
                 best = min(pick(self._tops))
                 if best != EMPTY:
                     found = self._waiting[best & TOKEN_MASK]
                     if agent.id not in found.excluded:
-                        seat.load = load
                         agent.assigned.discard(conv.id)
-                        self._assign(found, agent, now, "routed")
+                        found.bucket.drop_conv(found)  # type: ignore[union-attr]
+                        self._hand_over(found, agent, seat, now, "routed")
                         return
         self._release(conv, agent, now, None)
         self._settle(agent, now)
