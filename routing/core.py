@@ -101,31 +101,35 @@ class Router(ManualMoves, Queries, Engine):
         """A conversation waits for an agent (or its priority/skills changed while waiting).
 
         An assigned conversation queued again is taken from its agent first."""
-        rank = self._rank.get(priority)
-        if rank is None:
+        # subscripts in a try rather than dict.get: the try costs nothing when the key is
+        # there (the usual), a method call does (~100 instructions each)
+        try:
+            rank = self._rank[priority]
+        except KeyError:
             rank = self._rank_of(priority)  # raises
-        rules = self._rules.get(queue)
-        if rules is None:
+        try:
+            rules = self._rules[queue]
+        except KeyError:
             rules = self._rules[queue] = self.settings.rules_for(queue)
-        conv = self._convs.get(conversation_id)
-        previous: AgentState | None = None
-        if conv is None:  # the common case: a new conversation, built as it will stay
+        if conversation_id not in self._convs:  # the common case: a new conversation
             need = self._sets.get(skills) if type(skills) is tuple else None
             if need is None:
                 need = self._skill_set(skills)
             self._seq = seq = self._seq + 1
             at = now if enqueued_at is None else enqueued_at
             optional = frozenset(optional_skills) if optional_skills else NO_SKILLS
+            cid = conversation_id
             if self._spare:
                 conv = self._spare.pop()
-                conv.renew(conversation_id, channel, rank, at, need, optional, rules, seq)
+                conv.renew(cid, channel, rank, at, need, optional, rules, seq, responded)
             else:
-                conv = Conv(conversation_id, channel, rank, at, need, optional, rules, seq)
-            conv.responded = responded
+                conv = Conv(cid, channel, rank, at, need, optional, rules, seq, responded)
             self._convs[conversation_id] = conv
             self._place(conv, now)
             out, self._out = self._out, []  # self._flush(), inline: a call per decision
             return out
+        conv = self._convs[conversation_id]
+        previous: AgentState | None = None
         if conv.state == ASSIGNED:
             previous = self._agents[conv.agent_id]  # type: ignore[index]
             self._release(conv, previous, now, "requeue")
@@ -174,8 +178,8 @@ class Router(ManualMoves, Queries, Engine):
             frozenset(optional_skills),
             self.settings.rules_for(queue),
             self._seq,
+            accepted,  # responded
         )
-        conv.responded = accepted
         self._convs[conversation_id] = conv
         self._assign(conv, agent, now, "restored", announce=False)
         conv.accepted = accepted

@@ -157,7 +157,10 @@ class Engine:
             relax_due = since + after
             if relax_due != conv.relax_due:
                 self._seq = seq = self._seq + 1
-                lane = self._relax_lanes.get(after) or self._relax_lane(after)
+                try:
+                    lane = self._relax_lanes[after]
+                except KeyError:
+                    lane = self._relax_lane(after)
                 if relax_due >= lane.last:  # self._timers.push(...), inline: per decision
                     lane.last = relax_due
                     lane.dues.append(relax_due)
@@ -185,8 +188,9 @@ class Engine:
                     self._timers.push(lane, sla_due, seq, conv.id)
             conv.sla_due = sla_due
         channel = conv.channel
-        bucket = self._buckets.get((channel, required))
-        if bucket is None:
+        try:  # rather than get(): a try costs nothing when the bucket is there (the usual)
+            bucket = self._buckets[(channel, required)]
+        except KeyError:
             bucket = self._bucket(channel, required)
         bucket.push_conv(conv)
         if bucket.agents:  # else nobody waits for this bucket: no offer to make

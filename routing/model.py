@@ -110,6 +110,7 @@ class Conv:
         optional: frozenset[str],
         rules: QueueRules,
         arrival: int,
+        responded: bool = False,
     ) -> None:
         self.id = cid
         self.channel = channel
@@ -128,7 +129,7 @@ class Conv:
         self.bucket: Bucket | None = None
         self.agent_id: int | None = None
         self.accepted = False
-        self.responded = False
+        self.responded = responded
         # agents not to offer it to (after no-accept): a set of its own once there is one
         self.excluded: Set[int] = NOBODY
         self.relax_due: float | None = None
