@@ -68,6 +68,23 @@ class ListenerSMTP(SMTP):
         self._gate.active.discard(self)
         super().connection_lost(error)
 
+    # The idle timeout. aiosmtpd cancels and re-arms a timer at every command (a new timer
+    # handle, a heap push, and a cancelled handle left in the loop's heap); here a command
+    # only moves the deadline, and the one timer re-arms itself when it fires early.
+    _deadline = 0.0
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        if self._timeout_handle is None:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._idle_check)
+
+    def _idle_check(self) -> None:
+        # (the fired handle stays set: connection_lost cancels whatever handle is there)
+        if self.loop.time() >= self._deadline:
+            self._timeout_cb()
+        else:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._idle_check)
+
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """(address, rest of the argument), as aiosmtpd's `_getaddr` returns them."""
         plain = _PLAIN_PATH.match(arg)

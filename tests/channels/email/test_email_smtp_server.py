@@ -426,3 +426,22 @@ async def test_a_message_over_the_parser_memory_cap_is_refused(isolated: Factory
     assert code == 554 and "more memory to parse than allowed" in text, (code, text)
     assert ingest.messages == []
     assert (await _send(listener.port, build_mail(subject="small")))[0] == 250
+
+
+async def test_an_idle_connection_is_closed_after_the_timeout_and_commands_extend_it(
+    make_listener: Factory,
+) -> None:
+    listener, _, _ = await make_listener(timeout=0.8)
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+    assert (await reader.readline()).startswith(b"220 ")
+    started = asyncio.get_running_loop().time()
+    for _ in range(3):  # a command every 0.5 s keeps it open past 0.8 s
+        await asyncio.sleep(0.5)
+        writer.write(b"NOOP\r\n")
+        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"250 ")
+    assert listener.connections == 1
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # then idle: closed
+    idle = asyncio.get_running_loop().time() - started - 1.5
+    assert 0.7 < idle < 3, idle
+    assert await eventually(lambda: listener.connections == 0)
+    writer.close()
