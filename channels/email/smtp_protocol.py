@@ -81,7 +81,7 @@ class ListenerSMTP(SMTP):
     def _idle_check(self) -> None:
         # (the fired handle stays set: connection_lost cancels whatever handle is there)
         if self.loop.time() >= self._deadline:
-            self._timeout_cb()
+            self._timeout_cb()  # type: ignore[no-untyped-call]
         else:
             self._timeout_handle = self.loop.call_at(self._deadline, self._idle_check)
 
