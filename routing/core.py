@@ -193,9 +193,12 @@ class Router(ManualMoves, Queries, Engine):
 
         `replied` may be passed by position: a call with a keyword-only parameter in the
         signature is never specialized by the interpreter (a call per decision)."""
-        conv = self._convs.get(conversation_id)  # self._assigned(), inline: once per decision
-        if conv is None or conv.state != ASSIGNED:
-            conv = self._assigned(conversation_id)  # raises NotFound or Conflict
+        try:  # self._assigned(), inline: once per decision
+            conv = self._convs[conversation_id]
+        except KeyError:
+            conv = self._assigned(conversation_id)  # raises NotFound
+        if conv.state != ASSIGNED:
+            conv = self._assigned(conversation_id)  # raises Conflict
         conv.accepted = True
         conv.accept_due = None
         conv.responded = conv.responded or replied
@@ -206,12 +209,12 @@ class Router(ManualMoves, Queries, Engine):
         conv = self._convs.pop(conversation_id, None)
         if conv is None:
             return []
-        if conv.state == WAITING and conv.bucket is not None:
-            conv.bucket.drop_conv(conv)
-        elif conv.state == ASSIGNED:
+        if conv.state == ASSIGNED:
             agent = self._agents.get(conv.agent_id)  # type: ignore[arg-type]
             if agent is not None:
                 self._vacate(conv, agent, now)
+        elif conv.bucket is not None:  # waiting
+            conv.bucket.drop_conv(conv)
         conv.state = -1
         if len(self._spare) < SPARE_CONVS:
             self._spare.append(conv)  # nothing refers to it any more: see Engine._spare

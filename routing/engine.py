@@ -322,7 +322,7 @@ class Engine:
         channel = conv.channel
         seat = agent.seats[channel]
         if seat.load <= seat.capacity and not agent.pulls and agent.presence is ONLINE:
-            pick = agent.picks.get(channel)
+            pick = seat.pick
             if pick is not None:
                 best = min(pick(self._tops))
                 if best != EMPTY:

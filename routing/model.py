@@ -146,22 +146,24 @@ class Conv:
 
 
 class Seat:
-    """An agent on one channel: its load there, its capacity, when it last got one.
+    """An agent on one channel: its load there, its capacity, when it last got one, and
+    the pick of its buckets' tops there.
 
     One object per (agent, channel) rather than a dict per field keyed by channel: an
-    assignment and a release read or write these three, and a slot's attribute costs
-    less than a dict's get or store (load, capacity and last_at dicts: ~940 more
-    instructions of a ~57,600 decision; callgrind, bench cell 10k x 1,000)."""
+    assignment and a release read or write these, and a slot's attribute costs less
+    than a dict's get or store (load, capacity and last_at dicts: ~940 more instructions
+    of a ~57,600 decision; callgrind, bench cell 10k x 1,000)."""
 
-    __slots__ = ("capacity", "last_at", "load")
+    __slots__ = ("capacity", "last_at", "load", "pick")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, pick: Pick | None) -> None:
         self.load = 0
         self.capacity = capacity  # kept equal to the agent's capacity for the channel
         self.last_at = 0.0  # last assignment on the channel ("idle since")
+        self.pick = pick  # kept equal to the agent's pick for the channel
 
 
-NO_SEAT = Seat(0)  # read-only stand-in for a channel an agent never had a conversation on
+NO_SEAT = Seat(0, None)  # read-only stand-in for a channel an agent never had a conversation on
 
 
 class AgentState:
@@ -221,12 +223,17 @@ class AgentState:
         self.picks[channel] = pick = itemgetter(0, *(b.slot for b in feed))
         if channel in self.has_room:
             self.pulls[channel] = pick
+        seat = self.seats.get(channel)
+        if seat is not None:
+            seat.pick = pick
 
     def clear_buckets(self) -> None:
         self.eligible = {}
         self.feeds = {}
         self.picks = {}
         self.pulls = {}
+        for seat in self.seats.values():
+            seat.pick = None
 
     def bump(self, channel: str | None = None) -> None:
         """Retire this agent's items in the agent heaps (of `channel`, or of every one).
@@ -255,7 +262,8 @@ class AgentState:
         """The agent's seat on `channel`, made at its first assignment there."""
         seat = self.seats.get(channel)
         if seat is None:
-            seat = self.seats[channel] = Seat(self.capacity.get(channel, 0))
+            seat = Seat(self.capacity.get(channel, 0), self.picks.get(channel))
+            self.seats[channel] = seat
         return seat
 
     def loads(self) -> dict[str, int]:
