@@ -26,7 +26,7 @@ from inbox.errors import Conflict
 from inbox.types import Presence
 from routing.decisions import Decision
 from routing.engine import ACCEPT, RELAX, SLA, SPARE_CONVS, UNEXCLUDE, Engine
-from routing.model import ASSIGNED, NO_SKILLS, NOBODY, WAITING, AgentState, Conv
+from routing.model import ASSIGNED, NO_DUE, NO_SKILLS, NOBODY, WAITING, AgentState, Conv
 from routing.moves import ManualMoves
 from routing.queries import Queries
 
@@ -184,7 +184,7 @@ class Router(ManualMoves, Queries, Engine):
         self._assign(conv, agent, now, "restored", announce=False)
         conv.accepted = accepted
         if accepted:
-            conv.accept_due = None
+            conv.accept_due = NO_DUE
         self._settle(agent, now)
         return self._flush()
 
@@ -200,8 +200,9 @@ class Router(ManualMoves, Queries, Engine):
         if conv.state != ASSIGNED:
             conv = self._assigned(conversation_id)  # raises Conflict
         conv.accepted = True
-        conv.accept_due = None
-        conv.responded = conv.responded or replied
+        conv.accept_due = NO_DUE
+        if replied:
+            conv.responded = True
         return []  # decides nothing (and _out is empty between calls)
 
     def resolve(self, conversation_id: int, now: float) -> list[Decision]:

@@ -19,6 +19,7 @@ from routing.decisions import (
 from routing.model import (
     ASSIGNED,
     EMPTY,
+    NO_DUE,
     ONLINE,
     TOKEN_MASK,
     WAITING,
@@ -170,10 +171,10 @@ class Engine:
                     self._timers.push(lane, relax_due, seq, conv.id)
             conv.relax_due = relax_due
         else:
-            conv.relax_due = None
+            conv.relax_due = NO_DUE
         target = None if conv.responded else self._sla[conv.rank]
         if target is None:
-            conv.sla_due = None
+            conv.sla_due = NO_DUE
         else:
             sla_due = conv.sla_base + target
             if sla_due != conv.sla_due:
@@ -294,7 +295,7 @@ class Engine:
         conv.state = ASSIGNED
         conv.agent_id = agent.id
         conv.accepted = False
-        conv.relax_due = conv.sla_due = None
+        conv.relax_due = conv.sla_due = NO_DUE
         timeout = self._accept_window
         if timeout > 0.0:
             conv.accept_due = due = now + timeout
@@ -350,7 +351,7 @@ class Engine:
             registered.discard(channel)
             agent.version[channel] = agent.version.get(channel, 0) + 1
         conv.agent_id = None
-        conv.accept_due = None
+        conv.accept_due = NO_DUE
         if reason is not None:
             self._out.append(build(Unassigned, (conv.id, agent.id, now, reason)))
 
@@ -359,7 +360,7 @@ class Engine:
         conv.state = WAITING
         conv.front = 0
         conv.waiting_since = now
-        conv.relax_due = None
+        conv.relax_due = NO_DUE
         conv.required = conv.skills | conv.optional
         self._out.append(
             Requeued(conv.id, now, self._levels[conv.rank], tuple(sorted(conv.skills)), reason)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import struct
 from collections.abc import Callable, Set
 from heapq import heapify, heappop, heappush
@@ -67,6 +68,11 @@ _seq = itertools.count()
 _tokens = itertools.count(1)  # a conversation's token: 0 while in no bucket
 NOBODY: frozenset[int] = frozenset()  # shared: no agent excluded
 NO_SKILLS: frozenset[str] = frozenset()  # shared: no optional skills (no set per conversation)
+# a conversation's relax_due, sla_due or accept_due when it has no such timer: a float, so
+# that comparing a due to it is the interpreter's float comparison rather than a generic
+# one (~150 instructions each, twice per new conversation); a timer at infinity would
+# never fire either
+NO_DUE = math.inf
 # Presence.ONLINE looked up once: an enum member read from its class goes through
 # EnumType.__getattr__'s slot hook (~1,100 instructions, ~2% of a decision's)
 ONLINE = Presence.ONLINE
@@ -132,10 +138,10 @@ class Conv:
         self.responded = responded
         # agents not to offer it to (after no-accept): a set of its own once there is one
         self.excluded: Set[int] = NOBODY
-        self.relax_due: float | None = None
+        self.relax_due = NO_DUE
         self.sla_base = enqueued_at  # the current level's first-response target counts from here
-        self.sla_due: float | None = None
-        self.accept_due: float | None = None
+        self.sla_due = NO_DUE
+        self.accept_due = NO_DUE
         self.excl_due: float | None = None
 
     # `__init__` over a resolved conversation's object, for a new one (see Engine._spare)
