@@ -129,12 +129,15 @@ def field(
     max_len: int | None = None,
 ) -> Any:
     """A typed field of a JSON body, with a clear error naming it."""
-    if key not in data or data[key] is None:
+    value = data.get(key)
+    if value is None:
         if required:
             raise ValidationError(f"'{key}' is required", field=key)
         return None
-    value = data[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+    # (a parsed JSON value is exactly str, list, dict...: one type test for the usual case)
+    if type(value) is not kind and (
+        not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
+    ):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise ValidationError(f"'{key}' must be {names}", field=key)
     if max_len is not None and isinstance(value, str | list) and len(value) > max_len:
