@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from email.message import Message
 from email.parser import BytesParser
 
@@ -9,7 +10,7 @@ import pytest
 from emailtest_support import build_mail
 from test_hostile import CASES
 
-from channels.email import feed, headers
+from channels.email import feed, headers, split
 
 BOUNDARY_EDGE_CASES = {
     "regex metacharacters in boundary": b'From: a@x.example\r\nContent-Type: multipart/mixed; boundary="a.b*c+d?(e)[f]$^|\\\\g"\r\n\r\n'
@@ -76,3 +77,113 @@ def test_the_shared_stdlib_module_is_untouched() -> None:
 
     assert email.feedparser.re is re
     assert feed._feedparser is not email.feedparser
+
+
+# --- the well-formed fast path (split.py) against the stdlib parser ---------------------
+
+
+def _tree(msg: Message) -> object:
+    """Everything the parser sets on a message, recursively (the lazily built caches of
+    headers._Message aside)."""
+    state = {k: v for k, v in vars(msg).items() if k != "_first_index"}
+    state["defects"] = [(type(d).__name__, str(d)) for d in msg.defects]
+    if isinstance(msg._payload, list):  # type: ignore[attr-defined]
+        state["_payload"] = [_tree(part) for part in msg._payload]  # type: ignore[attr-defined]
+    return (type(msg), state)
+
+
+def _stdlib(raw: bytes) -> Message:
+    return BytesParser(policy=headers._POLICY).parsebytes(raw)
+
+
+def _split(raw: bytes) -> Message | None:
+    return split.split(raw.decode("ascii", "surrogateescape"), headers._POLICY)
+
+
+REGULAR = {
+    "plain": build_mail(),
+    "alternative": build_mail(html="<p>x</p>"),
+    "attachments": build_mail(
+        html="<p>x</p>",
+        attachments=(
+            ("a.bin", "application/octet-stream", b"\x00" * 3000),
+            ("b.png", "image/png", b"\x89PNG\r\n\x1a\n" * 100),
+        ),
+    ),
+    "bare LF delimiters": BOUNDARY_EDGE_CASES["bare LF delimiters"],
+    "regex metacharacters in boundary": BOUNDARY_EDGE_CASES["regex metacharacters in boundary"],
+    "boundary with spaces and padding": BOUNDARY_EDGE_CASES["boundary with spaces and padding"],
+    "CR-only lines": b"From: a@x.example\rContent-Type: multipart/mixed; boundary=c\r\r"
+    b"pre\r--c\r\rone\r--c\rContent-Type: text/html\r\r<p>\r\r--c--\repi\r",
+    "folded headers, preamble, epilogue, no final newline": (
+        b"From: a@x.example\r\nSubject: a\r\n folded\r\n\tsubject\r\n"
+        b'Content-Type: multipart/mixed;\r\n boundary="f"\r\n\r\n\r\npreamble\r\n\r\n--f\r\n'
+        b"\r\n\r\n--f\r\nX-Empty:\r\n\r\n--f--  \r\n\r\nepilogue\r\n--f"
+    ),
+    "nested, inner epilogue": (
+        b"From: a@x.example\nContent-Type: multipart/mixed; boundary=o\n\n--o\n"
+        b"Content-Type: multipart/alternative; boundary=i\n\n--i\n\na\n--i--\ninner epilogue\n\n"
+        b"--o\n\nb\n--o--"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(REGULAR))
+def test_split_builds_the_stdlib_tree(name: str) -> None:
+    raw = REGULAR[name]
+    fast = _split(raw)
+    assert fast is not None, "a regular message should not need the feed parser"
+    assert _tree(fast) == _tree(_stdlib(raw))
+
+
+@pytest.mark.parametrize("name", [*SAMPLES, *CASES])
+def test_split_declines_or_agrees(name: str) -> None:
+    raw = SAMPLES[name]() if name in SAMPLES else CASES[name]()
+    if len(raw) > 2_000_000:
+        pytest.skip("large: the mutations below cover the shapes")
+    try:
+        expected = _tree(_stdlib(raw))
+    except RecursionError:
+        pytest.skip("too deep for the stdlib parser (prescan rejects it first)")
+    fast = _split(raw)
+    if fast is not None:
+        assert _tree(fast) == expected
+    assert _tree(feed.parse_bytes(raw, headers._POLICY)) == expected
+
+
+# pieces that change how a message splits: line breaks, delimiters, fields, blanks
+_PIECES = [
+    b"\r\n", b"\n", b"\r", b"\r\n\r\n", b"--", b"-", b" ", b"\t", b":", b"From ", b"=",
+    b"--c\r\n", b"--c--", b"--i\n", b"--o--\n", b"X-A: b\r\n", b" x\r\n", b"\x00", b"\xe9",
+    b"Content-Type: message/rfc822\r\n", b"Content-Type: multipart/digest; boundary=c\r\n",
+    b"Content-Transfer-Encoding: base64\r\n", b'boundary="c-"', b"multipart/mixed",
+]  # fmt: skip
+
+
+def _mutations(raw: bytes, rng: random.Random, count: int) -> list[bytes]:
+    out = []
+    for _ in range(count):
+        data = bytearray(raw)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(data) + 1)
+            action = rng.random()
+            if action < 0.4:
+                data[at:at] = rng.choice(_PIECES)
+            elif action < 0.7:
+                del data[at : at + rng.randint(1, 4)]
+            else:
+                data[at : at + 1] = rng.choice(_PIECES)
+        out.append(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("name", list(REGULAR))
+def test_split_agrees_on_mutations(name: str) -> None:
+    rng = random.Random(name)
+    taken = 0
+    for raw in _mutations(REGULAR[name], rng, 400):
+        fast = _split(raw)
+        if fast is not None:
+            taken += 1
+            assert _tree(fast) == _tree(_stdlib(raw)), raw
+    assert taken > 0  # some mutations stay regular: the comparison ran
