@@ -134,15 +134,19 @@ def strip_tags(value: str) -> str:
     return html_to_text(html_lib.escape(html_lib.unescape(_ANY_TAG.sub(" ", value)), quote=False))
 
 
+# built once: nh3.clean builds an Ammonia sanitizer on every call, about two thirds of
+# sanitizing a short mail body
+_SANITIZER = nh3.Cleaner(
+    url_schemes=_URL_SCHEMES,
+    clean_content_tags=_CLEAN_CONTENT,
+    link_rel="noopener noreferrer nofollow",
+    strip_comments=True,
+)
+
+
 def sanitize_html(value: str) -> str:
     """nh3 (Ammonia) with its safe default tags, `cid:` images for inline parts, no script."""
-    return nh3.clean(
-        value,
-        url_schemes=_URL_SCHEMES,
-        clean_content_tags=_CLEAN_CONTENT,
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-    )
+    return _SANITIZER.clean(value)
 
 
 _BLOCK_TAG = re.compile(
