@@ -124,13 +124,22 @@ class _Message(EmailMessage):
         return super().get_content_type()
 
     def _get_params_preserve(self, failobj: Any, header: str) -> Any:
-        missing = object()
-        value = self.get(header, missing)
-        if value is missing:
+        value = self.get(header, _MISSING)
+        if value is _MISSING:
             return failobj
         if type(value) is not str or len(value) > 1024:
             return super()._get_params_preserve(failobj, header)  # type: ignore[misc]
         return list(_params_preserve(value))
+
+    def get_param(
+        self, param: str, failobj: Any = None, header: str = "content-type", unquote: bool = True
+    ) -> Any:
+        # ~6 calls a message (charset, filename and name of each part, boundary)
+        value = self.get(header, _MISSING)
+        if type(value) is not str or len(value) > 1024:
+            return super().get_param(param, failobj, header, unquote)
+        found = _param(value, param.lower(), unquote)
+        return failobj if found is _MISSING else found
 
 
 @functools.lru_cache(maxsize=1024)
@@ -140,6 +149,19 @@ def _content_type(value: str) -> str:
     (RFC 2045, 5.2)."""
     media = value.partition(";")[0].strip().lower()
     return media if media.count("/") == 1 else "text/plain"
+
+
+_MISSING: Any = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def _param(value: str, param: str, unquote: bool) -> Any:
+    """What `Message.get_param` answers for a header value (str, or a 3-tuple for an
+    RFC 2231 value: immutable either way); _MISSING when the parameter is absent."""
+    for name, raw in _params_preserve(value):
+        if name.lower() == param:
+            return email.message._unquotevalue(raw) if unquote else raw  # type: ignore[attr-defined]
+    return _MISSING
 
 
 @functools.lru_cache(maxsize=1024)

@@ -86,6 +86,13 @@ def test_cached_mime_parameters_match_the_stdlib(value: str) -> None:
         for _ in range(2):
             assert ours.get_content_type() == stock.get_content_type()
             assert ours.get_content_maintype() == stock.get_content_maintype()
+        for param in ("charset", "CHARSET", "boundary", "filename", "name", "size", "x"):
+            for unquote in (True, False):
+                # twice: the second answer comes from the cache
+                for _ in range(2):
+                    got = ours.get_param(param, "none", header=name, unquote=unquote)
+                    assert got == stock.get_param(param, "none", header=name, unquote=unquote)
+            assert ours.get_param(param, header="x-absent") is None
         assert ours.get_filename() == stock.get_filename()
         assert ours.get_content_charset() == stock.get_content_charset()
         assert ours.get_boundary() == stock.get_boundary()
