@@ -63,13 +63,16 @@ class Body:
                     field="mime",
                 )
             ctype = _safe(part.get_content_type, "application/octet-stream")
-            payload = part.get_payload()
-            if ctype.startswith("multipart/") and isinstance(payload, list):
+            # is_multipart first: get_payload() of a leaf also tests its whole text for
+            # surrogates, which only _leaf needs
+            if ctype.startswith("multipart/") and part.is_multipart():
+                children = part.get_payload()
+                assert isinstance(children, list)  # what is_multipart tests
                 related = ctype == "multipart/related"
                 # reversed so that parts pop off the stack in document order
                 stack.extend(
                     (child, depth + 1, related)
-                    for child in reversed(payload)
+                    for child in reversed(children)
                     if isinstance(child, Message)  # (the parser gives only Messages here)
                 )
                 continue

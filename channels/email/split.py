@@ -22,12 +22,13 @@ import re
 from email.message import Message
 from email.policy import Policy
 
-# A header field's first line: a name of printable ASCII but ':' (RFC 5322 ftext), a
-# colon, the rest of the line (a unix `From ` line has a space first: not a field). A
-# continuation line starts with a space or a tab.
-_FIELD = re.compile(r"[\041-\071\073-\176]+:[^\r\n]*(?:\r\n|\r|\n)")
-_CONTINUATION = re.compile(r"[ \t][^\r\n]*(?:\r\n|\r|\n)")
-_BLANK = re.compile(r"\r\n|\r|\n")
+# One line of a header block: a field's first line (a name of printable ASCII but ':',
+# RFC 5322 ftext; a colon; blanks; the value), a continuation (a space or a tab first),
+# or the blank line that ends the block. A unix `From ` line (a space before any colon)
+# is none of them.
+_HEADER_LINE = re.compile(
+    r"(?:([\041-\071\073-\176]+):[ \t]*([^\r\n]*)|([ \t])[^\r\n]*)?(?:\r\n|\r|\n)"
+)
 # What may follow `--boundary` on a delimiter line: `--` when it closes, blanks, the end
 # of the line (or of the text)
 _DELIMITER_TAIL = re.compile(r"(--)?[ \t]*(?:\r\n|\r|\n|\Z)")
@@ -39,7 +40,10 @@ class _Irregular(Exception):
 
 
 def split(text: str, policy: Policy) -> Message | None:
-    """The message the feed parser builds from `text`, or None when it is irregular."""
+    """The message the feed parser builds from `text`, or None when it is irregular.
+
+    `policy` reads header source lines as the stdlib's policies do (one-line fields are
+    split here without asking it)."""
     try:
         return _part(text, 0, len(text), (), policy)
     except MemoryError:
@@ -69,28 +73,31 @@ def _part(text: str, start: int, stop: int, outer: tuple[str, ...], policy: Poli
 
 def _read_headers(msg: Message, text: str, at: int, stop: int, policy: Policy) -> int:
     """Set the header fields from text[at:stop]; returns where the body starts."""
-    lines: list[str] = []
+    first: re.Match[str] | None = None  # the current field's first line
+    folded: list[str] = []  # and its continuation lines
     while True:
-        blank = _BLANK.match(text, at, stop)
-        if blank is not None:
-            break
-        field = _FIELD.match(text, at, stop)
-        if field is not None:
-            if lines:
-                msg.set_raw(*policy.header_source_parse(lines))
-            lines = [field.group()]
-            at = field.end()
-            continue
-        continuation = _CONTINUATION.match(text, at, stop)
-        if continuation is None or not lines:
-            # not a field (no blank line before the body), the end of the text or part
-            # inside the header block, or a continuation with nothing to continue
+        line = _HEADER_LINE.match(text, at, stop)
+        if line is None:
+            # not a field (no blank line before the body), or the end of the text or of
+            # the part inside the header block
             raise _Irregular
-        lines.append(continuation.group())
-        at = continuation.end()
-    if lines:
-        msg.set_raw(*policy.header_source_parse(lines))
-    return blank.end()
+        at = line.end()
+        if line.group(3) is not None:
+            if first is None:
+                raise _Irregular  # a continuation with nothing to continue
+            folded.append(line.group())
+            continue
+        if first is not None:
+            if folded:
+                msg.set_raw(*policy.header_source_parse([first.group(), *folded]))
+                folded = []
+            else:
+                # what header_source_parse makes of one line: the name before the
+                # colon, the value without its leading blanks and line break
+                msg.set_raw(first.group(1), first.group(2))
+        if line.group(1) is None:
+            return at  # the blank line
+        first = line
 
 
 def _read_multipart(
