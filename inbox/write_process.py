@@ -21,26 +21,18 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from inbox.child_process import Answers, ChildProcess, serve
 from inbox.errors import StoreError
 
-T = TypeVar("T")
-
 
 class WriteProcess(ChildProcess):
-    """The parent side. `turn` is shared with the store's writer thread: one write
+    """The parent side: `call(fn, *args)` runs `fn(conn, *args)` in one committed
+    transaction in the child. `turn` is shared with the store's writer thread: one write
     transaction at a time, in this child or in the thread."""
 
     def __init__(self, url: str) -> None:
         super().__init__(__name__, [url], what="database writer", error=StoreError)
-        self.url = url
-
-    async def call(self, fn: Callable[..., T], *args: Any, time_limit: float | None = None) -> T:
-        """`fn(conn, *args)` in one committed transaction in the child; its result."""
-        return await super().call(fn, *args, time_limit=time_limit)
 
 
 # -- the child --------------------------------------------------------------------------

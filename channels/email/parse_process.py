@@ -31,7 +31,7 @@ from channels.email.parse import ParsedEmail, ParseOptions, parse_message
 from inbox.child_process import Answers, ChildProcess, serve
 from inbox.errors import OmnideskError
 
-LARGE_BYTES = 256 * 1024
+LARGE_BYTES = 256 * 1024  # a message over this parses apart from the small ones
 
 
 class ParserGone(OmnideskError):
@@ -71,9 +71,6 @@ class ParseProcesses:
     async def close(self) -> None:
         await self.small.close()
         await self.large.close()
-
-    def pids(self) -> list[int]:
-        return [p for p in (self.small.pid(), self.large.pid()) if p is not None]
 
 
 # -- the child --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.files import StoreFn, store_attachments
 from channels.email.parse import ParseOptions, parse_message
-from channels.email.parse_process import ParseProcesses, ParserGone
+from channels.email.parse_process import LARGE_BYTES, ParseProcesses, ParserGone
 from channels.email.settings import SMTPSettings
 from channels.email.smtp_protocol import Gate, ListenerSMTP
 from inbox.errors import PayloadTooLarge, ValidationError
@@ -27,8 +27,7 @@ from inbox.ports import IngestFn
 log = logging.getLogger(__name__)
 
 QuarantineFn = Callable[[bytes, str], Awaitable[None]]
-_THREAD_PARSE_BYTES = 256 * 1024  # parse bigger messages off the event loop
-BIG_PARSES = 2  # at most this many of them at once
+BIG_PARSES = 2  # large messages parsed on threads at once (without isolate_parser)
 
 
 def _clean(text: str) -> str:
@@ -45,14 +44,14 @@ class InboundHandler:
         store: StoreFn | None,
         options: ParseOptions,
         quarantine: QuarantineFn | None = None,
-        parser: ParseProcesses | None = None,
     ) -> None:
         self.settings = settings
         self.ingest = ingest
         self.store = store
         self.options = options
         self.quarantine = quarantine
-        self.parser = parser  # None: parse in this process
+        # the parser processes while the listener runs with isolate_parser, else None
+        self.parser: ParseProcesses | None = None
         self._big_parses = asyncio.Semaphore(BIG_PARSES)
 
     def inbox_for(self, address: str) -> str | None:
@@ -98,7 +97,7 @@ class InboundHandler:
         try:
             if self.parser is not None:
                 parsed = await self.parser.parse(raw, self.options, kwargs)
-            elif len(raw) > _THREAD_PARSE_BYTES:
+            elif len(raw) > LARGE_BYTES:
                 # big messages parse off the loop, a few at a time: parsing costs up to
                 # ~10x the message size in memory
                 async with self._big_parses:
