@@ -52,14 +52,13 @@ def choose(
     now: datetime,
     window: timedelta,
 ) -> ThreadChoice:
-    if by_token is not None or by_headers is not None:
-        for candidate, via in ((by_token, Via.TOKEN), (by_headers, Via.HEADERS)):
-            if candidate is not None and candidate.status is not ConversationStatus.CLOSED:
-                return ThreadChoice(
-                    candidate.conversation_id,
-                    via,
-                    reopen=candidate.status is ConversationStatus.RESOLVED,
-                )
+    for candidate, via in ((by_token, Via.TOKEN), (by_headers, Via.HEADERS)):
+        if candidate is not None and candidate.status is not ConversationStatus.CLOSED:
+            return ThreadChoice(
+                candidate.conversation_id,
+                via,
+                reopen=candidate.status is ConversationStatus.RESOLVED,
+            )
     if (
         recent is not None
         and recent.status is not ConversationStatus.CLOSED
