@@ -355,29 +355,15 @@ def _slow_mail() -> bytes:
     )
 
 
-@pytest.fixture
-async def isolated() -> AsyncIterator[Factory]:
-    """A listener with its parser in child processes, 5 MB messages allowed."""
-    started: list[SMTPListener] = []
-
-    async def make(**changes: Any) -> tuple[SMTPListener, RecordingIngest]:
-        ingest = RecordingIngest()
-        changes = {"isolate_parser": True, "max_message_bytes": 5_000_000, **changes}
-        settings = dataclasses.replace(BASE, **changes)
-        listener = SMTPListener(settings, ingest, MemoryAttachmentStore(), OPTIONS)
-        await listener.start()
-        started.append(listener)
-        return listener, ingest
-
-    yield make
-    for listener in started:
-        await listener.stop()
+# these tests are about the parser processes: make_listener with isolate_parser only
+ISOLATED = pytest.mark.parametrize("make_listener", [True], indirect=True, ids=["parse-in-child"])
 
 
+@ISOLATED
 async def test_a_message_over_the_parse_time_limit_is_refused_and_others_still_pass(
-    isolated: Factory,
+    make_listener: Factory,
 ) -> None:
-    listener, ingest = await isolated(parse_timeout=0.1)
+    listener, ingest, _ = await make_listener(parse_timeout=0.1, max_message_bytes=5_000_000)
     slow, quick = await asyncio.gather(
         _send(listener.port, _slow_mail()), _send(listener.port, build_mail(subject="quick"))
     )
@@ -389,10 +375,11 @@ async def test_a_message_over_the_parse_time_limit_is_refused_and_others_still_p
     assert [m.subject for m in ingest.messages] == ["quick", "after"]
 
 
+@ISOLATED
 async def test_a_parser_killed_mid_parse_answers_451_and_the_next_message_passes(
-    isolated: Factory,
+    make_listener: Factory,
 ) -> None:
-    listener, ingest = await isolated()
+    listener, ingest, _ = await make_listener(max_message_bytes=5_000_000)
     parser = listener.handler.parser
     assert parser is not None
     sending = asyncio.create_task(_send(listener.port, _slow_mail()))
@@ -410,8 +397,9 @@ async def test_a_parser_killed_mid_parse_answers_451_and_the_next_message_passes
     assert parser.large.pid() not in (None, pid)
 
 
-async def test_a_message_over_the_parser_memory_cap_is_refused(isolated: Factory) -> None:
-    listener, ingest = await isolated(parse_memory_mb=128, max_message_bytes=30_000_000)
+@ISOLATED
+async def test_a_message_over_the_parser_memory_cap_is_refused(make_listener: Factory) -> None:
+    listener, ingest, _ = await make_listener(parse_memory_mb=128, max_message_bytes=30_000_000)
     # a 19 MB message, a 15 MB attachment: its parse peaks ~100 MB over the interpreter's
     # own, with the request and answer copies more than a 128 MB address space holds
     blob = (b"QUFBQUFB" * 76 + b"\r\n") * (20_000_000 // 610)
