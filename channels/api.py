@@ -14,8 +14,8 @@ import nh3
 import orjson
 from aiohttp import web
 
-from inbox.errors import UnknownChannel, ValidationError
-from inbox.http import MAX_BODY_KEY, field, read_json, require_token
+from inbox.errors import Forbidden, UnknownChannel, ValidationError
+from inbox.http import MAX_BODY_KEY, field, read_json, require_inbox, require_token
 from inbox.ports import IngestFn
 from inbox.types import Channel, InboundMessage
 
@@ -72,9 +72,15 @@ def parse_message(data: dict[str, object], idempotency_key: str | None) -> Inbou
 
 
 async def post_message(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request, write=True)
     data = await read_json(request, request.app[MAX_BODY_KEY])
     msg = parse_message(data, request.headers.get("Idempotency-Key"))
+    if scope.inboxes is not None:
+        if data.get("inbox") is None:
+            raise Forbidden(
+                "this API token is limited to some inboxes: name one in 'inbox'", field="inbox"
+            )
+        require_inbox(scope, msg.inbox)
     result = await request.app[INGEST_KEY](msg)
     body = {
         "message_id": result.message_id,
