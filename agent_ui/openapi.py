@@ -89,6 +89,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 "200": _ok("IngestResult", "Already stored (idempotent replay)"),
                 "400": _ERROR,
                 "401": _ERROR,
+                "409": _ERROR,
                 "413": _ERROR,
                 "422": _ERROR,
             },

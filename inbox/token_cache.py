@@ -40,7 +40,7 @@ def stamp_path(data_dir: Path) -> Path:
     return data_dir / STAMP_NAME
 
 
-def _identity(path: Path | None) -> tuple[int, int] | None:
+def _identity(path: str | None) -> tuple[int, int] | None:
     if path is None:
         return None
     try:
@@ -71,11 +71,11 @@ async def announce_revoked(bus: EventBus | None, stamp: Path | None, scope: Scop
 class TokenCache:
     def __init__(self, store: Store, *, stamp: Path | None = None, ttl: float = TTL) -> None:
         self.store = store
-        self.stamp = stamp
+        self.stamp = None if stamp is None else os.fspath(stamp)  # a str stats faster
         self.ttl = ttl
         self._entries: dict[str, tuple[Scope, float]] = {}
         self._generation = 0  # bumped whenever the cache is emptied
-        self._seen = _identity(stamp)
+        self._seen = _identity(self.stamp)
 
     def listen(self, bus: EventBus) -> None:
         bus.subscribe(EventName.API_TOKEN_REVOKED, self._on_revoked)

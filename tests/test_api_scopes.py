@@ -329,3 +329,25 @@ async def test_a_token_cannot_write_into_another_inboxs_conversation_by_threadin
         f"/api/v1/conversations/{first['conversation_id']}", headers=service.tokens["full"]
     )
     assert [m["text"] for m in (await conv.json())["messages"]] == ["my order"]
+
+
+async def test_a_key_replayed_from_another_inbox_reveals_nothing(scoped):
+    service = scoped
+    body = {"sender": f"k{next(SEQ)}@example.com", "text": "first", "inbox": B}
+    key = {"Idempotency-Key": f"key-{next(SEQ)}"}
+    first = await service.post(
+        "/api/v1/messages", json=body, headers={**service.tokens["full"], **key}
+    )
+    assert first.status == 201
+    made = await first.json()
+    again = await service.post(
+        "/api/v1/messages", json={**body, "inbox": A}, headers={**service.tokens["a_rw"], **key}
+    )
+    text = await again.text()
+    assert again.status == 409, text
+    assert str(made["conversation_id"]) not in text and str(made["message_id"]) not in text
+    # a token that sees the first message's inbox gets the first result, as before
+    same = await service.post(
+        "/api/v1/messages", json=body, headers={**service.tokens["ab_rw"], **key}
+    )
+    assert same.status == 200 and (await same.json())["message_id"] == made["message_id"]
