@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from inbox import repo
-from inbox.errors import ValidationError
-from inbox.http import STORE_KEY, require_token
+from inbox.errors import NotFound, ValidationError
+from inbox.http import STORE_KEY, require_inbox, require_token
 from inbox.types import Channel, Contact, Conversation, ConversationStatus, Message
 
 # readiness checks beyond the store (IMAP mailboxes, ...): name -> async () -> (ok, detail)
@@ -78,7 +78,7 @@ def _int(value: str, name: str) -> int:
 
 
 async def list_conversations(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request)
     q = request.query
     filters: dict[str, Any] = {}
     if "status" in q:
@@ -94,7 +94,10 @@ async def list_conversations(request: web.Request) -> web.Response:
             None if q["assignee"] in {"none", ""} else _int(q["assignee"], "assignee")
         )
     if "inbox" in q:
+        require_inbox(scope, q["inbox"])
         filters["inbox"] = q["inbox"][:100]
+    if scope.inboxes is not None:
+        filters["inboxes"] = scope.inboxes
     limit = _int(q.get("limit", "50"), "limit")
     if not 1 <= limit <= 200:
         raise ValidationError("'limit' must be between 1 and 200", field="limit")
@@ -108,11 +111,14 @@ async def list_conversations(request: web.Request) -> web.Response:
 
 
 async def get_conversation(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request)
     cid = _int(request.match_info["id"], "id")
 
     def load(conn: Any) -> tuple[Conversation, list[Message]]:
-        return repo.get_conversation(conn, cid), repo.messages_of(conn, cid)
+        conv = repo.get_conversation(conn, cid)
+        if not scope.sees(conv.inbox):  # as if it did not exist: a token learns nothing
+            raise NotFound(f"no conversation {cid}")
+        return conv, repo.messages_of(conn, cid)
 
     conv, msgs = await request.app[STORE_KEY].read(load)
     body = conversation_json(conv)
@@ -121,11 +127,16 @@ async def get_conversation(request: web.Request) -> web.Response:
 
 
 async def get_contact(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request)
     cid = _int(request.match_info["id"], "id")
 
     def load(conn: Any) -> tuple[Contact, list[Conversation]]:
-        return repo.get_contact(conn, cid), repo.conversations_of_contact(conn, cid)
+        contact = repo.get_contact(conn, cid)
+        convs = [c for c in repo.conversations_of_contact(conn, cid) if scope.sees(c.inbox)]
+        if scope.inboxes is not None and not convs:
+            # a token limited to some inboxes sees the contacts who wrote to them
+            raise NotFound(f"no contact {cid}")
+        return contact, convs
 
     contact, convs = await request.app[STORE_KEY].read(load)
     body = contact_json(contact)

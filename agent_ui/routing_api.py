@@ -36,9 +36,10 @@ from agent_ui.api import conversation_json
 from inbox import repo
 from inbox import schema as t
 from inbox.bus import EventBus
-from inbox.errors import Conflict, NotFound, OmnideskError, ValidationError
+from inbox.errors import Conflict, Forbidden, NotFound, OmnideskError, ValidationError
 from inbox.events import Event, EventName
 from inbox.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
+from inbox.tokens import Scope
 from inbox.types import Presence
 from routing import commands as cmd
 from routing.store import waiting_query
@@ -130,6 +131,19 @@ def _agent_id(body: dict[str, Any], *, required: bool) -> int | None:
     return value  # type: ignore[no-any-return]
 
 
+async def _in_scope(request: web.Request, scope: Scope, cid: int) -> None:
+    """404 for a conversation of an inbox the token does not reach, as for a missing one."""
+    if scope.inboxes is None:
+        return
+    inbox = await request.app[STORE_KEY].read(
+        lambda conn: conn.execute(
+            sa.select(t.conversations.c.inbox).where(t.conversations.c.id == cid)
+        ).scalar()
+    )
+    if not scope.sees(inbox):
+        raise NotFound(f"no conversation {cid}")
+
+
 async def _conversation(request: web.Request, cid: int) -> web.Response:
     conv = await request.app[STORE_KEY].read(lambda conn: repo.get_conversation(conn, cid))
     return web.json_response(conversation_json(conv))
@@ -139,7 +153,7 @@ async def _conversation(request: web.Request, cid: int) -> web.Response:
 
 
 async def get_queue(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request)
     raw = request.query.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
         raise ValidationError("'limit' must be a whole number from 1 to 1000", field="limit")
@@ -150,6 +164,8 @@ async def get_queue(request: web.Request) -> web.Response:
 
     def read(conn: Connection) -> tuple[list[Any], int]:
         query = waiting_query()
+        if scope.inboxes is not None:
+            query = query.where(c.inbox.in_(sorted(scope.inboxes)))
         rows = list(
             conn.execute(
                 query.order_by(rank, sa.desc("requeued"), c.waiting_since, c.id).limit(limit)
@@ -179,18 +195,23 @@ async def get_queue(request: web.Request) -> web.Response:
     return web.json_response({"data": data, "total": total})
 
 
-def _agents(conn: Connection) -> list[dict[str, Any]]:
+def _agents(conn: Connection, inboxes: frozenset[str] | None) -> list[dict[str, Any]]:
+    """Active agents with their load; for a token limited to some inboxes, the agents of
+    those teams, and their load in those inboxes only."""
     c, a = t.conversations.c, t.agents.c
     load: dict[int, dict[str, int]] = {}
-    for agent_id, channel, count in conn.execute(
-        sa.select(c.assignee_id, c.channel, sa.func.count())
-        .where(c.assignee_id.is_not(None), c.status.in_(("open", "pending")))
-        .group_by(c.assignee_id, c.channel)
-    ):
+    query = sa.select(c.assignee_id, c.channel, sa.func.count()).where(
+        c.assignee_id.is_not(None), c.status.in_(("open", "pending"))
+    )
+    if inboxes is not None:
+        query = query.where(c.inbox.in_(sorted(inboxes)))
+    for agent_id, channel, count in conn.execute(query.group_by(c.assignee_id, c.channel)):
         load.setdefault(int(agent_id), {})[str(channel)] = int(count)
     out = []
     for r in conn.execute(sa.select(t.agents).where(a.active.is_(True)).order_by(a.id)).mappings():
         agent = repo.agent_from_row(r)
+        if inboxes is not None and not inboxes.intersection(agent.teams):
+            continue
         mine = load.get(agent.id, {})
         out.append(
             {
@@ -209,15 +230,18 @@ def _agents(conn: Connection) -> list[dict[str, Any]]:
 
 
 async def get_agents(request: web.Request) -> web.Response:
-    await require_token(request)
-    return web.json_response({"data": await request.app[STORE_KEY].read(_agents)})
+    scope = await require_token(request)
+    agents = await request.app[STORE_KEY].read(lambda conn: _agents(conn, scope.inboxes))
+    return web.json_response({"data": agents})
 
 
 # -- facts: database, then an event ----------------------------------------------------
 
 
 async def put_presence(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request, write=True)
+    if scope.inboxes is not None:
+        raise Forbidden("setting an agent's presence needs a token for all inboxes")
     agent_id = _id(request)
     body = await _body(request)
     presence = field(body, "presence", str, required=True, max_len=16)
@@ -243,12 +267,14 @@ async def put_presence(request: web.Request) -> web.Response:
 
 
 async def post_resolve(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request, write=True)
     cid = _id(request)
     now = datetime.now(UTC)
     c = t.conversations.c
 
     def store(conn: Connection) -> None:
+        if not scope.sees(conn.execute(sa.select(c.inbox).where(c.id == cid)).scalar()):
+            raise NotFound(f"no conversation {cid}")
         done = conn.execute(
             sa.update(t.conversations)
             .where(c.id == cid, c.status.in_(("open", "pending")))
@@ -283,8 +309,9 @@ async def post_resolve(request: web.Request) -> web.Response:
 
 
 async def post_assign(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request, write=True)
     cid = _id(request)
+    await _in_scope(request, scope, cid)
     body = await _body(request)
     agent_id = _agent_id(body, required=True)
     force = field(body, "force", bool) or False
@@ -293,15 +320,17 @@ async def post_assign(request: web.Request) -> web.Response:
 
 
 async def post_unassign(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request, write=True)
     cid = _id(request)
+    await _in_scope(request, scope, cid)
     await request.app[ROUTING_KEY].client.command(cmd.UNASSIGN, cid)
     return await _conversation(request, cid)
 
 
 async def post_transfer(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request, write=True)
     cid = _id(request)
+    await _in_scope(request, scope, cid)
     body = await _body(request)
     agent_id = _agent_id(body, required=False)
     skills = field(body, "skills", list, max_len=MAX_SKILLS)

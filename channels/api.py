@@ -14,9 +14,11 @@ import nh3
 import orjson
 from aiohttp import web
 
-from inbox.errors import UnknownChannel, ValidationError
-from inbox.http import MAX_BODY_KEY, field, read_json, require_token
+from inbox import repo
+from inbox.errors import Conflict, Forbidden, UnknownChannel, ValidationError
+from inbox.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_inbox, require_token
 from inbox.ports import IngestFn
+from inbox.tokens import Scope
 from inbox.types import Channel, InboundMessage
 
 INGEST_KEY: web.AppKey[IngestFn] = web.AppKey("ingest", object)  # type: ignore[arg-type]
@@ -72,10 +74,18 @@ def parse_message(data: dict[str, object], idempotency_key: str | None) -> Inbou
 
 
 async def post_message(request: web.Request) -> web.Response:
-    await require_token(request)
+    scope = await require_token(request, write=True)
     data = await read_json(request, request.app[MAX_BODY_KEY])
     msg = parse_message(data, request.headers.get("Idempotency-Key"))
+    if scope.inboxes is not None:
+        if data.get("inbox") is None:
+            raise Forbidden(
+                "this API token is limited to some inboxes: name one in 'inbox'", field="inbox"
+            )
+        require_inbox(scope, msg.inbox)
     result = await request.app[INGEST_KEY](msg)
+    if result.duplicate and scope.inboxes is not None:
+        await _replay_in_scope(request, scope, result.conversation_id)
     body = {
         "message_id": result.message_id,
         "conversation_id": result.conversation_id,
@@ -88,6 +98,20 @@ async def post_message(request: web.Request) -> web.Response:
         status=200 if result.duplicate else 201,
         content_type="application/json",
     )
+
+
+async def _replay_in_scope(request: web.Request, scope: Scope, conversation_id: int) -> None:
+    """A replayed key answers with the first message's ids: only to a token that may see
+    its conversation (another inbox's key is a conflict, and its ids stay unknown)."""
+    inbox = await request.app[STORE_KEY].read(
+        lambda conn: repo.get_conversation(conn, conversation_id).inbox
+    )
+    if not scope.sees(inbox):
+        raise Conflict(
+            "this Idempotency-Key (or external_id) was used for a message in an inbox this "
+            "token does not reach; use another key",
+            field="Idempotency-Key",
+        )
 
 
 def routes() -> list[web.RouteDef]:

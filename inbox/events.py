@@ -27,6 +27,7 @@ class EventName(enum.StrEnum):
     AGENT_PRESENCE = "agent.presence"
     SLA_BREACHED = "sla.breached"
     AUTOREPLY_DECIDED = "autoreply.decided"
+    API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 - an event name, not a secret
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from inbox.errors import AuthError, OmnideskError, PayloadTooLarge, ValidationError
+from inbox.errors import AuthError, Forbidden, OmnideskError, PayloadTooLarge, ValidationError
 from inbox.store import Store
-from inbox.tokens import verify_token
+from inbox.token_cache import TokenCache
+from inbox.tokens import Scope
 
 log = logging.getLogger("omnidesk.http")
 
@@ -27,6 +27,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 MAX_BODY_KEY: web.AppKey[int] = web.AppKey("max_body", int)
+TOKENS_KEY: web.AppKey[TokenCache] = web.AppKey("api_tokens", TokenCache)
 
 
 def error_response(
@@ -93,31 +94,28 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     return data
 
 
-# Valid tokens are remembered briefly so that an API call costs no extra query; a revoked
-# token stops working within this many seconds.
-TOKEN_CACHE_SECONDS = 30.0
-_TOKEN_CACHE: dict[str, tuple[str, float]] = {}
-
-
-async def require_token(request: web.Request) -> str:
-    """The API token's name, or AuthError. Accepts `Authorization: Bearer <token>`."""
+async def require_token(request: web.Request, *, write: bool = False) -> Scope:
+    """The API token's scope, or AuthError (401). Accepts `Authorization: Bearer <token>`.
+    `write`: the call changes something, which a read-only token may not (403). Which
+    inboxes the scope reaches is the handler's to check (see `Scope.sees`)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("missing API token: send Authorization: Bearer <token>")
-    token = token.strip()
-    now = time.monotonic()
-    cached = _TOKEN_CACHE.get(token)
-    if cached is not None and cached[1] > now:
-        return cached[0]
-    store = request.app[STORE_KEY]
-    name = await store.read(lambda conn: verify_token(conn, token))
-    if name is None:
-        raise AuthError("invalid or revoked API token")
-    if len(_TOKEN_CACHE) > 10_000:
-        _TOKEN_CACHE.clear()
-    _TOKEN_CACHE[token] = (name, now + TOKEN_CACHE_SECONDS)
-    return name
+    scope = await request.app[TOKENS_KEY].check(token.strip())
+    if write and scope.read_only:
+        raise Forbidden("this API token is read-only: changes need a read-write token")
+    return scope
+
+
+def require_inbox(scope: Scope, inbox: str) -> None:
+    """403 unless the token may write into `inbox` (a name the caller gave)."""
+    if not scope.sees(inbox):
+        allowed = ", ".join(sorted(scope.inboxes or ()))
+        raise Forbidden(
+            f"this API token is limited to inboxes {allowed}; {inbox[:100]!r} is not one of them",
+            field="inbox",
+        )
 
 
 def field(

@@ -172,7 +172,7 @@ def _thread(
     by_token = by_headers = None
     if not (msg.conversation_token or msg.in_reply_to or msg.references):
         # the common case: no explicit evidence, the contact's latest conversation or new
-        recent = reads.recent(contact_id, channel)
+        recent = reads.recent(contact_id, channel, msg.inbox)
         choice = threads.choose(
             by_token=None, by_headers=None, recent=recent, now=now, window=window
         )
@@ -190,9 +190,9 @@ def _thread(
             **params,
         )
         if hit is not None:
-            by_headers = candidate(sql.first(Q_BY_ID, id=hit))
+            by_headers = candidate(sql.first(Q_BY_ID, id=hit, inbox=msg.inbox))
     if by_token is None and by_headers is None:
-        recent = reads.recent(contact_id, channel)
+        recent = reads.recent(contact_id, channel, msg.inbox)
     choice = threads.choose(
         by_token=by_token, by_headers=by_headers, recent=recent, now=now, window=window
     )
@@ -250,7 +250,7 @@ def ingest_in(
         conversation_id = chosen.conversation_id
         status = threads.next_status(chosen.status, choice)
         reads.update_conversation(conversation_id, str(status), choice.reopen)
-    reads.threaded(contact_id, channel, choice.via, conversation_id, status, now)
+    reads.threaded(contact_id, channel, msg.inbox, choice.via, conversation_id, status, now)
     metadata = msg.metadata
     message_id = reads.insert_message(
         {

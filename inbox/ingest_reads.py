@@ -52,9 +52,12 @@ I_IDENTITY = (
 )
 _CONV = "SELECT id, status, last_message_at FROM conversations "
 Q_BY_TOKEN = _CONV + "WHERE token = :token"
-Q_BY_ID = _CONV + "WHERE id = :id"
+# headers and recency thread only within the message's inbox: a conversation belongs to
+# one inbox, and who may write into an inbox (an API token's scope) stays there
+Q_BY_ID = _CONV + "WHERE id = :id AND inbox = :inbox"
 Q_RECENT = (
-    _CONV + "WHERE contact_id = :contact_id AND channel = :channel AND status != 'closed' "
+    _CONV + "WHERE contact_id = :contact_id AND channel = :channel AND inbox = :inbox "
+    "AND status != 'closed' "
     "ORDER BY last_message_at DESC, id DESC LIMIT 1"
 )
 I_CONVERSATION = (
@@ -191,8 +194,10 @@ class Reads:
         row = self.sql.first(Q_IDENTITY, kind=kind, value=value)
         return None if row is None else (row[0], row[1], bool(row[2]))
 
-    def recent(self, contact_id: int, channel: str) -> threads.Candidate | None:
-        return candidate(self.sql.first(Q_RECENT, contact_id=contact_id, channel=channel))
+    def recent(self, contact_id: int, channel: str, inbox: str) -> threads.Candidate | None:
+        return candidate(
+            self.sql.first(Q_RECENT, contact_id=contact_id, channel=channel, inbox=inbox)
+        )
 
     # writes that a batch may hold back and send together (flush)
     def update_conversation(self, conversation_id: int, status: str, reopen: bool) -> None:
@@ -218,6 +223,7 @@ class Reads:
         self,
         contact_id: int,
         channel: str,
+        inbox: str,
         via: threads.Via,
         conversation_id: int,
         status: ConversationStatus,
@@ -295,24 +301,25 @@ class BatchReads(Reads):
                     **params,
                 ):
                     self._idents[(kind_name, value)] = (contact, merged_into, bool(name))
-        # (contact, channel) -> latest open conversation; contacts in _known have no other
-        self._recent: dict[tuple[int, str], threads.Candidate] | None = {}
+        # (contact, channel, inbox) -> latest open conversation; contacts in _known have
+        # no other
+        self._recent: dict[tuple[int, str, str], threads.Candidate] | None = {}
         self._known = {f[0] for f in self._idents.values() if f is not None and f[1] is None}
         for chunk in chunks(sorted(self._known)):
             listed, params = in_list("c", chunk)
             # every open conversation of these contacts (a handful each: the index on
             # contact_id finds them), the latest per channel picked here, as Q_RECENT's
             # order does; half the time of a row_number() window in SQL
-            latest: dict[tuple[int, str], tuple[Any, int, str]] = {}
-            for cid, contact, channel, status, last in sql.rows(
-                "SELECT id, contact_id, channel, status, last_message_at FROM conversations "
-                f"WHERE contact_id IN {listed} AND status != 'closed'",
-                ("id", "contact_id", "channel", "status", "last_message_at"),
+            latest: dict[tuple[int, str, str], tuple[Any, int, str]] = {}
+            for cid, contact, channel, inbox, status, last in sql.rows(
+                "SELECT id, contact_id, channel, inbox, status, last_message_at "
+                f"FROM conversations WHERE contact_id IN {listed} AND status != 'closed'",
+                ("id", "contact_id", "channel", "inbox", "status", "last_message_at"),
                 **params,
             ):
-                held = latest.get((contact, channel))
+                held = latest.get((contact, channel, inbox))
                 if held is None or (last, cid) > held[:2]:
-                    latest[(contact, channel)] = (last, cid, status)
+                    latest[(contact, channel, inbox)] = (last, cid, status)
             for key, (last, cid, status) in latest.items():
                 self._recent[key] = threads.Candidate(cid, STATUS[status], as_utc(last))
 
@@ -371,11 +378,11 @@ class BatchReads(Reads):
         # only ever fills a missing name (Q_NAME)
         return self._idents[key]
 
-    def recent(self, contact_id: int, channel: str) -> threads.Candidate | None:
+    def recent(self, contact_id: int, channel: str, inbox: str) -> threads.Candidate | None:
         if self._recent is None or contact_id not in self._known:
             self.flush()
-            return super().recent(contact_id, channel)
-        return self._recent.get((contact_id, channel))
+            return super().recent(contact_id, channel, inbox)
+        return self._recent.get((contact_id, channel, inbox))
 
     def stored(self, msg: InboundMessage, channel: str, result: IngestResult) -> None:
         self._seen[(channel, msg.external_id)] = result
@@ -387,6 +394,7 @@ class BatchReads(Reads):
         self,
         contact_id: int,
         channel: str,
+        inbox: str,
         via: threads.Via,
         conversation_id: int,
         status: ConversationStatus,
@@ -397,7 +405,7 @@ class BatchReads(Reads):
         if via is threads.Via.NEW or via is threads.Via.RECENT:
             # the conversation is this contact's on this channel, and now its latest
             if contact_id in self._known:
-                self._recent[(contact_id, channel)] = threads.Candidate(
+                self._recent[(contact_id, channel, inbox)] = threads.Candidate(
                     conversation_id, status, now
                 )
         else:

@@ -207,6 +207,8 @@ def list_conversations(
         query = query.where(c.channel == filters["channel"])
     if filters.get("inbox"):
         query = query.where(c.inbox == filters["inbox"])
+    if filters.get("inboxes") is not None:  # an API token's scope: only these inboxes
+        query = query.where(c.inbox.in_(sorted(filters["inboxes"])))
     if "assignee" in filters:
         assignee = filters["assignee"]
         query = query.where(

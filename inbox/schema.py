@@ -170,6 +170,10 @@ api_tokens = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_used_at", UTCDateTime),
     sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    # scopes: the inboxes the token may read and write (NULL: every inbox), read-only
+    sa.Column("inboxes", sa.JSON),
+    sa.Column("read_only", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("revoked_at", UTCDateTime),
 )
 
 outbox = sa.Table(

@@ -21,13 +21,14 @@ from agent_ui import web as agent_web
 from channels import api as inbound_api
 from inbox.bus import EventBus, open_bus
 from inbox.config import Config
-from inbox.http import MAX_BODY_KEY, STORE_KEY, errors_middleware
+from inbox.http import MAX_BODY_KEY, STORE_KEY, TOKENS_KEY, errors_middleware
 from inbox.ingest import Ingestor, IngestSettings
 from inbox.outbox import OutboxWorker
 from inbox.pipeline import Pipeline
 from inbox.ports import Sender
 from inbox.presence import MemoryPresence, SocketPresence, open_presence
 from inbox.store import Store, open_store
+from inbox.token_cache import TokenCache, stamp_path
 from omnidesk import worker
 from omnidesk.wiring import Parts, build_parts, build_router
 
@@ -175,6 +176,9 @@ def make_web_app(services: Services) -> web.Application:
     app.on_response_prepare.append(security_headers)
     app[STORE_KEY] = services.store
     app[MAX_BODY_KEY] = config.server.max_body_bytes
+    tokens = TokenCache(services.store, stamp=stamp_path(config.data_dir))
+    tokens.listen(services.bus)  # revocations by any process forget cached tokens at once
+    app[TOKENS_KEY] = tokens
     app[inbound_api.INGEST_KEY] = services.ingest
     app[read_api.CHECKS_KEY] = dict(services.parts.checks)
     # the agent workspace: "/", sign-in, queue, conversations, the /agent socket namespace
