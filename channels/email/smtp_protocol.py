@@ -1,6 +1,6 @@
 """The SMTP protocol object of our listener: aiosmtpd's `SMTP` with a cap on concurrent
-connections and two fast paths, for the addresses of MAIL FROM and RCPT TO and for
-reading DATA.
+connections, DATA lines of any length, and two fast paths, for the addresses of MAIL
+FROM and RCPT TO and for reading DATA.
 
 aiosmtpd reads `<local@domain>` with the RFC 5322 header parser of the standard library
 (`get_angle_addr`), about 100 µs per command, twice per message: on a busy listener that
@@ -11,8 +11,8 @@ gives exactly what the stdlib parser gives; anything else still goes to aiosmtpd
 
 aiosmtpd's DATA loop handles each line with a debug log call and two bytearray joins,
 then un-stuffs dots line by line; `smtp_DATA` here is the same command with a tighter
-loop (same limits, same replies, same bytes to the handler: a differential test sends
-both the same streams).
+loop (same replies, same bytes to the handler as aiosmtpd without its line length limit:
+a differential test sends both the same streams).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import logging
 import re
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, _DataState, syntax
+from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 log = logging.getLogger("mail.log")  # aiosmtpd's logger
 
@@ -120,12 +120,9 @@ class ListenerSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        content, state = await self._read_data()
-        if state is not _DataState.NOMINAL:
-            if state is _DataState.TOO_LONG:
-                await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
-            else:
-                await self.push("552 Error: Too much mail data")
+        content, too_much = await self._read_data()
+        if too_much:
+            await self.push("552 Error: Too much mail data")
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
         self.envelope.content = content
@@ -134,16 +131,24 @@ class ListenerSMTP(SMTP):
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
-    async def _read_data(self) -> tuple[bytes, _DataState]:
-        """The message up to the lone dot, un-stuffed, and whether it kept to the limits
-        (over one, the rest is still read, and discarded, before the reply)."""
+    async def _read_data(self) -> tuple[bytes, bool]:
+        """The message up to the lone dot, un-stuffed, and whether it was over the size
+        limit (then the rest is still read, and discarded, before the reply).
+
+        A line of any length is kept whole, as Postfix keeps it (RFC 5321's 1,000 octets
+        is a limit senders should keep to, and bouncing a customer's mail for it helps
+        no one); only the whole message has a limit. The content ends only at
+        CRLF.CRLF: a lone dot after a bare LF or CR (`\\n.\\r\\n`, `\\r\\n.\\n`) is content,
+        never the end, so nothing after it can be read as commands (SMTP smuggling)."""
         reader = self._reader
         limit = self.data_size_limit
-        line_limit = self.line_length_limit
         lines: list[bytes] = []
         num_bytes = 0
-        state = _DataState.NOMINAL
-        in_long_line = False  # reading the rest of a line longer than the reader's limit
+        too_much = False
+        # a line longer than the reader's buffer limit comes in pieces (kept unless over
+        # the size limit); its end comes as a "line" of its own, and is never the lone dot
+        pieces: list[bytes] = []
+        in_long_line = False
         while self.transport is not None:
             try:
                 line: bytes = await reader.readuntil(b"\r\n")
@@ -152,24 +157,30 @@ class ListenerSMTP(SMTP):
                 self._writer.close()
                 raise
             except asyncio.LimitOverrunError as exc:
-                state = _DataState.TOO_LONG if state is _DataState.NOMINAL else state
-                lines.clear()
-                num_bytes += len(await reader.read(exc.consumed))
+                # no CRLF starts in the first `consumed` bytes: they are part of a line
+                piece = await reader.read(exc.consumed)
                 in_long_line = True
+                num_bytes += len(piece)
+                if not too_much and limit and num_bytes > limit:
+                    too_much = True
+                    lines.clear()
+                    pieces.clear()
+                if not too_much:
+                    pieces.append(piece)
                 continue
-            if in_long_line:  # its end: counted, never kept
-                num_bytes += len(line)
+            if in_long_line:
                 in_long_line = False
-                continue
-            if line == b".\r\n":
+                if pieces:  # (counted as they came: only the end is added below)
+                    num_bytes -= sum(map(len, pieces))
+                    pieces.append(line)
+                    line = b"".join(pieces)
+                    pieces.clear()
+            elif line == b".\r\n":
                 break
             num_bytes += len(line)
-            if state is _DataState.NOMINAL:
+            if not too_much:
                 if limit and num_bytes > limit:
-                    state = _DataState.TOO_MUCH
-                    lines.clear()
-                elif len(line) > line_limit:
-                    state = _DataState.TOO_LONG
+                    too_much = True
                     lines.clear()
                 else:
                     lines.append(line)
@@ -177,4 +188,4 @@ class ListenerSMTP(SMTP):
         content = b"".join(lines)
         if content.startswith(b"."):
             content = content[1:]
-        return content.replace(b"\r\n.", b"\r\n"), state
+        return content.replace(b"\r\n.", b"\r\n"), too_much
