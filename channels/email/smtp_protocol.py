@@ -1,6 +1,7 @@
-"""The SMTP protocol object of our listener: aiosmtpd's `SMTP` with a cap on concurrent
-connections, DATA lines of any length, and two fast paths, for the addresses of MAIL
-FROM and RCPT TO and for reading DATA.
+"""The SMTP protocol object of our listener: aiosmtpd's `SMTP` with limits on who may
+connect and for how long (`Gate`, the timeouts of `ListenerSMTP`), DATA lines of any
+length, and two fast paths, for the addresses of MAIL FROM and RCPT TO and for reading
+DATA.
 
 aiosmtpd reads `<local@domain>` with the RFC 5322 header parser of the standard library
 (`get_angle_addr`), about 100 µs per command, twice per message: on a busy listener that
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 from typing import Any
 
@@ -33,57 +35,150 @@ _PLAIN_PATH = re.compile(rf"[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>")
 
 
 class Gate:
-    """The connections a listener holds now, against its limit."""
+    """Who may open a connection now, as Postfix's anvil and postscreen decide it: the
+    listener's limit, a cap per client address, and the last `reserved` slots kept for
+    addresses that hold no connection yet (so one busy or hostile address, or a few,
+    never take every slot from the senders that come next)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_ip: int | None = None, reserved: int = 0) -> None:
         self.limit = limit
+        self.per_ip = per_ip or limit
+        self.reserved = reserved
         self.active: set[ListenerSMTP] = set()
+        self.held: dict[str, int] = {}  # client address -> connections it holds now
+
+    def refusal(self, address: str) -> str | None:
+        """Why a new connection from `address` is refused now, or None to let it in."""
+        free = self.limit - len(self.active)
+        if free <= 0:
+            return "Too many connections, try again later"
+        held = self.held.get(address, 0)
+        if held >= self.per_ip or (held and free <= self.reserved):
+            return "Too many connections from your address, try again later"
+        return None
+
+    def enter(self, protocol: ListenerSMTP, address: str) -> None:
+        self.active.add(protocol)
+        self.held[address] = self.held.get(address, 0) + 1
+
+    def leave(self, protocol: ListenerSMTP, address: str) -> None:
+        if protocol in self.active:
+            self.active.discard(protocol)
+            left = self.held.pop(address, 1) - 1
+            if left:
+                self.held[address] = left
+
+    @property
+    def stressed(self) -> bool:
+        """No more free slots than the reserve: commands get the short timeout."""
+        return self.limit - len(self.active) <= self.reserved
+
+
+def _address(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
 
 
 class ListenerSMTP(SMTP):
-    """aiosmtpd's SMTP with a cap on concurrent connections (421 when over it) and a fast
-    path for plain reverse- and forward-paths."""
+    """aiosmtpd's SMTP with the `Gate`'s limits (421 when over one), time limits per
+    command and per session, long lines accepted in DATA, and a fast path for plain
+    reverse- and forward-paths.
 
-    def __init__(self, handler: Any, *, gate: Gate, **kwargs: Any) -> None:
+    Time: a client has `timeout` seconds for each command (from the previous command;
+    `stress_timeout` while the listener is down to its reserve, as Postfix's smtpd_timeout
+    shrinks under stress) and `timeout` for the content after DATA; the whole session ends
+    after `session_timeout`. Over a limit the client gets a 421 and is closed, but never
+    while its message is being stored: that answer is given first, then the 421.
+    """
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        gate: Gate,
+        session_timeout: float | None = None,
+        stress_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(handler, **kwargs)
         self._gate = gate
         self._refused = False
         self._counted = False
+        self._address = ""
+        self._session_timeout = session_timeout or math.inf
+        self._stress_timeout = stress_timeout or self._timeout_duration
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not self._counted:
-            if len(self._gate.active) >= self._gate.limit:
+        if not self._counted:  # (not again for the TLS transport after STARTTLS)
+            address = _address(transport)
+            refusal = self._gate.refusal(address)
+            if refusal is not None:
                 self._refused = True
+                log.info("%s refused: %s", address, refusal)
                 assert isinstance(transport, asyncio.WriteTransport)
-                transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+                transport.write(f"421 4.7.0 {refusal}\r\n".encode())
                 transport.close()
                 return
             self._counted = True
-            self._gate.active.add(self)
+            self._address = address
+            self._gate.enter(self, address)
+            self._session_end = self.loop.time() + self._session_timeout
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
-        self._gate.active.discard(self)
+        self._gate.leave(self, self._address)
         super().connection_lost(error)
 
-    # The idle timeout. aiosmtpd cancels and re-arms a timer at every command (a new timer
+    # The timer. aiosmtpd cancels and re-arms a timer at every command (a new timer
     # handle, a heap push, and a cancelled handle left in the loop's heap); here a command
-    # only moves the deadline, and the one timer re-arms itself when it fires early.
+    # only moves the deadline, and the one timer re-arms itself when it fires early. It
+    # is moved earlier only when a deadline comes sooner (stress, the end of the session).
     _deadline = 0.0
+    _session_end = math.inf
+    _timer_at = math.inf  # when the armed timer fires; inf: none armed
+    _busy_since: float | None = None  # the DATA hook runs (storing a message) since then
 
     def _reset_timeout(self, duration: float | None = None) -> None:
-        self._deadline = self.loop.time() + (duration or self._timeout_duration)
-        if self._timeout_handle is None:
-            self._timeout_handle = self.loop.call_at(self._deadline, self._idle_check)
+        if not duration:
+            duration = self._stress_timeout if self._gate.stressed else self._timeout_duration
+        self._deadline = min(self.loop.time() + duration, self._session_end)
+        if self._deadline < self._timer_at:
+            self._arm(self._deadline)
+
+    def _arm(self, when: float) -> None:
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self._timer_at = when
+        self._timeout_handle = self.loop.call_at(when, self._idle_check)
 
     def _idle_check(self) -> None:
         # (the fired handle stays set: connection_lost cancels whatever handle is there)
-        if self.loop.time() >= self._deadline:
-            self._timeout_cb()  # type: ignore[no-untyped-call]
+        self._timer_at = math.inf
+        now = self.loop.time()
+        busy = self._busy_since
+        if now < self._deadline:
+            self._arm(self._deadline)
+        elif busy is not None and now < busy + self._timeout_duration:
+            # a message is being stored: its answer comes first (smtp_DATA re-arms the
+            # timer after it); only a store stuck for a whole timeout is cut short
+            self._arm(busy + self._timeout_duration)
         else:
-            self._timeout_handle = self.loop.call_at(self._deadline, self._idle_check)
+            self._expire(now >= self._session_end)
+
+    def _expire(self, session_over: bool) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        if session_over:
+            reason = f"421 4.7.0 {self.hostname} Session time limit reached, closing"
+        else:
+            reason = f"421 4.4.2 {self.hostname} Error: timeout exceeded"
+        log.info("%r %s", self.session and self.session.peer, reason[4:])
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(reason.encode() + b"\r\n")
+        transport.close()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """(address, rest of the argument), as aiosmtpd's `_getaddr` returns them."""
@@ -120,6 +215,7 @@ class ListenerSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._reset_timeout(self._timeout_duration)  # the content gets the full timeout
         content, too_much = await self._read_data()
         if too_much:
             await self.push("552 Error: Too much mail data")
@@ -127,9 +223,14 @@ class ListenerSMTP(SMTP):
             return
         self.envelope.content = content
         self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
+        self._busy_since = self.loop.time()
+        try:
+            status = await self._call_handler_hook("DATA")
+        finally:
+            self._busy_since = None
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
+        self._reset_timeout()  # the time for the next command starts now
 
     async def _read_data(self) -> tuple[bytes, bool]:
         """The message up to the lone dot, un-stuffed, and whether it was over the size

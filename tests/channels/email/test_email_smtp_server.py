@@ -526,7 +526,10 @@ async def test_an_idle_connection_is_closed_after_the_timeout_and_commands_exten
         writer.write(b"NOOP\r\n")
         assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"250 ")
     assert listener.connections == 1
-    assert await asyncio.wait_for(reader.read(), 5) == b""  # then idle: closed
+    # then idle: told so, and closed
+    assert (
+        await asyncio.wait_for(reader.read(), 5) == b"421 4.4.2 mx.test Error: timeout exceeded\r\n"
+    )
     idle = asyncio.get_running_loop().time() - started - 1.5
     assert 0.7 < idle < 3, idle
     assert await eventually(lambda: listener.connections == 0)
