@@ -179,7 +179,28 @@ async def test_under_stress_a_command_gets_the_short_timeout(make_listener: Fact
     await stressed.close()
 
 
-async def test_a_session_ends_at_its_time_limit_even_while_busy(make_listener: Factory) -> None:
+async def test_a_command_dribbled_a_byte_at_a_time_gets_only_the_command_timeout(
+    make_listener: Factory,
+) -> None:
+    listener, _ = await make_listener(timeout=1)
+    client = await Client.open(listener.port)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answer = asyncio.create_task(client.reader.readline())
+    # bytes keep coming, but the command never ends: that does not buy time
+    for byte in b"EHLO " + b"x" * 100:
+        if answer.done():
+            break
+        client.writer.write(bytes([byte]))
+        await asyncio.sleep(0.05)
+    assert await answer == b"421 4.4.2 mx.test Error: timeout exceeded\r\n"
+    assert 0.8 < loop.time() - started < 3
+    assert await client.rest() == b""
+    assert await eventually(lambda: listener.connections == 0)
+    await client.close()
+
+
+async def test_a_session_ends_at_its_time_limit_however_active(make_listener: Factory) -> None:
     listener, _ = await make_listener(timeout=5, session_timeout=1)
     client = await Client.open(listener.port)
     loop = asyncio.get_running_loop()
