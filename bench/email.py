@@ -237,6 +237,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         port=0,
         hostname="bench.local",
         max_connections=1000,
+        max_connections_per_ip=1000,  # every load generator connection comes from 127.0.0.1
         recipients={RCPT: "support"},
     )
     options = ParseOptions(token_secret=SECRET, reply_domain=DOMAIN)

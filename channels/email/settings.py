@@ -52,7 +52,13 @@ class SMTPSettings:
     max_message_bytes: int = 25 * 1024 * 1024
     max_recipients: int = 50
     max_connections: int = 100
-    timeout: float = 300.0
+    # as Postfix's anvil and postscreen: a cap per client address, and the last slots
+    # kept for addresses holding none (None: a tenth of max_connections)
+    max_connections_per_ip: int = 20
+    reserved_connections: int | None = None
+    timeout: float = 300.0  # for each command (and for the content after DATA)
+    stress_timeout: float = 10.0  # for each command while only the reserve is free
+    session_timeout: float = 600.0  # for a whole session
     tls_cert: Path | None = None
     tls_key: Path | None = None
     require_starttls: bool = False
@@ -62,6 +68,12 @@ class SMTPSettings:
     parse_memory_mb: int = 1024
     # recipient -> inbox; "support@example.com" exactly or "@example.com" for the domain
     recipients: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reserved_slots(self) -> int:
+        if self.reserved_connections is None:
+            return self.max_connections // 10
+        return self.reserved_connections
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +185,32 @@ def read_smtp(section: ConfigSection, email: EmailSettings) -> SMTPSettings:
     require = section.bool("require_starttls", False)
     if require and cert is None:
         raise section.error("require_starttls", "needs tls_cert and tls_key")
+    max_connections = section.int("max_connections", 100, min=1, max=100_000)
+    per_ip = section.int("max_connections_per_ip", min(20, max_connections), min=1)
+    if per_ip > max_connections:
+        raise section.error(
+            "max_connections_per_ip",
+            f"{per_ip} is more than max_connections ({max_connections})",
+            fix=f"max_connections_per_ip = {min(20, max_connections)}",
+        )
+    reserved = section.int("reserved_connections", max_connections // 10, min=0)
+    if reserved >= max_connections:
+        raise section.error(
+            "reserved_connections",
+            f"{reserved} leaves no slot of max_connections ({max_connections}) to the others",
+            fix=f"reserved_connections = {max_connections // 10}",
+        )
+    timeout = section.float("timeout", 300.0, min=1, max=3600)
+    stress_timeout = section.float("stress_timeout", min(10.0, timeout), min=1)
+    if stress_timeout > timeout:
+        raise section.error(
+            "stress_timeout", f"{stress_timeout:g} s is longer than timeout ({timeout:g} s)"
+        )
+    session_timeout = section.float("session_timeout", max(600.0, timeout), min=1, max=86_400)
+    if session_timeout < timeout:
+        raise section.error(
+            "session_timeout", f"{session_timeout:g} s is shorter than timeout ({timeout:g} s)"
+        )
     settings = SMTPSettings(
         enabled=section.bool("enabled", True),
         host=section.str("host", "127.0.0.1"),
@@ -180,8 +218,12 @@ def read_smtp(section: ConfigSection, email: EmailSettings) -> SMTPSettings:
         hostname=section.str("hostname", email.domain),
         max_message_bytes=section.int("max_message_bytes", 25 * 1024 * 1024, min=1024),
         max_recipients=section.int("max_recipients", 50, min=1, max=10_000),
-        max_connections=section.int("max_connections", 100, min=1, max=100_000),
-        timeout=section.float("timeout", 300.0, min=1, max=3600),
+        max_connections=max_connections,
+        max_connections_per_ip=per_ip,
+        reserved_connections=reserved,
+        timeout=timeout,
+        stress_timeout=stress_timeout,
+        session_timeout=session_timeout,
         tls_cert=cert,
         tls_key=key,
         require_starttls=require,

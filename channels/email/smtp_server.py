@@ -163,7 +163,11 @@ class SMTPListener:
             limits = dataclasses.replace(options.limits, max_bytes=settings.max_message_bytes)
             options = dataclasses.replace(options, limits=limits)
         self.handler = InboundHandler(settings, ingest, store, options, quarantine)
-        self._gate = Gate(settings.max_connections)
+        self._gate = Gate(
+            settings.max_connections,
+            per_ip=settings.max_connections_per_ip,
+            reserved=settings.reserved_slots,
+        )
         self._tls = tls_context_for(settings)
         self._server: asyncio.Server | None = None
 
@@ -179,6 +183,8 @@ class SMTPListener:
             tls_context=self._tls,
             require_starttls=self.settings.require_starttls,
             timeout=self.settings.timeout,
+            stress_timeout=self.settings.stress_timeout,
+            session_timeout=self.settings.session_timeout,
         )
 
     async def start(self) -> None:

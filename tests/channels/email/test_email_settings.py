@@ -84,6 +84,24 @@ def test_defaults_when_only_domain_is_given() -> None:
     assert s.smtp.port == 2525 and not s.smtp.isolate_parser
     assert s.smtp.recipients == {"support@ex.org": "default"}
     assert s.email.relay.tls == "starttls" and s.mailboxes == ()
+    limits = (s.smtp.max_connections, s.smtp.max_connections_per_ip, s.smtp.reserved_slots)
+    assert limits == (100, 20, 10)
+    assert (s.smtp.timeout, s.smtp.stress_timeout, s.smtp.session_timeout) == (300, 10, 600)
+
+
+def test_connection_limits_and_timeouts_are_read() -> None:
+    text = GOOD.replace(
+        "max_recipients = 20",
+        "max_recipients = 20\nmax_connections = 40\nmax_connections_per_ip = 5\n"
+        "reserved_connections = 8\ntimeout = 60\nstress_timeout = 4\nsession_timeout = 120",
+    )
+    smtp = read(load(text)).smtp
+    assert (smtp.max_connections, smtp.max_connections_per_ip, smtp.reserved_slots) == (40, 5, 8)
+    assert (smtp.timeout, smtp.stress_timeout, smtp.session_timeout) == (60, 4, 120)
+    # defaults follow a small max_connections and a short timeout
+    small = read(load(GOOD.replace("max_recipients = 20", "max_connections = 8\ntimeout = 5")))
+    assert (small.smtp.max_connections_per_ip, small.smtp.reserved_slots) == (8, 0)
+    assert (small.smtp.stress_timeout, small.smtp.session_timeout) == (5, 600)
 
 
 @pytest.mark.parametrize(
@@ -100,6 +118,27 @@ def test_defaults_when_only_domain_is_given() -> None:
         (("port = 2526", "prot = 2526"), "smtp.prot", "unknown key"),
         (("parse_timeout = 12.5", "parse_timeout = 0"), "smtp.parse_timeout", "at least 0.1"),
         (("isolate_parser = true", 'isolate_parser = "yes"'), "smtp.isolate_parser", "true or"),
+        (
+            ("max_recipients = 20", "max_connections = 10\nmax_connections_per_ip = 11"),
+            "smtp.max_connections_per_ip",
+            "more than max_connections (10)",
+        ),
+        (
+            ("max_recipients = 20", "max_connections = 10\nreserved_connections = 10"),
+            "smtp.reserved_connections",
+            "leaves no slot",
+        ),
+        (
+            ("max_recipients = 20", "timeout = 30\nstress_timeout = 31"),
+            "smtp.stress_timeout",
+            "longer than timeout (30 s)",
+        ),
+        (
+            ("max_recipients = 20", "timeout = 30\nsession_timeout = 20"),
+            "smtp.session_timeout",
+            "shorter than timeout (30 s)",
+        ),
+        (("max_recipients = 20", "stress_timeout = 0"), "smtp.stress_timeout", "at least 1"),
         (
             ('"@sales.example.com" = "sales"', '"sales" = "sales"'),
             "smtp.recipients.sales",

@@ -1,4 +1,5 @@
-"""ListenerSMTP's fast address path gives exactly what aiosmtpd's own `_getaddr` gives."""
+"""ListenerSMTP's fast address path gives exactly what aiosmtpd's own `_getaddr` gives, and
+its DATA reads what aiosmtpd reads without a line length limit."""
 
 from __future__ import annotations
 
@@ -116,8 +117,25 @@ class _Recorder:
         return "250 2.0.0 OK"
 
 
+class _NoLineLimit(SMTP):
+    """aiosmtpd without its limit on line length: our DATA must read what it reads (lines
+    of any length kept whole, as Postfix keeps them; the size limit still applies)."""
+
+    line_length_limit = 1 << 30
+
+
 def _long(n: int) -> bytes:
     return b"x" * (n - 2) + b"\r\n"
+
+
+def _smuggle(separator: bytes) -> bytes:
+    """Content that tries to end DATA early and smuggle a second message in after it."""
+    return (
+        b"Subject: hi\r\n\r\nhello"
+        + separator
+        + b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n"
+        + b"Subject: smuggled\r\n\r\nevil\r\n.\r\n"
+    )
 
 
 DATA_STREAMS = {
@@ -137,6 +155,19 @@ DATA_STREAMS = {
     "too much": _long(900) * 8 + b".\r\n",
     "exactly the size limit": _long(1000) * 6 + b".\r\n",
     "one byte over the size limit": _long(1000) * 6 + b"\r\n.\r\n",
+    "long line of the size limit": _long(6000) + b".\r\n",
+    "long line one over the size limit": _long(6001) + b".\r\n",
+    "long line far over the size limit": _long(100_000) + b"after\r\n.\r\n",
+    "long first line after a dot": b"." + _long(3000) + b"..\r\n" + b"." + _long(2000) + b".\r\n",
+    "long line ending in a dot": b"." * 2500 + b"\r\n.\r\n",
+    "long lines with bare LF dots": b"y" * 1500 + b"\n.\r\n" + b"z" * 1200 + b"\r\n.\n\r\n.\r\n",
+    "long line with CR at a piece end": b"r" * 1000 + b"\r" + b"s" * 1500 + b"\r\n.\r\n",
+    "smuggling LF dot CRLF": _smuggle(b"\n.\r\n"),
+    "smuggling CRLF dot LF": _smuggle(b"\r\n.\n"),
+    "smuggling LF dot LF": _smuggle(b"\n.\n"),
+    "smuggling CR dot CRLF": _smuggle(b"\r.\r\n"),
+    "smuggling CRLF dot CR": _smuggle(b"\r\n.\r"),
+    "smuggling CR dot CR": _smuggle(b"\r.\r"),
 }
 SIZE_LIMIT = 6000
 
@@ -172,7 +203,7 @@ async def test_data_is_read_as_aiosmtpd_reads_it(name: str) -> None:
     loop = asyncio.get_running_loop()
     results = []
     for make in (
-        lambda h: SMTP(h, data_size_limit=SIZE_LIMIT, hostname="mx.test", loop=loop),
+        lambda h: _NoLineLimit(h, data_size_limit=SIZE_LIMIT, hostname="mx.test", loop=loop),
         lambda h: ListenerSMTP(
             h, gate=Gate(5), data_size_limit=SIZE_LIMIT, hostname="mx.test", loop=loop
         ),

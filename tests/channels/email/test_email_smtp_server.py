@@ -19,7 +19,7 @@ from emailtest_support import DOMAIN, SECRET, RecordingIngest, build_mail, event
 
 from channels.email import tokens
 from channels.email.files import MemoryAttachmentStore
-from channels.email.parse import ParseOptions
+from channels.email.parse import ParseOptions, parse_message
 from channels.email.settings import SMTPSettings
 from channels.email.smtp_server import SMTPListener
 
@@ -87,6 +87,104 @@ async def test_delivery_through_smtplib_reaches_ingest_with_inbox_token_and_file
     assert msg.metadata["smtp"]["peer"] == "127.0.0.1"
     (att,) = msg.attachments
     assert att.storage_key is not None and store.blobs[att.storage_key].startswith(b"\x89PNG")
+
+
+def _mail_with_a_long_line(octets: int) -> tuple[bytes, str]:
+    """A message with one body line of `octets` octets with its CRLF (8-bit text that
+    starts with a dot, which the client stuffs), and that line's text."""
+    head = ".é long line ".encode()
+    filler = b"".join(b"%d," % i for i in range(octets))
+    line = head + filler[: octets - 2 - len(head)]
+    raw = (
+        b"From: Ann Customer <ann@customer.example>\r\n"
+        + f"To: support@{DOMAIN}\r\nSubject: long line {octets}\r\n".encode()
+        + f"Message-ID: <long-{octets}@customer.example>\r\nMIME-Version: 1.0\r\n".encode()
+        + b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+        + b"\r\nbefore\r\n"
+        + line
+        + b"\r\nafter\r\n"
+    )
+    assert len(line) + 2 == octets
+    return raw, line.decode()
+
+
+@pytest.mark.parametrize("octets", [2_000, 100_000])
+@pytest.mark.parametrize("client", ["smtplib", "aiosmtplib"])
+async def test_a_long_line_is_accepted_and_stored_intact(
+    make_listener: Factory, octets: int, client: str
+) -> None:
+    listener, ingest, _ = await make_listener()
+    raw, line = _mail_with_a_long_line(octets)
+    if client == "smtplib":
+        refused = await asyncio.to_thread(smtplib_send, listener.port, raw, [f"support@{DOMAIN}"])
+        assert refused == {}
+    else:
+        assert await _send(listener.port, raw) == (250, "2.0.0 OK: queued")
+    (msg,) = ingest.messages
+    assert msg.text.splitlines() == ["before", line, "after"]
+    # the hash of the body bytes as received is the hash of the body as sent
+    sent = parse_message(raw, OPTIONS).message.metadata["content_hash"]
+    assert msg.metadata["content_hash"] == sent
+
+
+async def test_a_long_line_over_the_size_limit_answers_552_and_the_session_goes_on(
+    make_listener: Factory,
+) -> None:
+    listener, ingest, _ = await make_listener()
+    raw, _ = _mail_with_a_long_line(250_000)  # the limit is 200,000
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=listener.port, timeout=10) as client:
+        await client.mail("ann@customer.example")
+        await client.rcpt(f"support@{DOMAIN}")
+        with pytest.raises(aiosmtplib.SMTPDataError) as too_much:
+            await client.data(raw)
+        assert too_much.value.code == 552
+        assert ingest.calls == 0
+        raw, line = _mail_with_a_long_line(150_000)
+        _, reply = await client.sendmail("ann@customer.example", [f"support@{DOMAIN}"], raw)
+        assert reply == "2.0.0 OK: queued"
+    (msg,) = ingest.messages
+    assert line in msg.text
+
+
+SMUGGLING = [b"\n.\r\n", b"\r\n.\n", b"\n.\n", b"\r.\r\n", b"\r\n.\r", b"\n.\r"]
+
+
+@pytest.mark.parametrize("separator", SMUGGLING, ids=[repr(s)[2:-1] for s in SMUGGLING])
+async def test_a_lone_dot_after_a_bare_lf_or_cr_never_ends_data(
+    make_listener: Factory, separator: bytes
+) -> None:
+    """SMTP smuggling: content that ends DATA early for a lax server and sends a second
+    message from another sender after it. Only CRLF.CRLF ends DATA here: the rest is
+    content of the one message, and no command in it is ever run."""
+    listener, ingest, _ = await make_listener()
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+
+    async def reply_to(line: bytes) -> bytes:
+        writer.write(line)
+        while (reply := await asyncio.wait_for(reader.readline(), 10))[3:4] == b"-":
+            pass
+        return reply
+
+    assert (await reader.readline()).startswith(b"220 ")
+    assert (await reply_to(b"EHLO client.test\r\n")).startswith(b"250 ")
+    assert (await reply_to(b"MAIL FROM:<ann@customer.example>\r\n")).startswith(b"250 ")
+    assert (await reply_to(f"RCPT TO:<support@{DOMAIN}>\r\n".encode())).startswith(b"250 ")
+    assert (await reply_to(b"DATA\r\n")).startswith(b"354 ")
+    content = (
+        b"From: ann@customer.example\r\nSubject: first\r\n\r\nhello"
+        + separator
+        + b"MAIL FROM:<evil@attacker.example>\r\n"
+        + f"RCPT TO:<sales@{DOMAIN}>\r\n".encode()
+        + b"DATA\r\nFrom: evil@attacker.example\r\nSubject: smuggled\r\n\r\nevil\r\n"
+    )
+    assert (await reply_to(content + b".\r\n")) == b"250 2.0.0 OK: queued\r\n"
+    assert (await reply_to(b"QUIT\r\n")).startswith(b"221 ")  # nothing else was answered
+    writer.close()
+    await writer.wait_closed()
+    (msg,) = ingest.messages
+    assert (msg.sender, msg.subject, msg.inbox) == ("ann@customer.example", "first", "support")
+    text = msg.metadata.get("original_text", msg.text)  # (before quotes are folded away)
+    assert "MAIL FROM:<evil@attacker.example>" in text and "Subject: smuggled" in text
 
 
 async def test_unknown_recipient_refused_at_rcpt(make_listener: Factory) -> None:
@@ -428,7 +526,10 @@ async def test_an_idle_connection_is_closed_after_the_timeout_and_commands_exten
         writer.write(b"NOOP\r\n")
         assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"250 ")
     assert listener.connections == 1
-    assert await asyncio.wait_for(reader.read(), 5) == b""  # then idle: closed
+    # then idle: told so, and closed
+    assert (
+        await asyncio.wait_for(reader.read(), 5) == b"421 4.4.2 mx.test Error: timeout exceeded\r\n"
+    )
     idle = asyncio.get_running_loop().time() - started - 1.5
     assert 0.7 < idle < 3, idle
     assert await eventually(lambda: listener.connections == 0)
