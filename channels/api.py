@@ -18,7 +18,6 @@ from inbox.errors import UnknownChannel, ValidationError
 from inbox.http import MAX_BODY_KEY, field, read_json, require_token
 from inbox.ports import IngestFn
 from inbox.types import Channel, InboundMessage
-from inbox.untrusted import check_text
 
 INGEST_KEY: web.AppKey[IngestFn] = web.AppKey("ingest", object)  # type: ignore[arg-type]
 
@@ -37,8 +36,6 @@ def parse_message(data: dict[str, object], idempotency_key: str | None) -> Inbou
     external_id = idempotency_key or field(data, "external_id", str, max_len=500)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
         raise ValidationError("Idempotency-Key must be 1-255 characters", field="Idempotency-Key")
-    if idempotency_key is not None:  # (headers may carry raw bytes, kept as surrogates)
-        check_text(idempotency_key, "Idempotency-Key")
     sender = field(data, "sender", str, required=True, max_len=320)
     text = field(data, "text", str, required=True, max_len=256 * 1024)
     html = field(data, "html", str, max_len=1024 * 1024)

@@ -120,6 +120,7 @@ class Refused:
 
 # the event name at the head of a socket.io EVENT payload: ["message", ...]
 _EVENT_NAME = re.compile(r'\[\s*"([A-Za-z0-9_.:-]{1,64})"')
+_ARGUMENT = re.compile(r"^\[\d+\]\.?")  # `[1].text`: `text` of the event's argument
 
 
 class SocketJson:
@@ -135,7 +136,11 @@ class SocketJson:
         try:
             return loads(raw)
         except ValidationError as exc:
-            refused = Refused(exc.message, exc.field)
+            where, message = exc.field, exc.message
+            if where is not None and where.startswith("["):  # the path within the argument
+                inner = _ARGUMENT.sub("", where) or "(data)"
+                where, message = inner, message.replace(f"'{where}'", f"'{inner}'", 1)
+            refused = Refused(message, where)
         text = raw if isinstance(raw, str) else raw[:200].decode("utf-8", "replace")
         head = _EVENT_NAME.match(text)
         if text.lstrip().startswith("["):
