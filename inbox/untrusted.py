@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -104,7 +104,7 @@ def parse_id(value: str, name: str, *, minimum: int = 1) -> int:
     return number
 
 
-def is_id(value: Any) -> bool:
+def is_id(value: Any) -> TypeGuard[int]:
     """A JSON value that can be an id: an int (not a bool) from 1 to 2^63-1."""
     return type(value) is int and 1 <= value <= MAX_ID
 

@@ -80,10 +80,26 @@ API_BODIES = [
     ('{"sender": "\\udc00@example.com", "text": "x"}', "surrogate", "sender"),
     ('{"sender": "a@example.com", "text": "x", "subject": ' + SURROGATE + "}", "surr", "subject"),
     ('{"sender": "a@example.com", "text": "x", "skills": ["a", "\\ud800"]}', "surr", "skills[1]"),
-    ('{"sender": "a@example.com", "text": "x", "metadata": {"k": ' + SURROGATE + "}}", "surr", "metadata.k"),
-    ('{"sender": "a@example.com", "text": "x", "received_at": "2024-01-01T10:00:00"}', "timezone", "received_at"),
-    ('{"sender": "a@example.com", "text": "x", "received_at": "2024-02-30T10:00:00Z"}', "ISO 8601", "received_at"),
-    ('{"sender": "a@example.com", "text": "x", "received_at": "9999-12-31T23:59:59-23:59"}', "ISO 8601", "received_at"),
+    (
+        '{"sender": "a@example.com", "text": "x", "metadata": {"k": ' + SURROGATE + "}}",
+        "surr",
+        "metadata.k",
+    ),
+    (
+        '{"sender": "a@example.com", "text": "x", "received_at": "2024-01-01T10:00:00"}',
+        "timezone",
+        "received_at",
+    ),
+    (
+        '{"sender": "a@example.com", "text": "x", "received_at": "2024-02-30T10:00:00Z"}',
+        "ISO 8601",
+        "received_at",
+    ),
+    (
+        '{"sender": "a@example.com", "text": "x", "received_at": "9999-12-31T23:59:59-23:59"}',
+        "ISO 8601",
+        "received_at",
+    ),
 ]
 
 
@@ -326,8 +342,13 @@ def test_the_log_filter_leaves_other_errors_alone():
         raise RuntimeError("a bug of ours")
     except RuntimeError:
         record = logging.LogRecord(
-            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request", (), sys.exc_info()
+            "aiohttp.server",
+            logging.ERROR,
+            __file__,
+            1,
+            "Error handling request",
+            (),
+            sys.exc_info(),
         )
     assert BadRequestLogFilter().filter(record) is True
     assert record.levelno == logging.ERROR and record.exc_info is not None
-

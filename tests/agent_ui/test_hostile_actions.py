@@ -28,8 +28,18 @@ async def test_actions_refuse_hostile_json_and_ids(desk):
         (f"{base}/tags", '{"tags": [' + "9" * 5000 + "]}", "more than 100 digits", None),
         (f"{base}/transfer", '{"agent_id": 18446744073709551616}', "agent", "agent_id"),
         (f"{base}/transfer", '{"agent_id": -1}', "agent", "agent_id"),
-        (f"/agent/api/contacts/{conv['contact_id']}/merge", '{"into": 1180591620717411303424}', "contact id", "into"),
-        (f"/agent/api/contacts/{conv['contact_id']}/notes", '{"notes": "\\udfff"}', "surrogate", "notes"),
+        (
+            f"/agent/api/contacts/{conv['contact_id']}/merge",
+            '{"into": 1180591620717411303424}',
+            "contact id",
+            "into",
+        ),
+        (
+            f"/agent/api/contacts/{conv['contact_id']}/notes",
+            '{"notes": "\\udfff"}',
+            "surrogate",
+            "notes",
+        ),
         ("/agent/api/sms-segments", '{"text": "\\udc00"}', "surrogate", "text"),
     ]
     for path, raw, words, field in cases:
