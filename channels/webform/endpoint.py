@@ -179,10 +179,12 @@ class FormEndpoint:
         try:
             values, uploads, files_possible = await self._read(request, form)
         except _BodyError as exc:
-            errors = {exc.field or "_form": [exc.message]}
+            shown_at = exc.field if exc.field and form.field(exc.field) else "_form"
+            errors = {shown_at: [exc.message]}
             return self._invalid(form, request, as_json, cors, {}, errors, status=exc.status)
         except ValidationError as exc:
-            errors = {exc.field or "_form": [exc.message]}
+            shown_at = exc.field if exc.field and form.field(exc.field) else "_form"
+            errors = {shown_at: [exc.message]}
             return self._invalid(form, request, as_json, cors, {}, errors, status=exc.status)
         submission_id = _single(values.get("submission_id"))
         if _single(values.get(form.honeypot_field)):
