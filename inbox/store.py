@@ -84,8 +84,7 @@ def translate_error(exc: Exception) -> Exception:
         return exc
     if _unencodable(exc):
         return ValidationError(
-            "the text holds a lone surrogate (no character; cannot be stored): "
-            "send valid Unicode"
+            "the text holds a lone surrogate (no character; cannot be stored): send valid Unicode"
         )
     if isinstance(exc, SQLAlchemyError | OSError):
         err = StoreError(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")

@@ -87,15 +87,6 @@ def surrogate_path(value: Any, path: str = "") -> str | None:
     return None
 
 
-def check_text(value: str, name: str) -> str:
-    """`value` unless it holds a lone surrogate (ValidationError naming the field)."""
-    if not value.isascii() and _SURROGATE.search(value):
-        raise ValidationError(
-            f"'{name}' contains a lone surrogate; send valid Unicode text", field=name
-        )
-    return value
-
-
 def parse_id(value: str, name: str, *, minimum: int = 1) -> int:
     """An id given as text (path, query): ASCII digits, `minimum` .. 2^63-1."""
     if not _ID.fullmatch(value) or not minimum <= (number := int(value)) <= MAX_ID:
