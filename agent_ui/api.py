@@ -11,6 +11,7 @@ from inbox import repo
 from inbox.errors import NotFound, ValidationError
 from inbox.http import STORE_KEY, require_inbox, require_token
 from inbox.types import Channel, Contact, Conversation, ConversationStatus, Message
+from inbox.untrusted import parse_id
 
 # readiness checks beyond the store (IMAP mailboxes, ...): name -> async () -> (ok, detail)
 Check = Callable[[], Awaitable[tuple[bool, str]]]
@@ -72,9 +73,7 @@ def contact_json(c: Contact) -> dict[str, Any]:
 
 
 def _int(value: str, name: str) -> int:
-    if not value.isdigit() or len(value) > 18:
-        raise ValidationError(f"'{name}' must be a positive whole number", field=name)
-    return int(value)
+    return parse_id(value, name)
 
 
 async def list_conversations(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from inbox.errors import Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
 from inbox.http import MAX_BODY_KEY, read_json
 from inbox.types import Conversation
+from inbox.untrusted import is_id
 from routing.commands import TRANSFER
 
 
@@ -130,8 +131,8 @@ async def transfer(request: web.Request) -> web.Response:
     body = await _body(request)
     target_id = body.get("agent_id")
     if target_id is not None:
-        if not isinstance(target_id, int) or isinstance(target_id, bool):
-            raise ValidationError("'agent_id' must be a number", field="agent_id")
+        if not is_id(target_id):
+            raise ValidationError("'agent_id' must be an agent's id", field="agent_id")
         try:
             target = await ws.store.read(lambda conn: get_agent(conn, target_id))
         except NotFound:
@@ -200,7 +201,7 @@ async def merge_contacts(request: web.Request) -> web.Response:
         raise Forbidden("only supervisors merge contacts")
     source = int_param(request, "id")
     into = (await _body(request)).get("into")
-    if not isinstance(into, int) or isinstance(into, bool):
+    if not is_id(into):
         raise ValidationError("'into' must be a contact id", field="into")
     moved = await ws.store.write(lambda conn: actions.merge_contacts(conn, source, into))
     for cid in moved:

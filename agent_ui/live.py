@@ -44,6 +44,7 @@ from inbox.errors import BusError
 from inbox.events import Event, EventName
 from inbox.presence import MemoryPresence, SocketPresence
 from inbox.types import Agent
+from inbox.untrusted import is_id
 
 log = logging.getLogger("omnidesk.agent_ui")
 
@@ -76,7 +77,7 @@ class _Conn:
 
 def _int(data: Any, key: str) -> int | None:
     value = data.get(key) if isinstance(data, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return value if is_id(value) else None
 
 
 class AgentNamespace(socketio.AsyncNamespace):

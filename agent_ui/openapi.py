@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from inbox.untrusted import MAX_ID
+
 _ERROR = {"$ref": "#/components/responses/Error"}
 
 
@@ -21,7 +23,7 @@ def _id_param(name: str = "id") -> dict[str, Any]:
         "name": name,
         "in": "path",
         "required": True,
-        "schema": {"type": "integer", "minimum": 1},
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
     }
 
 
@@ -59,6 +61,7 @@ def _move(summary: str, body: str | None) -> dict[str, Any]:
         },
     }
     if body is not None:
+        op["responses"]["413"] = _ERROR
         op["requestBody"] = _json_body(body)
     return {"post": op}
 
@@ -75,7 +78,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "maxLength": 255},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                 }
             ],
             "requestBody": {
@@ -110,7 +113,11 @@ PATHS: dict[str, dict[str, Any]] = {
                     {"type": "string", "enum": ["email", "chat", "sms", "form", "api"]},
                     "filter",
                 ),
-                _query("assignee", {"type": "string"}, "agent id, or 'none' for unassigned"),
+                _query(
+                    "assignee",
+                    {"type": "string", "pattern": "^(none|[1-9][0-9]{0,17})?$"},
+                    "agent id, or 'none' for unassigned",
+                ),
                 _query("inbox", {"type": "string"}, "filter"),
                 _query(
                     "limit",
@@ -127,7 +134,12 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "One conversation with its messages",
             "security": [{"bearer": []}],
             "parameters": [_id_param()],
-            "responses": {"200": _ok("ConversationWithMessages"), "401": _ERROR, "404": _ERROR},
+            "responses": {
+                "200": _ok("ConversationWithMessages"),
+                "400": _ERROR,
+                "401": _ERROR,
+                "404": _ERROR,
+            },
         }
     },
     "/api/v1/contacts/{id}": {
@@ -135,7 +147,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "One contact with identities and conversations",
             "security": [{"bearer": []}],
             "parameters": [_id_param()],
-            "responses": {"200": _ok("Contact"), "401": _ERROR, "404": _ERROR},
+            "responses": {"200": _ok("Contact"), "400": _ERROR, "401": _ERROR, "404": _ERROR},
         }
     },
     "/api/v1/queue": {
@@ -173,6 +185,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 "400": _ERROR,
                 "401": _ERROR,
                 "404": _ERROR,
+                "413": _ERROR,
             },
         }
     },
@@ -191,7 +204,13 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "Resolve: it leaves the queue or frees its agent",
             "security": [{"bearer": []}],
             "parameters": [_id_param()],
-            "responses": {"200": _ok("Conversation"), "401": _ERROR, "404": _ERROR, "409": _ERROR},
+            "responses": {
+                "200": _ok("Conversation"),
+                "400": _ERROR,
+                "401": _ERROR,
+                "404": _ERROR,
+                "409": _ERROR,
+            },
         }
     },
     "/api/v1/openapi.json": {
@@ -237,16 +256,23 @@ SCHEMAS: dict[str, Any] = {
             "external_id": {"type": "string", "maxLength": 500},
             "sender": {
                 "type": "string",
-                "description": "email address, phone number or external user id",
+                "minLength": 1,
+                "maxLength": 320,
+                "description": "email address, phone number or external user id (as the "
+                "channel expects; 400 otherwise)",
             },
-            "name": _STR,
-            "subject": _STR,
-            "text": _STR,
+            "name": {"type": "string", "maxLength": 200},
+            "subject": {"type": "string", "maxLength": 998},
+            "text": {"type": "string", "pattern": "\\S", "maxLength": 262144},
             "html": {"type": "string", "description": "sanitized on arrival"},
-            "inbox": _STR,
-            "priority": _STR,
-            "skills": {"type": "array", "items": _STR},
-            "in_reply_to": _STR,
+            "inbox": {"type": "string", "maxLength": 100},
+            "priority": {"type": "string", "maxLength": 32},
+            "skills": {
+                "type": "array",
+                "maxItems": 20,
+                "items": {"type": "string", "minLength": 1, "maxLength": 64},
+            },
+            "in_reply_to": {"type": "string", "maxLength": 500},
             "received_at": _TIME,
             "metadata": {"type": "object"},
         },
@@ -372,14 +398,17 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["agent_id"],
         "properties": {
-            "agent_id": {"type": "integer"},
+            "agent_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
             "force": {"type": "boolean", "default": False},
         },
     },
     "TransferRequest": {
         "type": "object",
         "description": "exactly one of agent_id or skills",
-        "properties": {"agent_id": {"type": "integer"}, "skills": {"type": "array", "items": _STR}},
+        "properties": {
+            "agent_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "skills": {"type": "array", "maxItems": 32, "items": _STR},
+        },
     },
     "Contact": {
         "type": "object",

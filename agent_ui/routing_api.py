@@ -41,6 +41,7 @@ from inbox.events import Event, EventName
 from inbox.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
 from inbox.tokens import Scope
 from inbox.types import Presence
+from inbox.untrusted import is_id, parse_id
 from routing import commands as cmd
 from routing.store import waiting_query
 
@@ -112,10 +113,7 @@ ROUTING_KEY: web.AppKey[RoutingApi] = web.AppKey("routing_api", RoutingApi)
 
 
 def _id(request: web.Request, name: str = "id") -> int:
-    value = request.match_info[name]
-    if not value.isdigit() or len(value) > 18 or int(value) < 1:
-        raise ValidationError(f"'{name}' must be a positive whole number", field=name)
-    return int(value)
+    return parse_id(request.match_info[name], name)
 
 
 async def _body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
@@ -126,7 +124,7 @@ async def _body(request: web.Request, *, optional: bool = False) -> dict[str, An
 
 def _agent_id(body: dict[str, Any], *, required: bool) -> int | None:
     value = field(body, "agent_id", int, required=required)
-    if value is not None and value < 1:
+    if value is not None and not is_id(value):
         raise ValidationError("'agent_id' must be a positive whole number", field="agent_id")
     return value  # type: ignore[no-any-return]
 
@@ -155,7 +153,7 @@ async def _conversation(request: web.Request, cid: int) -> web.Response:
 async def get_queue(request: web.Request) -> web.Response:
     scope = await require_token(request)
     raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 4 or not 1 <= int(raw) <= 1000:
         raise ValidationError("'limit' must be a whole number from 1 to 1000", field="limit")
     limit = int(raw)
     levels = request.app[ROUTING_KEY].priorities

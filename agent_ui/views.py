@@ -14,18 +14,19 @@ from agent_ui.auth import current, require_session
 from agent_ui.sessions import Session
 from agent_ui.settings import fill_canned
 from agent_ui.workspace import WS_KEY, Workspace
-from inbox.errors import NotFound
+from inbox.errors import NotFound, ValidationError
 from inbox.files import FileStore
 from inbox.types import Message
+from inbox.untrusted import parse_id
 
 FILES_KEY: web.AppKey[FileStore] = web.AppKey("agent_files", FileStore)
 
 
 def int_param(request: web.Request, name: str) -> int:
-    value = request.match_info[name]
-    if not value.isdigit() or len(value) > 18:
-        raise NotFound("not found")
-    return int(value)
+    try:
+        return parse_id(request.match_info[name], name, minimum=0)
+    except ValidationError:
+        raise NotFound("not found") from None
 
 
 async def page_session(request: web.Request) -> Session:

@@ -48,7 +48,9 @@ def parse_message(data: dict[str, object], idempotency_key: str | None) -> Inbou
     received = field(data, "received_at", str)
     try:
         received_at = datetime.fromisoformat(received) if received else datetime.now(UTC)
-    except ValueError:
+        if received_at.tzinfo is not None:
+            received_at = received_at.astimezone(UTC)  # (an offset can push it past year 9999)
+    except (ValueError, OverflowError):
         raise ValidationError(
             "'received_at' must be an ISO 8601 time", field="received_at"
         ) from None

@@ -429,7 +429,10 @@ class Ingestor:
                     raise
                 results = await self.store.call(write_carefully, items, self.settings, now)
         except Exception as exc:
-            log.error("ingest batch of %d failed: %s", len(batch), exc)
+            refused = isinstance(exc, ValidationError)  # the sender's mistake, not ours
+            (log.warning if refused else log.error)(
+                "ingest batch of %d failed: %s", len(batch), exc
+            )
             err = exc if isinstance(exc, OmnideskError) else StoreError(str(exc))
             for _item, future in batch:
                 if not future.done():

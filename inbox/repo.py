@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from inbox.types import (
     Message,
     Role,
 )
+from inbox.untrusted import is_id, loads
 
 
 def attachments_to_json(items: Sequence[Attachment]) -> list[dict[str, Any]]:
@@ -183,12 +184,18 @@ def encode_cursor(last_message_at: datetime, conversation_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    refused = ValidationError("cursor is not one this API gave out", field="cursor")
+    if len(cursor) > 200:  # ours are ~60 characters
+        raise refused
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, cid = json.loads(raw)
-        return datetime.fromisoformat(at), int(cid)
-    except (ValueError, TypeError, json.JSONDecodeError):
-        raise ValidationError("cursor is not one this API gave out", field="cursor") from None
+        at, cid = loads(raw)
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None or not is_id(cid):
+            raise refused
+        return when.astimezone(UTC), cid
+    except (ValueError, TypeError, OverflowError, ValidationError):
+        raise refused from None
 
 
 def list_conversations(

@@ -33,7 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from inbox.errors import OmnideskError, StoreError
+from inbox.errors import OmnideskError, StoreError, ValidationError
 from inbox.write_process import WriteProcess
 
 T = TypeVar("T")
@@ -77,14 +77,31 @@ class Store(abc.ABC):
 
 
 def translate_error(exc: Exception) -> Exception:
-    """A library error as the StoreError callers handle; our own errors unchanged."""
+    """A library error as the StoreError callers handle; our own errors unchanged. Text
+    the driver cannot encode (a lone surrogate that slipped past the edge) is the
+    sender's mistake, not the database's: a ValidationError, never retried as a 503."""
     if isinstance(exc, OmnideskError):
         return exc
+    if _unencodable(exc):
+        return ValidationError(
+            "the text holds a lone surrogate (no character; cannot be stored): send valid Unicode"
+        )
     if isinstance(exc, SQLAlchemyError | OSError):
         err = StoreError(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         err.__cause__ = exc
         return err
     return exc
+
+
+def _unencodable(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(4):  # the driver's error, wrapped by SQLAlchemy, maybe once more
+        if seen is None:
+            return False
+        if isinstance(seen, UnicodeEncodeError):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 class WriterConnection:

@@ -21,7 +21,13 @@ from agent_ui import web as agent_web
 from channels import api as inbound_api
 from inbox.bus import EventBus, open_bus
 from inbox.config import Config
-from inbox.http import MAX_BODY_KEY, STORE_KEY, TOKENS_KEY, errors_middleware
+from inbox.http import (
+    MAX_BODY_KEY,
+    STORE_KEY,
+    TOKENS_KEY,
+    errors_middleware,
+    log_bad_requests_as_warnings,
+)
 from inbox.ingest import Ingestor, IngestSettings
 from inbox.outbox import OutboxWorker
 from inbox.pipeline import Pipeline
@@ -29,6 +35,7 @@ from inbox.ports import Sender
 from inbox.presence import MemoryPresence, SocketPresence, open_presence
 from inbox.store import Store, open_store
 from inbox.token_cache import TokenCache, stamp_path
+from inbox.untrusted import SocketJson
 from omnidesk import worker
 from omnidesk.wiring import Parts, build_parts, build_router
 
@@ -105,6 +112,14 @@ async def build_services(
     return services
 
 
+class GuardedPacket(socketio.packet.Packet):  # type: ignore[misc]  # socketio is untyped
+    """socket.io packets read with `inbox.untrusted.SocketJson`: a payload too deep, with
+    a huge integer or a lone surrogate reaches its handler as `Refused` (and is answered)
+    rather than raising inside the server, which would only log it and never answer."""
+
+    json = SocketJson
+
+
 def make_socketio(config: Config, role: str = "all") -> socketio.AsyncServer:
     """One socket.io server per process. With Redis, an emit from any process reaches the
     clients of every web process through python-socketio's Redis manager; processes that
@@ -130,6 +145,7 @@ def make_socketio(config: Config, role: str = "all") -> socketio.AsyncServer:
         # each namespace checks Origin itself against its own allow-list
         cors_allowed_origins="*",
         max_http_buffer_size=256 * 1024,
+        serializer=GuardedPacket,
         logger=False,
         engineio_logger=False,
     )
@@ -168,6 +184,7 @@ async def security_headers(_request: web.Request, response: web.StreamResponse) 
 
 def make_web_app(services: Services) -> web.Application:
     config = services.config
+    log_bad_requests_as_warnings()
     app = web.Application(
         middlewares=[errors_middleware],
         # aiohttp's own ceiling; handlers enforce the configured limit before reading

@@ -49,6 +49,7 @@ from inbox.ports import IngestFn
 from inbox.presence import MemoryPresence, SocketPresence
 from inbox.store import Store
 from inbox.types import Attachment, Channel, DeliveryStatus, IdentityKind, InboundMessage
+from inbox.untrusted import Refused, is_id, surrogate_path
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         return address
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if isinstance(auth, Refused):  # (unreadable JSON: the reason, not an anonymous visit)
+            raise socketio.exceptions.ConnectionRefusedError(auth.message)
         auth = auth if isinstance(auth, dict) else {}
         widget = self.settings.widgets.get(str(auth.get("widget", "")))
         if widget is None:
@@ -204,7 +207,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         if visitor is None:
             return {"ok": False, "error": "not_connected"}
         after = data.get("after", 0) if isinstance(data, dict) else 0
-        after = after if isinstance(after, int) and not isinstance(after, bool) else 0
+        after = after if is_id(after) else 0
         found = await self._store.read(
             lambda conn: history.conversations_of(conn, visitor.visitor_id, visitor.external_id)
         )
@@ -276,6 +279,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         visitor = self.visitors.get(sid)
         if visitor is None:
             return {"ok": False, "error": "not_connected"}
+        if isinstance(data, Refused):  # not retried by the widget: it says why instead
+            return {"ok": False, "error": "invalid", "message": data.message, "field": data.field}
         if not isinstance(data, dict):
             return {"ok": False, "error": "invalid", "message": "expected an object"}
         client_id, text, refs = data.get("client_id"), data.get("text", ""), data.get("files") or []
@@ -290,6 +295,13 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
                 "ok": False,
                 "error": "invalid",
                 "message": f"text must be a string, at most {MAX_FILES} files",
+            }
+        if not text.isascii() and surrogate_path(text) is not None:
+            return {
+                "ok": False,
+                "error": "invalid",
+                "field": "text",
+                "message": "the text contains a lone surrogate; send valid Unicode text",
             }
         limit = self.settings.max_message_chars
         if len(text) > limit:
@@ -384,6 +396,9 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
     # -- profile, typing, read receipts ---------------------------------------------------
     def _apply_profile(self, visitor: Visitor, data: dict[str, Any]) -> str | None:
         name, email, consent = data.get("name"), data.get("email"), data.get("consent")
+        for value in (name, email):
+            if isinstance(value, str) and surrogate_path(value) is not None:
+                return "The name or email contains characters that are not valid text."
         if isinstance(name, str) and name.strip():
             visitor.name = name.strip()[:200]
         if isinstance(consent, bool):
@@ -399,6 +414,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
 
     async def on_profile(self, sid: str, data: Any = None) -> dict[str, Any]:
         visitor = self.visitors.get(sid)
+        if isinstance(data, Refused):
+            return {"ok": False, "error": "invalid", "message": data.message, "field": data.field}
         if visitor is None or not isinstance(data, dict):
             return {"ok": False, "error": "invalid"}
         problem = self._apply_profile(visitor, data)
@@ -444,7 +461,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
     async def on_read(self, sid: str, data: Any = None) -> None:
         visitor = self.visitors.get(sid)
         up_to = data.get("seq") if isinstance(data, dict) else None
-        if visitor is None or not isinstance(up_to, int) or not visitor.conversations:
+        if visitor is None or not is_id(up_to) or not visitor.conversations:
             return
         ids = list(visitor.conversations)
         changed = await self._store.write(lambda conn: history.mark_read(conn, ids, up_to))

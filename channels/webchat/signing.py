@@ -69,7 +69,7 @@ def file_ref(secret: str, visitor_id: str, meta: dict[str, Any]) -> str:
 
 
 def check_file_ref(secret: str, visitor_id: str, ref: Any) -> dict[str, Any] | None:
-    if not isinstance(ref, str) or len(ref) > 2000 or "." not in ref:
+    if not isinstance(ref, str) or len(ref) > 2000 or not ref.isascii() or "." not in ref:
         return None
     body, mac = ref.rsplit(".", 1)
     if not hmac.compare_digest(_mac(secret, "webchat-file", visitor_id + ":" + body), mac):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from channels.webform.validate import Cleaned, Upload, idempotency_key, message_
 from inbox.errors import ValidationError
 from inbox.ports import FileStore, IngestFn
 from inbox.types import Attachment, Channel, InboundMessage, IngestResult
+from inbox.untrusted import loads
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +179,13 @@ class FormEndpoint:
         try:
             values, uploads, files_possible = await self._read(request, form)
         except _BodyError as exc:
-            errors = {exc.field or "_form": [exc.message]}
+            shown_at = exc.field if exc.field and form.field(exc.field) else "_form"
+            errors = {shown_at: [exc.message]}
             return self._invalid(form, request, as_json, cors, {}, errors, status=exc.status)
         except ValidationError as exc:
-            return self._invalid(
-                form, request, as_json, cors, {}, {"_form": [exc.message]}, status=exc.status
-            )
+            shown_at = exc.field if exc.field and form.field(exc.field) else "_form"
+            errors = {shown_at: [exc.message]}
+            return self._invalid(form, request, as_json, cors, {}, errors, status=exc.status)
         submission_id = _single(values.get("submission_id"))
         if _single(values.get(form.honeypot_field)):
             log.info(
@@ -220,10 +221,7 @@ class FormEndpoint:
             return values, uploads, True
         body = await _read_limited(request, limit)
         if ctype == "application/json":
-            try:
-                data = json.loads(body or b"{}")
-            except (ValueError, UnicodeDecodeError):
-                raise ValidationError("body is not valid JSON") from None
+            data = loads(body or b"{}")
             if not isinstance(data, dict):
                 raise ValidationError("expected a JSON object of field names to values")
             return {str(k): v if isinstance(v, list) else [v] for k, v in data.items()}, [], False

@@ -219,3 +219,17 @@ async def test_priority_and_skills_hints_apply_to_new_conversations(store):
     assert c2.priority == "low"
     await ingest.close()
     await bus.close()
+
+
+async def test_text_no_encoder_can_store_is_refused_as_invalid_not_unavailable(store, ingest):
+    # a lone surrogate that got past an edge: the sender's mistake (400, not retried), not
+    # the store's (503, retried forever by the chat widget)
+    for n, fields in enumerate(
+        [{"text": "hi \udc00"}, {"display_name": "\ud800"}, {"subject": "x\udfff"}]
+    ):
+        with pytest.raises(ValidationError, match="lone surrogate"):
+            await ingest(msg(f"s{n}", **fields))
+    good = [ingest(msg(f"g{i}", sender=f"p{i}@example.com")) for i in range(5)]
+    results = await asyncio.gather(*good, ingest(msg("b", text="\udc00")), return_exceptions=True)
+    assert [type(r) for r in results if isinstance(r, Exception)] == [ValidationError]
+    assert await count(store, t.messages) == 5
