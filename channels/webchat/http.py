@@ -24,7 +24,14 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
-SOCKETIO_CLIENT = NODE_MODULES / "socket.io-client" / "dist" / "socket.io.min.js"
+# an installed wheel carries the client beside the widget (setup.py copies it there); a
+# checkout reads it from node_modules/, where `npm ci` put it
+_PACKAGED = STATIC / "vendor" / "socket.io.min.js"
+SOCKETIO_CLIENT = (
+    _PACKAGED
+    if _PACKAGED.is_file()
+    else NODE_MODULES / "socket.io-client" / "dist" / "socket.io.min.js"
+)
 INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _MAGIC = {
     "image/png": (b"\x89PNG\r\n\x1a\n",),
