@@ -305,13 +305,13 @@ async def run_roles(
         await stop.wait()
         log.info("shutting down")
     finally:
-        started = loop_time()
+        started = _loop_time()
         await _stop_listening(runner, services.parts.drains)
-        await services.close(within=STOP_SECONDS - (loop_time() - started))
-        log.info("stopped in %.1f s", loop_time() - started)
+        await services.close(within=STOP_SECONDS - (_loop_time() - started))
+        log.info("stopped in %.1f s", _loop_time() - started)
 
 
-def loop_time() -> float:
+def _loop_time() -> float:
     return asyncio.get_running_loop().time()
 
 
