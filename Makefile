@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# the secret the config reads from <data_dir>/secret_key when no other is given
 var/secret_key:
 	mkdir -p var
 	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))' > $@
@@ -29,7 +30,7 @@ node_modules/.installed: package-lock.json
 setup: $(VENV)/.installed var/secret_key node_modules/.installed
 
 run: setup
-	@OMNIDESK_SECRET_KEY=$$(cat var/secret_key) $(BIN)/omnidesk demo
+	@$(BIN)/omnidesk demo
 	@echo ""
 	@echo "omnidesk is starting on the embedded default (SQLite under ./var, no Redis):"
 	@echo "  agent workspace:  http://127.0.0.1:8080/           (sign in as a demo agent above)"
@@ -39,7 +40,7 @@ run: setup
 	@echo "  API reference:    http://127.0.0.1:8080/api/v1/openapi.json"
 	@echo "  inbound mail:     SMTP 127.0.0.1:2525, to support@support.example.com"
 	@echo ""
-	OMNIDESK_SECRET_KEY=$$(cat var/secret_key) $(BIN)/omnidesk serve --migrate
+	$(BIN)/omnidesk serve --migrate
 
 # several processes on the local PostgreSQL and Redis (2 web, 1 router, 2 workers, 1 smtp)
 cluster: setup

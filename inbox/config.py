@@ -1,7 +1,8 @@
 """Configuration: the one module that reads the config file and the environment.
 
 `load(path)` parses TOML, applies environment overrides (OMNIDESK_DATABASE_URL,
-OMNIDESK_REDIS_URL, OMNIDESK_SECRET_KEY, and any `*_env` key that names a variable), and
+OMNIDESK_REDIS_URL, OMNIDESK_SECRET_KEY, and any `*_env` key that names a variable), reads
+the secret from a file when told to (or from the data directory's `secret_key`), and
 validates the core sections into `Config`. Other packages read their own section through
 `ConfigSection`, whose typed getters raise `ConfigError` naming the file, the line, the
 key and the fix, so every bad edit reads the same way:
@@ -86,6 +87,7 @@ PACKAGE_SECTIONS = {
 _CORE_KEYS = {
     "data_dir",
     "secret_key",
+    "secret_key_file",
     "database",
     "redis",
     "server",
@@ -135,6 +137,39 @@ def load(
     changed = [_override(data, item, name) for item in overrides]
     root = ConfigSection(data, (), _Source(name, text, changed), env)
     return _build(name, root, env, extra_sections)
+
+
+SECRET_FILE = "secret_key"  # noqa: S105  (a file name under data_dir; `make setup` writes it)
+
+
+def _secret_key(root: ConfigSection, env: Mapping[str, str], base: Path, data_dir: Path) -> str:
+    """The secret, from the first of: OMNIDESK_SECRET_KEY, `secret_key`, the file named by
+    `secret_key_file` (relative to the config file), `<data_dir>/secret_key`."""
+    key, path = "secret_key", None
+    secret = env.get("OMNIDESK_SECRET_KEY") or root.str("secret_key", "")
+    named = root.str("secret_key_file", None)
+    if not secret and named is not None:
+        key, path = "secret_key_file", base / named  # an absolute `named` stays itself
+    elif not secret and (data_dir / SECRET_FILE).is_file():
+        key, path = "data_dir", data_dir / SECRET_FILE
+    if path is not None:
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise root.error(
+                key, f"cannot read the secret in {path}: {exc}", fix="make it a readable file"
+            ) from None
+    if not secret:
+        raise root.error(
+            "secret_key",
+            "is required (signs reply tokens, widget sessions, cookies)",
+            fix=f"set OMNIDESK_SECRET_KEY, secret_key or secret_key_file to a long random"
+            f" string, or write one to {data_dir / SECRET_FILE} (`make setup` does)",
+        )
+    if len(secret) < 16:
+        what = "is too short" if path is None else f"the secret in {path} is too short"
+        raise root.error(key, what, fix="use at least 16 random characters")
+    return secret
 
 
 def _override(data: dict[str, Any], item: str, name: str) -> str:
@@ -187,15 +222,7 @@ def _build(
         )
     redis_section.reject_unknown({"url"})
 
-    secret_key = env.get("OMNIDESK_SECRET_KEY") or root.str("secret_key", "")
-    if not secret_key:
-        raise root.error(
-            "secret_key",
-            "is required (signs reply tokens, widget sessions, cookies)",
-            fix="set secret_key or OMNIDESK_SECRET_KEY to a long random string",
-        )
-    if len(secret_key) < 16:
-        raise root.error("secret_key", "is too short", fix="use at least 16 random characters")
+    secret_key = _secret_key(root, env, base, data_dir)
 
     srv = root.section("server")
     server = ServerConfig(

@@ -13,6 +13,7 @@ the edge (``raise StoreError(...) from exc``).
     ├── StoreError             the database failed; the caller must not acknowledge
     ├── QueueError             a priority-queue backend failed
     ├── BusError               an event-bus backend failed
+    ├── AddressInUse           a listener's host:port is taken (at start: one line, no traceback)
     └── DeliveryError          an outbound send failed
         ├── PermanentDeliveryError   do not retry (bad address, 4xx from the provider)
         └── RecipientAway            kept for the recipient to pick up later (a chat visitor
@@ -20,6 +21,8 @@ the edge (``raise StoreError(...) from exc``).
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class OmnideskError(Exception):
@@ -117,6 +120,19 @@ class QueueError(OmnideskError):
 class BusError(OmnideskError):
     status = 503
     code = "bus_unavailable"
+
+
+class AddressInUse(OmnideskError):
+    code = "address_in_use"
+
+    @classmethod
+    def check(cls, exc: OSError, what: str, host: str, port: int, key: str) -> None:
+        """Raise this in place of `exc` when `exc` says the address is taken."""
+        if exc.errno == errno.EADDRINUSE:
+            raise cls(
+                f"cannot listen for {what} on {host}:{port}: the address is already in use"
+                f" (another omnidesk still running? stop it, or set {key} to a free port)"
+            ) from None
 
 
 class DeliveryError(OmnideskError):

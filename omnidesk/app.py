@@ -21,6 +21,7 @@ from agent_ui import web as agent_web
 from channels import api as inbound_api
 from inbox.bus import EventBus, open_bus
 from inbox.config import Config
+from inbox.errors import AddressInUse
 from inbox.http import (
     MAX_BODY_KEY,
     STORE_KEY,
@@ -43,6 +44,15 @@ log = logging.getLogger("omnidesk")
 
 ROLES = ("all", "web", "router", "worker", "smtp")
 
+# SIGTERM/SIGINT: every listener closes at once; HTTP requests and SMTP transactions in
+# flight get GRACE_SECONDS to be answered (then are cut: nothing unanswered was
+# acknowledged, so clients retry; aiohttp may wait as long again for a cut handler to
+# end, as an open socket.io websocket's does); then the rest stops, within what is left of
+# STOP_SECONDS (a part that overruns is left behind, named in the log), so the process is
+# gone within 10 s and its ports are free for the next start
+GRACE_SECONDS = 2.5
+STOP_SECONDS = 8.0
+
 
 @dataclass
 class Services:
@@ -62,10 +72,22 @@ class Services:
     presence: SocketPresence = field(default_factory=MemoryPresence)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
-    async def close(self) -> None:
+    async def close(self, within: float | None = None) -> None:
+        """Run the closers, last added first; with `within`, each gets what is left of
+        that many seconds (at least a moment) and one that overruns is abandoned."""
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within
         for closer in reversed(self.closers):
             try:
-                await closer()
+                if deadline is None:
+                    await closer()
+                    continue
+                began = loop.time()
+                async with asyncio.timeout_at(max(deadline, loop.time() + 0.1)):
+                    await closer()
+                log.debug("shutdown: %s stopped in %.2f s", _name(closer), loop.time() - began)
+            except TimeoutError:
+                log.warning("shutdown: %s did not stop in time; left behind", _name(closer))
             except Exception:
                 log.exception("error while shutting down")
 
@@ -214,7 +236,15 @@ def make_web_app(services: Services) -> web.Application:
         async def on_startup(_app: web.Application) -> None:
             start_socketio(sio)
 
+        async def on_shutdown(_app: web.Application) -> None:
+            # open sockets are requests in flight to aiohttp: end them (the clients
+            # reconnect, to this server's next start or another web process) instead of
+            # letting them hold the shutdown
+            if sio.eio.sockets:
+                await sio.eio.disconnect()
+
         app.on_startup.append(on_startup)
+        app.on_shutdown.append(on_shutdown)
     return app
 
 
@@ -255,10 +285,17 @@ async def run_roles(
                     services.closers.append(stop)
         if role in {"all", "web"}:
             app = make_web_app(services)
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(
+                app, access_log=None, handle_signals=False, shutdown_timeout=GRACE_SECONDS
+            )
             await runner.setup()
-            site = web.TCPSite(runner, config.server.host, config.server.port, reuse_address=True)
-            await site.start()
+            host, port = config.server.host, config.server.port
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            try:
+                await site.start()
+            except OSError as exc:
+                AddressInUse.check(exc, "HTTP", host, port, "server.port")
+                raise
             log.info(
                 "web listening on %s (public URL %s)", _site_url(site), config.server.public_url
             )
@@ -285,9 +322,39 @@ async def run_roles(
         await stop.wait()
         log.info("shutting down")
     finally:
-        if runner is not None:
-            await runner.cleanup()
-        await services.close()
+        started = _loop_time()
+        await _stop_listening(runner, services.parts.drains)
+        await services.close(within=STOP_SECONDS - (_loop_time() - started))
+        log.info("stopped in %.1f s", _loop_time() - started)
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+async def _stop_listening(
+    runner: web.AppRunner | None, drains: list[Callable[[float], Awaitable[None]]]
+) -> None:
+    """Close every listener at once and let what is in flight end (GRACE_SECONDS)."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+
+    async def timed(name: str, job: Awaitable[None]) -> None:
+        await job
+        log.debug("shutdown: %s stopped in %.2f s", name, loop.time() - began)
+
+    jobs = [timed(_name(drain), drain(GRACE_SECONDS)) for drain in drains]
+    if runner is not None:  # its sites first, then requests in flight, then the app
+        jobs.append(timed("web", runner.cleanup()))
+    for result in await asyncio.gather(*jobs, return_exceptions=True):
+        if isinstance(result, Exception):
+            log.error("error while shutting down", exc_info=result)
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    owner = getattr(fn, "__self__", None)
+    name = getattr(fn, "__qualname__", repr(fn))
+    return f"{type(owner).__name__}.{fn.__name__}" if owner is not None else name
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

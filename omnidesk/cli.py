@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from inbox import config as config_mod
-from inbox.errors import ConfigError, OmnideskError
+from inbox.errors import ConfigError, NotFound, OmnideskError
 from inbox.types import Role
 
 T = TypeVar("T")
@@ -123,6 +123,46 @@ def cmd_agent_disable(args: argparse.Namespace) -> int:
     config = _load(args)
     _with_store(config, lambda conn: disable_agent(conn, args.email))
     print(f"agent {args.email} disabled")
+    return 0
+
+
+def _read_new_password(from_stdin: bool) -> str:
+    """One line from stdin, or typed twice at a prompt that does not echo."""
+    from agent_ui.auth import MIN_PASSWORD
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Again: ") != password:
+            raise OmnideskError("the two passwords differ; nothing changed")
+    if len(password) < MIN_PASSWORD:
+        raise OmnideskError(f"a password needs at least {MIN_PASSWORD} characters; nothing changed")
+    return password
+
+
+def cmd_agent_password(args: argparse.Namespace) -> int:
+    from agent_ui.passwords import hash_password
+    from agent_ui.sessions import end_all_sessions, set_password
+    from inbox.agents import list_agents
+    from inbox.identity import normalize_email
+
+    config = _load(args)
+    hashed = hash_password(_read_new_password(args.stdin))
+    email = normalize_email(args.email)
+
+    def change(conn: Any) -> int:
+        agent = next((a for a in list_agents(conn) if a.email == email), None)
+        if agent is None:
+            raise NotFound(f"no agent with email {args.email}")
+        ended = end_all_sessions(conn, agent.id)
+        set_password(conn, agent.id, hashed)
+        return ended
+
+    ended = _with_store(config, change)
+    print(f"password of {email} changed; {ended} session(s) ended")
     return 0
 
 
@@ -306,6 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password", help="default: generate one and print it once")
     add.set_defaults(func=cmd_agent_add)
     agent.add_parser("list", help="list agents").set_defaults(func=cmd_agent_list)
+    password = agent.add_parser(
+        "password", help="set an agent's password (asked twice, never echoed); ends its sessions"
+    )
+    password.add_argument("email")
+    password.add_argument(
+        "--stdin", action="store_true", help="read the password from one line of stdin"
+    )
+    password.set_defaults(func=cmd_agent_password)
     disable = agent.add_parser("disable", help="disable an agent")
     disable.add_argument("email")
     disable.set_defaults(func=cmd_agent_disable)

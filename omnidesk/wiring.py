@@ -32,6 +32,10 @@ class Parts:
     senders: dict[str, Any] = field(default_factory=dict)
     startups: list[Any] = field(default_factory=list)
     closers: list[Any] = field(default_factory=list)
+    # listeners besides the web server, `async (grace seconds) -> None`: at shutdown,
+    # stopped first and together (no new connections; what is in flight may end within
+    # the grace), before the closers
+    drains: list[Any] = field(default_factory=list)
     triage: Any = None
     reloader: Any = None
     # readiness checks for /readyz: name -> async () -> (ok, detail)
@@ -178,6 +182,7 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
         if role in {"all", "smtp", "worker"}:
             parts.startups.append(email.start)
             parts.closers.append(email.stop)
+            parts.drains.append(email.stop_listening)
         if leased_imap:
             parts.duties.append(leased_pollers(email, email_settings, ingest, files, get_cursor))
 
@@ -217,6 +222,7 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
             demo = DemoSite(config.server.host, chat.demo_port, public_url, chat.demo_widget)
             parts.startups.append(demo.start)
             parts.closers.append(demo.stop)
+            parts.drains.append(lambda _grace: demo.stop())
     # --- end webchat ---------------------------------------------------------------------
     return parts
 

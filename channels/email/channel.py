@@ -64,11 +64,15 @@ class EmailChannel:
         for poller in self.pollers:
             await poller.start()
 
+    async def stop_listening(self, grace: float = 3.0) -> None:
+        """Stop taking mail by SMTP; transactions in DATA get `grace` seconds to end."""
+        if self.listener is not None:
+            await self.listener.stop(grace)
+
     async def stop(self) -> None:
         for poller in self.pollers:
             await poller.stop()
-        if self.listener is not None:
-            await self.listener.stop()
+        await self.stop_listening()
 
     async def send(self, item: Outbound) -> str:
         return await self.sender.send(item)

@@ -107,6 +107,16 @@ class ListenerSMTP(SMTP):
         self._address = ""
         self._session_timeout = session_timeout or math.inf
         self._stress_timeout = stress_timeout or self._timeout_duration
+        # from DATA to its reply: the one stretch a shutdown lets finish (250 = committed)
+        self.in_data = False
+
+    def shut(self) -> None:
+        """Close for a shutdown, telling the client to come back (421: it retries)."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(b"421 4.3.2 Service shutting down, try again later\r\n")
+            transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not self._counted:  # (not again for the TLS transport after STARTTLS)
@@ -199,6 +209,13 @@ class ListenerSMTP(SMTP):
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
+        self.in_data = True
+        try:
+            await self._data(arg)
+        finally:
+            self.in_data = False
+
+    async def _data(self, arg: str) -> None:
         """aiosmtpd's DATA (1.4), for a handler with handle_DATA and bytes content."""
         if self._decode_data or "DATA" not in self._handle_hooks:
             await super().smtp_DATA(arg)

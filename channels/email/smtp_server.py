@@ -21,7 +21,7 @@ from channels.email.parse import ParseOptions, parse_message
 from channels.email.parse_process import LARGE_BYTES, ParseProcesses, ParserGone
 from channels.email.settings import SMTPSettings
 from channels.email.smtp_protocol import Gate, ListenerSMTP
-from inbox.errors import PayloadTooLarge, ValidationError
+from inbox.errors import AddressInUse, PayloadTooLarge, ValidationError
 from inbox.ports import IngestFn
 
 log = logging.getLogger(__name__)
@@ -199,8 +199,10 @@ class SMTPListener:
             self._server = await loop.create_server(
                 self._protocol, host=self.settings.host, port=self.settings.port
             )
-        except BaseException:
+        except BaseException as exc:
             await self._close_parser()
+            if isinstance(exc, OSError):
+                AddressInUse.check(exc, "SMTP", self.settings.host, self.settings.port, "smtp.port")
             raise
         log.info("smtp: listening on %s:%s", self.settings.host, self.port)
 
@@ -219,13 +221,23 @@ class SMTPListener:
     def connections(self) -> int:
         return len(self._gate.active)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 3.0) -> None:
+        """Stop accepting at once. A session between commands hears 421 (come back later)
+        and is closed; one in DATA has `grace` seconds to get its answer (250 only after
+        the commit), then is closed all the same: without a 250 its sender retries."""
         if self._server is None:
             return
         self._server.close()
-        for protocol in list(self._gate.active):
-            if protocol.transport is not None:
-                protocol.transport.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._gate.active:
+            late = loop.time() >= deadline
+            for protocol in list(self._gate.active):
+                if late or not protocol.in_data:
+                    protocol.shut()
+            await asyncio.sleep(0.02)  # connection_lost takes each out of the gate
+            if loop.time() >= deadline + 1.0:  # closed: its transport is gone either way
+                break
         await self._server.wait_closed()
         self._server = None
         await self._close_parser()

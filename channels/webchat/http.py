@@ -17,13 +17,21 @@ from aiohttp import web
 from channels.webchat import signing
 from channels.webchat.namespace import WidgetNamespace
 from channels.webchat.settings import WidgetSettings
+from inbox.errors import AddressInUse
 from inbox.files import FileStore
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
-SOCKETIO_CLIENT = NODE_MODULES / "socket.io-client" / "dist" / "socket.io.min.js"
+# an installed wheel carries the client beside the widget (setup.py copies it there); a
+# checkout reads it from node_modules/, where `npm ci` put it
+_PACKAGED = STATIC / "vendor" / "socket.io.min.js"
+SOCKETIO_CLIENT = (
+    _PACKAGED
+    if _PACKAGED.is_file()
+    else NODE_MODULES / "socket.io-client" / "dist" / "socket.io.min.js"
+)
 INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _MAGIC = {
     "image/png": (b"\x89PNG\r\n\x1a\n",),
@@ -251,12 +259,19 @@ class DemoSite:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self._app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port, reuse_address=True).start()
+        try:
+            await web.TCPSite(self._runner, self.host, self.port, reuse_address=True).start()
+        except OSError as exc:
+            await self.stop()
+            AddressInUse.check(exc, "the chat demo page", self.host, self.port, "webchat.demo_port")
+            raise
         log.info("web chat demo page on http://%s:%d/", self.host, self.port)
 
     async def stop(self) -> None:
-        if self._runner is not None:
+        if self._runner is not None:  # one static page: what is in flight ends within 1 s
             await self._runner.cleanup()
             self._runner = None
