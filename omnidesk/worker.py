@@ -150,7 +150,9 @@ class RecoverLoop:
             try:
                 n = await self.pipeline.recover(older_than=self.interval)
                 if n:
-                    log.warning("triaged %d messages left untriaged", n)
+                    log.warning(
+                        "triaged %d messages a stopped process had left or whose triage failed", n
+                    )
             except Exception:
                 log.exception("triage recovery failed")
             await asyncio.sleep(self.interval)
