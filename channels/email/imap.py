@@ -190,8 +190,8 @@ class IMAPPoller:
         else:
             client = aioimaplib.IMAP4(box.host, box.port, timeout=self.timeout)
         # (IMAP4_SSL takes no callback argument; its protocol connects in a task, later)
-        self._dropped = asyncio.Event()
-        client.protocol.conn_lost_cb = self._connection_lost
+        self._dropped = dropped = asyncio.Event()
+        client.protocol.conn_lost_cb = lambda exc: self._connection_lost(dropped, exc)
         try:
             await client.wait_hello_from_server()
             _ok(await client.login(box.user, box.password), "LOGIN")
@@ -200,10 +200,11 @@ class IMAPPoller:
             raise
         return client
 
-    def _connection_lost(self, exc: Exception | None) -> None:
+    def _connection_lost(self, dropped: asyncio.Event, exc: Exception | None) -> None:
         """aioimaplib's callback when the socket closes (ours too, at logout: the session
-        is marked disconnected before that, and such a close is no news)."""
-        if not self.status.connected:
+        is marked disconnected before that, and such a close is no news; so is a late
+        close of an earlier session's connection)."""
+        if not self.status.connected or dropped is not self._dropped:
             return
         s = self.status
         s.connected = s.healthy = False

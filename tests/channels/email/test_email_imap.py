@@ -320,11 +320,13 @@ async def test_hostile_message_in_mailbox_is_skipped_not_fatal(dovecot: Dovecot)
     assert poller.health()["skipped"] == 1
 
 
+@pytest.mark.parametrize("wait", ["idle = true", "idle = false"])
 async def test_dropped_session_shows_in_readyz_within_10_seconds(
-    dovecot: Dovecot, tmp_path: Path, aiohttp_client: object
+    dovecot: Dovecot, tmp_path: Path, aiohttp_client: object, wait: str
 ) -> None:
-    """The service wired as `serve` wires it, polling Dovecot in IDLE (5 minutes): when
-    the server goes away, /readyz names the mailbox within 10 s, not at the IDLE's end."""
+    """The service wired as `serve` wires it, waiting for news from Dovecot in IDLE or
+    between polls (5 minutes either way): when the server goes away, /readyz names the
+    mailbox within 10 s, not when the IDLE or the wait ends."""
     from inbox import config as config_mod
     from inbox.migrate import upgrade
     from omnidesk.app import build_services, make_web_app
@@ -334,8 +336,8 @@ async def test_dropped_session_shows_in_readyz_within_10_seconds(
     extra = (
         f'[email]\ndomain = "{DOMAIN}"\n[smtp]\nenabled = false\n'
         f'[[imap.mailboxes]]\nname = "support"\nhost = "127.0.0.1"\nport = {dovecot.port}\n'
-        f'tls = false\nuser = "{USER}"\npassword = "{PASSWORD}"\nidle = true\n'
-        "idle_timeout = 300\n"
+        f'tls = false\nuser = "{USER}"\npassword = "{PASSWORD}"\n{wait}\n'
+        "idle_timeout = 300\npoll_interval = 300\n"
     )
     config = config_mod.load(write_config(tmp_path, extra), environ={})
     upgrade(config.database_url)
