@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from inbox import repo
 from inbox.errors import NotFound, ValidationError
+from inbox.health import Readiness
 from inbox.http import STORE_KEY, require_inbox, require_token
 from inbox.types import Channel, Contact, Conversation, ConversationStatus, Message
 from inbox.untrusted import parse_id
 
-# readiness checks beyond the store (IMAP mailboxes, ...): name -> async () -> (ok, detail)
-Check = Callable[[], Awaitable[tuple[bool, str]]]
-CHECKS_KEY: web.AppKey[dict[str, Check]] = web.AppKey("ready_checks", dict)
+# what /readyz asks: the store's writes, the writer process, the bus, IMAP mailboxes, ...
+READINESS_KEY: web.AppKey[Readiness] = web.AppKey("readiness", Readiness)
 
 
 def conversation_json(c: Conversation) -> dict[str, Any]:
@@ -148,18 +147,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    checks: dict[str, dict[str, Any]] = {}
-    store_ok = await request.app[STORE_KEY].ping()
-    checks["store"] = {"ok": store_ok, "detail": "reachable" if store_ok else "unreachable"}
-    for name, check in request.app.get(CHECKS_KEY, {}).items():
-        try:
-            ok, detail = await check()
-        except Exception as exc:  # a broken check is an unhealthy component, not a crash
-            ok, detail = False, f"{type(exc).__name__}: {exc}"
-        checks[name] = {"ok": ok, "detail": detail}
-    ready = all(c["ok"] for c in checks.values())
+    """Ready when every check passes; the body names each check, and those that failed."""
+    checks = await request.app[READINESS_KEY].results()
+    failed = [name for name, check in checks.items() if not check["ok"]]
     return web.json_response(
-        {"status": "ready" if ready else "unready", "checks": checks}, status=200 if ready else 503
+        {"status": "unready" if failed else "ready", "failed": failed, "checks": checks},
+        status=503 if failed else 200,
     )
 
 

@@ -222,7 +222,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
     "/readyz": {
         "get": {
-            "summary": "Readiness: store reachable and every component healthy",
+            "summary": "Readiness: the store writes, writer process, bus and mailboxes healthy",
             "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
         }
     },

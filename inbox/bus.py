@@ -148,6 +148,12 @@ class EventBus(abc.ABC):
                 names = ", ".join(sorted({str(e.name) for e in chunk}))
                 raise BusError(f"cannot publish {names}: {exc}") from exc
 
+    async def health(self) -> tuple[bool, str]:
+        """For /readyz: (ok, detail) about this process's connection to the bus."""
+        if self._listener is not None and self._listener.done():
+            return False, "the listener has stopped"
+        return True, "listening" if self._listener is not None else "not started"
+
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
@@ -265,6 +271,13 @@ class RedisBus(EventBus):
                         yield batch
         finally:
             await pubsub.aclose()
+
+    async def health(self) -> tuple[bool, str]:
+        try:
+            await self._redis.ping()
+        except Exception as exc:
+            return False, f"redis unreachable: {type(exc).__name__}: {exc}"
+        return await super().health()
 
     async def _close(self) -> None:
         await self._redis.aclose()

@@ -59,6 +59,9 @@ class ChildProcess:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.turn = asyncio.Lock()  # one call at a time
         self._closed = False
+        self.starts = 0  # children started (more than one: it was restarted)
+        self.last_exit: int | None = None  # the exit code of the last child that ended
+        self.start_error: str | None = None  # why the last start failed, until one works
 
     async def start(self) -> None:
         """Start the child now (else the first call starts it); waits until it is ready."""
@@ -95,10 +98,17 @@ class ChildProcess:
             lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(answer_r, "rb", 0)
         )
         self._proc, self._reader, self._loop = proc, reader, loop
-        ok, value = await self._answer()  # the child's first frame: ready (or why not)
+        self.starts += 1
+        try:
+            ok, value = await self._answer()  # the child's first frame: ready (or why not)
+        except Exception as exc:
+            self.start_error = str(exc)
+            raise
         if not ok:
+            self.start_error = str(value)
             await self._stop()
             raise value
+        self.start_error = None
 
     async def call(self, fn: Callable[..., T], *args: Any, time_limit: float | None = None) -> T:
         """`fn(*args)` as the child runs it (see the child's `serve`); its result, or the
@@ -161,10 +171,12 @@ class ChildProcess:
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()  # EOF: the child finishes and exits
         try:
-            return await asyncio.wait_for(proc.wait(), 10)
+            code = await asyncio.wait_for(proc.wait(), 10)
         except TimeoutError:
             proc.kill()
-            return await proc.wait()
+            code = await proc.wait()
+        self.last_exit = code
+        return code
 
     async def close(self) -> None:
         async with self.turn:
@@ -173,6 +185,21 @@ class ChildProcess:
 
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+    def health(self) -> tuple[bool, str]:
+        """For /readyz: (ok, what the child is doing). A child that ended is restarted by
+        the next call: ready again unless its last start failed."""
+        proc = self._proc
+        restarts = max(self.starts - 1, 0)
+        if self._closed:
+            return False, "closed"
+        if self.start_error is not None:
+            return False, f"cannot start: {self.start_error}"
+        if proc is not None and proc.returncode is None:
+            return True, f"alive (pid {proc.pid}, restarts {restarts})"
+        if self.starts == 0:
+            return True, "not started yet (starts on the first call)"
+        return True, f"restarting (last exit code {self.last_exit}, restarts {restarts})"
 
 
 # -- the child side ---------------------------------------------------------------------

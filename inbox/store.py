@@ -31,9 +31,10 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from inbox.errors import OmnideskError, StoreError, ValidationError
+from inbox.health import WriteOutcomes
 from inbox.write_process import WriteProcess
 
 T = TypeVar("T")
@@ -44,6 +45,8 @@ class Store(abc.ABC):
     """Runs transactions. `write` and `read` take a sync function of a Connection."""
 
     dialect: str
+    # writes that failed lately for a storage reason, for /readyz (inbox.health)
+    outcomes: WriteOutcomes
 
     @abc.abstractmethod
     async def write(self, fn: Callable[[Connection], T]) -> T: ...
@@ -68,6 +71,11 @@ class Store(abc.ABC):
         behind one another). Background work may wait for 0 to let acknowledgements first."""
         return 0
 
+    def _wrote(self, exc: BaseException) -> None:
+        """Note a write transaction that failed for a storage reason (for /readyz)."""
+        if isinstance(exc, StoreError) and getattr(exc, "storage", False):
+            self.outcomes.failed(exc.message)
+
     async def ping(self) -> bool:
         try:
             await self.read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
@@ -89,6 +97,9 @@ def translate_error(exc: Exception) -> Exception:
     if isinstance(exc, SQLAlchemyError | OSError):
         err = StoreError(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         err.__cause__ = exc
+        # the storage failed (disk full, I/O, read-only, connection lost), not the data:
+        # /readyz reports it (a constraint violation is the caller's business)
+        err.storage = isinstance(exc, OperationalError | InterfaceError | OSError)  # type: ignore[attr-defined]
         return err
     return exc
 
@@ -157,6 +168,7 @@ class SQLiteStore(Store):
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
         self._in_flight = 0
+        self.outcomes = WriteOutcomes()
         self._write_conn = WriterConnection(self.engine)  # the writer thread's
         # an in-memory database lives in this process only
         self.process = WriteProcess(url) if write_process and on_file else None
@@ -177,7 +189,9 @@ class SQLiteStore(Store):
             async with self.process.turn:  # the child writes in turn with this thread
                 return await loop.run_in_executor(self._writer, self._write_conn.run, fn)
         except Exception as exc:
-            raise translate_error(exc) from exc
+            err = translate_error(exc)
+            self._wrote(err)
+            raise err from exc
         finally:
             self._in_flight -= 1
 
@@ -187,6 +201,9 @@ class SQLiteStore(Store):
         self._in_flight += 1
         try:
             return await self.process.call(fn, *args)
+        except Exception as exc:
+            self._wrote(exc)
+            raise
         finally:
             self._in_flight -= 1
 
@@ -268,13 +285,16 @@ class PostgresStore(Store):
         self.engine: AsyncEngine = create_async_engine(
             u.set(drivername="postgresql+asyncpg"), pool_size=pool_size, max_overflow=5
         )
+        self.outcomes = WriteOutcomes()
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         try:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
         except Exception as exc:
-            raise translate_error(exc) from exc
+            err = translate_error(exc)
+            self._wrote(err)
+            raise err from exc
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         try:

@@ -22,6 +22,7 @@ from channels import api as inbound_api
 from inbox.bus import EventBus, open_bus
 from inbox.config import Config
 from inbox.errors import AddressInUse
+from inbox.health import Check, Readiness, bus_check, store_check, writer_check
 from inbox.http import (
     MAX_BODY_KEY,
     STORE_KEY,
@@ -195,6 +196,15 @@ async def close_socketio(sio: socketio.AsyncServer | None) -> None:
         await redis.aclose()
 
 
+def ready_checks(services: Services) -> dict[str, Check]:
+    """What /readyz asks: a real write, the writer process, the bus, then the parts'."""
+    checks = {"store": store_check(services.store), "bus": bus_check(services.bus)}
+    writer = writer_check(services.store)
+    if writer is not None:
+        checks["writer"] = writer
+    return {**checks, **services.parts.checks}
+
+
 async def security_headers(_request: web.Request, response: web.StreamResponse) -> None:
     """On every response, errors and static files too (on_response_prepare: a signal costs
     each request less than a middleware)."""
@@ -219,7 +229,7 @@ def make_web_app(services: Services) -> web.Application:
     tokens.listen(services.bus)  # revocations by any process forget cached tokens at once
     app[TOKENS_KEY] = tokens
     app[inbound_api.INGEST_KEY] = services.ingest
-    app[read_api.CHECKS_KEY] = dict(services.parts.checks)
+    app[read_api.READINESS_KEY] = Readiness(ready_checks(services))
     # the agent workspace: "/", sign-in, queue, conversations, the /agent socket namespace
     agent_web.setup(app, services)
     app.add_routes(inbound_api.routes())
@@ -270,6 +280,11 @@ async def run_roles(
                 recovered = await services.pipeline.recover()
                 if recovered:
                     log.info("recovered %d messages stored before the last stop", recovered)
+                # and here too, periodically: a triage that failed (disk full) is retried
+                interval = worker.read_outbox_settings(config).recover_interval_seconds
+                recover = worker.RecoverLoop(services.pipeline, interval)
+                await recover.start()
+                services.closers.append(recover.stop)
         if role in {"all", "router"}:
             router = build_router(config, services)
             await router.start()

@@ -188,8 +188,11 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
 
         async def email_ready() -> tuple[bool, str]:
             health = email.health()
-            broken = [m["name"] for m in health["mailboxes"] if not m["healthy"]]
-            return not broken, (f"unhealthy mailboxes: {broken}" if broken else "ok")
+            broken = [m for m in health["mailboxes"] if not m["healthy"]]
+            if not broken:
+                return True, "ok"
+            why = "; ".join(f"{m['name']}: {m['last_error'] or 'not synced yet'}" for m in broken)
+            return False, f"unhealthy mailboxes: {why}"
 
         parts.checks["email"] = email_ready
     # --- end email ------------------------------------------------------------------------

@@ -15,8 +15,9 @@ job after the row committed. Workers (roles all/worker) also run:
   mailboxes and re-runs triage recovery every `recover_interval_seconds`; a standby takes
   over within about ttl + ttl/3 of the holder's death, at once after a clean stop.
 
-Without Redis none of this runs: the embedded OutboxWorker, pollers and start-up recovery
-are as before.
+Without Redis none of this runs but the `RecoverLoop`: the embedded process runs the
+OutboxWorker and pollers itself, recovers at start, then every `recover_interval_seconds`
+(a triage that failed, e.g. on a full disk, is retried without a restart).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ Duty = tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]
 
 @dataclass(frozen=True, slots=True)
 class OutboxSettings:
-    """[outbox]: delivery in cluster mode (ignored without [redis])."""
+    """[outbox]: delivery in cluster mode (ignored without [redis] but for
+    recover_interval_seconds, which the embedded process uses too)."""
 
     lease_seconds: float = 60.0
     concurrency: int = 20
@@ -123,8 +125,9 @@ def outbox_check(store: Any) -> Callable[[], Awaitable[tuple[bool, str]]]:
 
 
 class RecoverLoop:
-    """Triage what a killed process left untriaged, every `interval` seconds (messages older
-    than the interval: younger ones are still in some live worker's batch)."""
+    """Triage what a killed process or a failed triage left untriaged, every `interval`
+    seconds (messages older than the interval: younger ones are still in some live
+    worker's batch)."""
 
     def __init__(self, pipeline: Any, interval: float) -> None:
         self.pipeline = pipeline
@@ -147,7 +150,9 @@ class RecoverLoop:
             try:
                 n = await self.pipeline.recover(older_than=self.interval)
                 if n:
-                    log.warning("triaged %d messages a stopped process had left", n)
+                    log.warning(
+                        "triaged %d messages a stopped process had left or whose triage failed", n
+                    )
             except Exception:
                 log.exception("triage recovery failed")
             await asyncio.sleep(self.interval)

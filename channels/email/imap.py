@@ -9,7 +9,9 @@ or below the last seen one are filtered out.
 
 IDLE is used when the server offers it, else the folder is polled every poll_interval.
 Failures reconnect with exponential backoff (jittered, capped); `health()` reports the
-mailbox so /readyz can show one broken mailbox while the others keep running.
+mailbox so /readyz can show one broken mailbox while the others keep running. A session
+the server or the network drops is seen at once (the socket's close, not the next poll or
+the end of an IDLE that may be minutes away): the mailbox turns unhealthy and reconnects.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ class IMAPPoller:
         self._position: tuple[int, int] | None = None  # (uidvalidity, last uid)
         self._position_loaded = False
         self.synced = asyncio.Event()  # set after every completed sync pass (for tests)
+        self._dropped = asyncio.Event()  # the current session's connection was lost
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -186,6 +189,9 @@ class IMAPPoller:
             )
         else:
             client = aioimaplib.IMAP4(box.host, box.port, timeout=self.timeout)
+        # (IMAP4_SSL takes no callback argument; its protocol connects in a task, later)
+        self._dropped = dropped = asyncio.Event()
+        client.protocol.conn_lost_cb = lambda exc: self._connection_lost(dropped, exc)
         try:
             await client.wait_hello_from_server()
             _ok(await client.login(box.user, box.password), "LOGIN")
@@ -193,6 +199,33 @@ class IMAPPoller:
             await self._logout(client)
             raise
         return client
+
+    def _connection_lost(self, dropped: asyncio.Event, exc: Exception | None) -> None:
+        """aioimaplib's callback when the socket closes (ours too, at logout: the session
+        is marked disconnected before that, and such a close is no news; so is a late
+        close of an earlier session's connection)."""
+        if not self.status.connected or dropped is not self._dropped:
+            return
+        s = self.status
+        s.connected = s.healthy = False
+        s.last_error = f"connection lost ({exc or 'closed by the server'})"[:500]
+        s.last_error_at = datetime.now(UTC)
+        self._dropped.set()
+        log.warning("imap %s: %s", self.mailbox.name, s.last_error)
+
+    async def _unless_dropped(self, step: Awaitable[Any]) -> Any:
+        """`step`'s result, or IMAPError as soon as the connection is lost meanwhile."""
+        task = asyncio.ensure_future(step)
+        dropped = asyncio.ensure_future(self._dropped.wait())
+        try:
+            await asyncio.wait({task, dropped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            dropped.cancel()
+            if not task.done():
+                task.cancel()
+        if self._dropped.is_set() and not (task.done() and not task.cancelled()):
+            raise IMAPError("connection lost")
+        return task.result()
 
     async def _session(self, *, forever: bool) -> None:
         if not self._position_loaded:
@@ -252,12 +285,15 @@ class IMAPPoller:
         if box.idle and "IDLE" in client.protocol.capabilities:
             idle = await client.idle_start(timeout=box.idle_timeout)
             try:
-                await client.wait_server_push(timeout=box.idle_timeout + 10)
+                await self._unless_dropped(client.wait_server_push(timeout=box.idle_timeout + 10))
             finally:
-                client.idle_done()
-                _ok(await asyncio.wait_for(idle, self.timeout), "IDLE")
+                if self._dropped.is_set():
+                    idle.cancel()
+                else:
+                    client.idle_done()
+                    _ok(await asyncio.wait_for(idle, self.timeout), "IDLE")
         else:
-            await asyncio.sleep(box.poll_interval)
+            await self._unless_dropped(asyncio.sleep(box.poll_interval))
             _ok(await client.noop(), "NOOP")
 
     # -- fetching ----------------------------------------------------------------------

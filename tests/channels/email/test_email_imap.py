@@ -8,6 +8,7 @@ import grp
 import imaplib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -41,6 +42,7 @@ def _free_port() -> int:
 class Dovecot:
     port: int
     root: Path
+    proc: subprocess.Popen[bytes] | None = None
 
     def client(self) -> imaplib.IMAP4:
         client = imaplib.IMAP4("127.0.0.1", self.port)
@@ -136,7 +138,7 @@ def dovecot() -> Iterator[Dovecot]:
     proc = subprocess.Popen(
         [DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    server = Dovecot(port=port, root=root)
+    server = Dovecot(port=port, root=root, proc=proc)
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -316,3 +318,58 @@ async def test_hostile_message_in_mailbox_is_skipped_not_fatal(dovecot: Dovecot)
     assert await poller.poll_once() == 1
     assert [m.subject for m in ingest.messages] == ["fine"]
     assert poller.health()["skipped"] == 1
+
+
+@pytest.mark.parametrize("wait", ["idle = true", "idle = false"])
+async def test_dropped_session_shows_in_readyz_within_10_seconds(
+    dovecot: Dovecot, tmp_path: Path, aiohttp_client: object, wait: str
+) -> None:
+    """The service wired as `serve` wires it, waiting for news from Dovecot in IDLE or
+    between polls (5 minutes either way): when the server goes away, /readyz names the
+    mailbox within 10 s, not when the IDLE or the wait ends."""
+    from inbox import config as config_mod
+    from inbox.migrate import upgrade
+    from omnidesk.app import build_services, make_web_app
+    from tests.conftest import write_config
+    from tests.processes import children
+
+    extra = (
+        f'[email]\ndomain = "{DOMAIN}"\n[smtp]\nenabled = false\n'
+        f'[[imap.mailboxes]]\nname = "support"\nhost = "127.0.0.1"\nport = {dovecot.port}\n'
+        f'tls = false\nuser = "{USER}"\npassword = "{PASSWORD}"\n{wait}\n'
+        "idle_timeout = 300\npoll_interval = 300\n"
+    )
+    config = config_mod.load(write_config(tmp_path, extra), environ={})
+    upgrade(config.database_url)
+    services = await build_services(config)
+    try:
+        for startup in services.parts.startups:
+            await startup()
+        client = await aiohttp_client(make_web_app(services))  # type: ignore[operator]
+
+        async def readyz() -> tuple[int, dict]:
+            resp = await client.get("/readyz")
+            return resp.status, await resp.json()
+
+        deadline = time.monotonic() + 15
+        while (answer := await readyz())[0] != 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert answer[0] == 200, answer
+        await asyncio.sleep(1.5)  # in IDLE now, the last answer cached a while ago
+        assert dovecot.proc is not None
+        # every session dropped at once (a SIGTERM'd Dovecot says BYE only seconds later),
+        # and no reconnect possible
+        for pid in children(dovecot.proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        dovecot.proc.kill()
+        dropped = time.monotonic()
+        while time.monotonic() - dropped < 10:
+            status, body = await readyz()
+            if status == 503:
+                break
+            await asyncio.sleep(0.2)
+        assert status == 503, body
+        assert body["failed"] == ["email"], body
+        assert body["checks"]["email"]["detail"].startswith("unhealthy mailboxes: support: "), body
+    finally:
+        await services.close()
