@@ -24,6 +24,7 @@ import logging
 import math
 import re
 import secrets
+import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -242,7 +243,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     # counted before the check: parallel attempts cannot all pass the limit first
     wait = await ws.store.write(lambda conn: signin_throttle.reserve(conn, keys, policy))
     if wait > 0:
-        log.warning("sign-in throttled for %s (%.0f s)", address, wait)
+        _log_throttled(address, wait)
         return _login_page(
             ws,
             error=f"Too many failed attempts. Wait {_duration(wait)} and try again.",
@@ -288,6 +289,20 @@ async def login(request: web.Request) -> web.StreamResponse:
     set_session_cookie(response, ws, sid)
     response.del_cookie(LOGIN_COOKIE, path="/login")
     raise response
+
+
+_LOGGED: dict[str, float] = {}
+
+
+def _log_throttled(address: str, wait: float) -> None:
+    """One WARNING per address and minute: a burst of refused attempts is not a log flood."""
+    now = time.monotonic()
+    if _LOGGED.get(address, 0.0) > now:
+        return
+    if len(_LOGGED) > 10_000:
+        _LOGGED.clear()
+    _LOGGED[address] = now + 60
+    log.warning("sign-in throttled for %s (next attempt in %.0f s)", address, wait)
 
 
 def _duration(seconds: float) -> str:
