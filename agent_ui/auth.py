@@ -240,8 +240,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     address = client_ip(request)
     keys = signin_throttle.keys_for(email, address)
     policy = ws.settings.throttle
-    # counted before the check: parallel attempts cannot all pass the limit first
-    wait = await ws.store.write(lambda conn: signin_throttle.reserve(conn, keys, policy))
+    # refused by a read while throttled (a flood costs no writes); otherwise counted
+    # before the check, so parallel attempts cannot all pass the limit first
+    wait = await ws.store.read(lambda conn: signin_throttle.waiting(conn, keys, policy))
+    if wait <= 0:
+        wait = await ws.store.write(lambda conn: signin_throttle.reserve(conn, keys, policy))
     if wait > 0:
         _log_throttled(address, wait)
         return _login_page(

@@ -13,7 +13,8 @@ The rule (OWASP's authentication guidance: growing delays, no hard account lock)
   takes the attempt only when the rule allows it, so parallel requests cannot all pass a
   check before any of them is counted. A success clears the pair and gives the address
   its attempt back (`succeeded`); an attempt that was never checked is given back to
-  both keys (`release`).
+  both keys (`release`). `waiting` reads the same rule without writing, so a flood of
+  refused attempts costs reads, not write transactions.
 """
 
 from __future__ import annotations
@@ -94,12 +95,22 @@ def reserve(
         savepoint.commit()
         return 0.0
     savepoint.rollback()  # a key refused: the others keep their counts as they were
+    return waiting(conn, keys, policy, now) or 0.001
+
+
+def waiting(
+    conn: Connection, keys: Sequence[str], policy: ThrottlePolicy, now: float | None = None
+) -> float:
+    """Seconds until the rule would let an attempt through on every key (0.0: now). A read
+    only: callers use it to refuse cheaply, without a write; `reserve` alone decides."""
+    now = time.time() if now is None else now
+    row = t.login_failures.c
     waits = [
         r.last_at + policy.wait_after(r.failures) - now
         for r in conn.execute(sa.select(row.failures, row.last_at).where(row.key.in_(list(keys))))
         if r.last_at > now - policy.forget
     ]
-    return max([*waits, 0.0]) or 0.001
+    return float(max([*waits, 0.0]))
 
 
 def release(conn: Connection, keys: Sequence[str]) -> None:

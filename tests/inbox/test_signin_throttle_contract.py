@@ -39,18 +39,24 @@ async def test_parallel_attempts_on_many_accounts_from_one_address(store):
     assert sorted(counts) == [0] * 35 + [1] * 5
 
 
+async def _waiting(store, keys, now):
+    return await store.read(lambda c: th.waiting(c, keys, POLICY, now=now))
+
+
 async def test_waits_double_after_the_free_attempts_up_to_the_cap(store):
     keys = th.keys_for("ann@a.test", "203.0.113.9")
     now = NOW
     for _ in range(5):
+        assert await _waiting(store, keys, now) == 0.0
         assert await _reserve(store, keys, now) == 0.0
     seen = []
     for _ in range(6):
         wait = await _reserve(store, keys, now)
-        assert wait > 0
+        assert wait > 0 and await _waiting(store, keys, now) == wait
         assert await _reserve(store, keys, now + wait - 0.5) > 0  # not a moment early
         seen.append(round(wait))
         now += wait
+        assert await _waiting(store, keys, now) == 0.0
         assert await _reserve(store, keys, now) == 0.0
     assert seen == [10, 20, 40, 80, 80, 80]
 
