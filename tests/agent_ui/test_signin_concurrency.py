@@ -162,7 +162,7 @@ async def test_a_busy_answer_gives_the_attempt_back(tmp_path, aiohttp_client):
     client, services = await _desk_client(tmp_path, aiohttp_client, extra)
     try:
         answers = await asyncio.gather(
-            *(_sign_in(client, "ann@a.test", f"guess-{i}") for i in range(4))
+            *(_sign_in(client, "ann@a.test", f"guess-{i}") for i in range(8))
         )
         busy = [r for r in answers if r.status == 503]
         assert busy and all(r.headers["Retry-After"] == "1" for r in busy)
