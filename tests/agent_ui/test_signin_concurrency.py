@@ -152,7 +152,7 @@ async def test_healthz_stays_fast_during_100_parallel_sign_ins(tmp_path, aiohttp
         samples.sort()
         p99 = samples[int(len(samples) * 0.99) - 1] if len(samples) >= 100 else samples[-1]
         # the target is 50 ms (bench/signin.py measures it); the bound is generous for a
-        # shared, loaded machine (with argon2 on the event loop this was tens of seconds)
+        # shared, loaded machine (with argon2 on the event loop: 0.87 s on the main branch)
         assert p99 < 0.5, f"/healthz p99 {p99 * 1000:.0f} ms over {len(samples)} samples"
     finally:
         await services.close()
