@@ -2,8 +2,13 @@
 
 * Passwords are argon2id (`agent_ui.passwords`); an unknown email is verified against a
   dummy hash and answered exactly like a wrong password.
-* Throttling: after 5 failures in 15 minutes for an account or a client address, sign-in
-  answers 429 whatever the password (counted in the database, so every web process agrees).
+* Throttling (`inbox.signin_throttle`): per (account, client address) and per address,
+  a few free attempts, then growing waits; a throttled attempt is answered 429 with
+  Retry-After whatever the password, and checks no password. The attempt is counted before
+  the password is checked, in one statement, so parallel attempts cannot slip through.
+  The client address honours `[agent_ui] trusted_proxies` (`inbox.client_address`).
+* argon2 runs on `PasswordWorker`'s threads, never on the event loop; when too many checks
+  wait already, sign-in answers 503 with Retry-After at once.
 * The session cookie is HttpOnly, SameSite=Lax, and Secure (with the `__Host-` prefix)
   when the public URL is https. A new session id is issued at every sign-in; the old one
   ends. Changing the password ends every session of the agent.
@@ -16,17 +21,22 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
+import re
 import secrets
+import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
 from agent_ui import access, sessions
-from agent_ui.passwords import hash_password, verify_password
+from agent_ui.passwords import Busy
 from agent_ui.sessions import Session
 from agent_ui.settings import UiSettings
 from agent_ui.workspace import WS_KEY, Workspace
+from inbox import signin_throttle
+from inbox.client_address import request_client_address
 from inbox.errors import AuthError, Forbidden, OmnideskError
 from inbox.identity import normalize_email
 
@@ -45,8 +55,8 @@ class Throttled(OmnideskError):
 
 
 def client_ip(request: web.Request) -> str:
-    # the direct peer; behind a proxy, configure it to pass the real address (not trusted here)
-    return request.remote or "unknown"
+    """The client's address: the peer, or X-Forwarded-For read behind a trusted proxy."""
+    return request_client_address(request, request.app[WS_KEY].settings.trusted_proxies)
 
 
 def _cookie_value(request: web.Request, ws: Workspace) -> str:
@@ -155,11 +165,14 @@ def _login_page(
     email: str = "",
     status: int = 200,
     next_url: str = "/queue",
+    retry_after: float | None = None,
 ) -> web.Response:
     token = secrets.token_urlsafe(24)
     response = ws.render(
         "login.html", status=status, error=error, email=email, login_csrf=token, next_url=next_url
     )
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     response.set_cookie(
         LOGIN_COOKIE,
         token,
@@ -171,11 +184,27 @@ def _login_page(
     return response
 
 
+# what a browser drops from a URL or reads as "/" (WHATWG URL: tab and newline removed
+# anywhere, "\\" a slash), and any other control character
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def safe_next(value: Any) -> str:
-    """Only same-site paths: never an open redirect."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value[:500]
-    return "/queue"
+    """Only a local path of this site: "/" then anything but a second "/", with no
+    character a browser would drop or turn into a slash, also once percent-decoded (a
+    path that decodes to "//host" is refused too). Anything else gives "/queue"."""
+    if not isinstance(value, str) or len(value) > 500:
+        return "/queue"
+    decoded, seen = value, {value}
+    for _ in range(3):
+        decoded = unquote(decoded)
+        if decoded in seen:
+            break
+        seen.add(decoded)
+    for form in seen:
+        if not form.startswith("/") or form.startswith("//") or _UNSAFE.search(form):
+            return "/queue"
+    return value
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -208,20 +237,39 @@ async def login(request: web.Request) -> web.StreamResponse:
         email = normalize_email(email_raw)
     except OmnideskError:
         email = email_raw.strip().lower()
-    keys = sessions.throttle_keys(email, client_ip(request))
-    if await ws.store.read(lambda conn: sessions.is_throttled(conn, keys)):
-        log.warning("sign-in throttled for %s", keys[1])
+    address = client_ip(request)
+    keys = signin_throttle.keys_for(email, address)
+    policy = ws.settings.throttle
+    # refused by a read while throttled (a flood costs no writes); otherwise counted
+    # before the check, so parallel attempts cannot all pass the limit first
+    wait = await ws.store.read(lambda conn: signin_throttle.waiting(conn, keys, policy))
+    if wait <= 0:
+        wait = await ws.store.write(lambda conn: signin_throttle.reserve(conn, keys, policy))
+    if wait > 0:
+        _log_throttled(address, wait)
         return _login_page(
             ws,
-            error="Too many failed attempts. Wait 15 minutes and try again.",
+            error=f"Too many failed attempts. Wait {_duration(wait)} and try again.",
             email=email_raw,
             status=429,
             next_url=next_url,
+            retry_after=wait,
         )
     agent_id, stored = await ws.store.read(lambda conn: sessions.password_hash_of(conn, email))
-    ok = verify_password(stored, password)  # the dummy hash for unknown users: same cost
+    try:
+        # the dummy hash for unknown users: same cost
+        ok = await ws.passwords.verify(stored, password)
+    except Busy:
+        await ws.store.write(lambda conn: signin_throttle.release(conn, keys))
+        return _login_page(
+            ws,
+            error="The server is busy signing others in. Try again in a moment.",
+            email=email_raw,
+            status=503,
+            next_url=next_url,
+            retry_after=1,
+        )
     if not ok or agent_id is None:
-        await ws.store.write(lambda conn: sessions.record_failure(conn, keys))
         return _login_page(ws, error=WRONG, email=email_raw, status=401, next_url=next_url)
 
     old = _cookie_value(request, ws)
@@ -229,12 +277,12 @@ async def login(request: web.Request) -> web.StreamResponse:
     def start(conn: Any) -> str:
         if old:
             sessions.end_session(conn, old)  # rotate: the pre-login id never becomes valid
-        sessions.clear_failures(conn, keys[0])
+        signin_throttle.succeeded(conn, keys[0], keys[1], policy)
         return sessions.create_session(
             conn,
             agent_id,
             lifetime=ws.settings.session_lifetime,
-            ip=client_ip(request),
+            ip=address,
             user_agent=request.headers.get("User-Agent"),
         )
 
@@ -244,6 +292,28 @@ async def login(request: web.Request) -> web.StreamResponse:
     set_session_cookie(response, ws, sid)
     response.del_cookie(LOGIN_COOKIE, path="/login")
     raise response
+
+
+_LOGGED: dict[str, float] = {}
+
+
+def _log_throttled(address: str, wait: float) -> None:
+    """One WARNING per address and minute: a burst of refused attempts is not a log flood."""
+    now = time.monotonic()
+    if _LOGGED.get(address, 0.0) > now:
+        return
+    if len(_LOGGED) > 10_000:
+        _LOGGED.clear()
+    _LOGGED[address] = now + 60
+    log.warning("sign-in throttled for %s (next attempt in %.0f s)", address, wait)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        n = max(1, math.ceil(seconds))
+        return f"{n} second{'s' if n != 1 else ''}"
+    n = math.ceil(seconds / 60)
+    return f"{n} minutes"
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
@@ -276,13 +346,19 @@ async def change_password(request: web.Request) -> web.StreamResponse:
         lambda conn: sessions.password_hash_of(conn, session.agent.email)
     )
     error = None
-    if not verify_password(stored, old_pw):
-        error = "The current password is wrong."
-    elif len(new_pw) < MIN_PASSWORD:
-        error = f"The new password needs at least {MIN_PASSWORD} characters."
-    if error:
-        return ws.render("password.html", **page_context(session), error=error, status=400)
-    hashed = hash_password(new_pw)
+    try:
+        if not await ws.passwords.verify(stored, old_pw):
+            error = "The current password is wrong."
+        elif len(new_pw) < MIN_PASSWORD:
+            error = f"The new password needs at least {MIN_PASSWORD} characters."
+        if error:
+            return ws.render("password.html", **page_context(session), error=error, status=400)
+        hashed = await ws.passwords.hash(new_pw)
+    except Busy as exc:
+        context = page_context(session)
+        response = ws.render("password.html", **context, error=exc.message, status=503)
+        response.headers["Retry-After"] = "1"
+        return response
     await ws.store.write(lambda conn: sessions.set_password(conn, session.agent.id, hashed))
     if ws.live is not None:
         await ws.live.disconnect_agent(session.agent.id)

@@ -1,4 +1,5 @@
-"""Server-side agent sessions and login throttling, as sync functions of a Connection.
+"""Server-side agent sessions, as sync functions of a Connection (sign-in throttling:
+`inbox.signin_throttle`).
 
 The cookie carries a random session id; the database keeps only its SHA-256, so a leaked
 database backup does not sign anyone in. Each session has its own CSRF token. A session
@@ -19,10 +20,6 @@ from sqlalchemy.engine import Connection
 from inbox import schema as t
 from inbox.repo import agent_from_row
 from inbox.types import Agent
-
-# failures allowed per account and per client address within the window
-MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,35 +123,3 @@ def password_hash_of(conn: Connection, email: str) -> tuple[int | None, str | No
         )
     ).first()
     return (None, None) if row is None else (int(row.id), row.password_hash)
-
-
-# -- throttling ---------------------------------------------------------------------------
-
-
-def throttle_keys(email: str, ip: str) -> tuple[str, str]:
-    return f"account:{email[:320]}", f"ip:{ip[:64]}"
-
-
-def is_throttled(conn: Connection, keys: tuple[str, ...], now: datetime | None = None) -> bool:
-    """True when any key has MAX_FAILURES failures inside the window."""
-    now = now or datetime.now(UTC)
-    f = t.login_failures.c
-    for key in keys:
-        count = conn.execute(
-            sa.select(sa.func.count()).where(f.key == key, f.at > now - FAILURE_WINDOW)
-        ).scalar_one()
-        if count >= MAX_FAILURES:
-            return True
-    return False
-
-
-def record_failure(conn: Connection, keys: tuple[str, ...], now: datetime | None = None) -> None:
-    now = now or datetime.now(UTC)
-    conn.execute(sa.insert(t.login_failures), [{"key": k, "at": now} for k in keys])
-    # old failures no longer count: drop them as we go
-    conn.execute(sa.delete(t.login_failures).where(t.login_failures.c.at <= now - FAILURE_WINDOW))
-
-
-def clear_failures(conn: Connection, account_key: str) -> None:
-    """A successful sign-in clears its account's failures (not the address's)."""
-    conn.execute(sa.delete(t.login_failures).where(t.login_failures.c.key == account_key))

@@ -4,6 +4,13 @@
     session_idle_minutes = 480        # a session unused this long ends
     session_max_hours = 168           # a session ends this long after sign-in, used or not
     allowed_origins = []              # extra origins the /agent socket accepts
+    trusted_proxies = []              # proxies whose X-Forwarded-For names the client
+    signin_free_attempts = 5          # attempts per account+address (and per address)...
+    signin_delay_seconds = 5          # ...then this wait, doubling with each further one
+    signin_max_delay_seconds = 900    # the longest wait
+    signin_forget_minutes = 60        # a counter without attempts this long starts anew
+    password_threads = 2              # argon2 checks at once (off the event loop)
+    password_queue = 16               # checks waiting; more sign-ins get 503 at once
 
     [canned_responses]                # shortcut = text; typed as /shortcut in the reply box
     greeting = "Hello {contact_name}, this is {agent_name}. How can I help?"
@@ -19,7 +26,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from inbox.client_address import Network, read_trusted_proxies
 from inbox.config import Config
+from inbox.signin_throttle import ThrottlePolicy
 from routing.settings import RoutingSettings
 
 _SHORTCUT = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -42,6 +51,10 @@ class UiSettings:
     sla_seconds: dict[str, float] = field(default_factory=dict)
     priorities: tuple[str, ...] = ()
     brand: str = "omnidesk"
+    trusted_proxies: tuple[Network, ...] = ()
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    password_threads: int = 2
+    password_queue: int = 16
 
     @property
     def cookie_name(self) -> str:
@@ -54,7 +67,35 @@ def read_ui_settings(config: Config) -> UiSettings:
     idle = ui.int("session_idle_minutes", 480, min=1, max=7 * 24 * 60)
     max_hours = ui.int("session_max_hours", 168, min=1, max=24 * 90)
     extra = ui.str_list("allowed_origins", [])
-    ui.reject_unknown({"session_idle_minutes", "session_max_hours", "allowed_origins"})
+    proxies = read_trusted_proxies(ui)
+    throttle = ThrottlePolicy(
+        free_attempts=ui.int("signin_free_attempts", 5, min=1, max=1000),
+        delay=ui.float("signin_delay_seconds", 5.0, min=0.1, max=86400),
+        max_delay=ui.float("signin_max_delay_seconds", 900.0, min=1, max=7 * 86400),
+        forget=60 * ui.float("signin_forget_minutes", 60.0, min=1, max=30 * 24 * 60),
+    )
+    if throttle.max_delay < throttle.delay:
+        raise ui.error(
+            "signin_max_delay_seconds",
+            "is shorter than signin_delay_seconds",
+            fix="make the longest wait at least the first one",
+        )
+    threads = ui.int("password_threads", 2, min=1, max=64)
+    queue = ui.int("password_queue", 16, min=0, max=10_000)
+    ui.reject_unknown(
+        {
+            "session_idle_minutes",
+            "session_max_hours",
+            "allowed_origins",
+            "trusted_proxies",
+            "signin_free_attempts",
+            "signin_delay_seconds",
+            "signin_max_delay_seconds",
+            "signin_forget_minutes",
+            "password_threads",
+            "password_queue",
+        }
+    )
 
     canned_section = config.section("canned_responses")
     canned: dict[str, str] = {}
@@ -88,6 +129,10 @@ def read_ui_settings(config: Config) -> UiSettings:
         sla_seconds=dict(routing.sla_seconds),
         priorities=tuple(config.priorities),
         brand=brand,
+        trusted_proxies=proxies,
+        throttle=throttle,
+        password_threads=threads,
+        password_queue=queue,
     )
 
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from agent_ui import auth, commands, views
 from agent_ui.live import AgentNamespace
+from agent_ui.passwords import PasswordWorker
 from agent_ui.routing_api import RoutingClient
 from agent_ui.settings import read_ui_settings
 from agent_ui.workspace import HERE, WS_KEY, Workspace
@@ -57,10 +58,12 @@ async def static_headers(request: web.Request, response: web.StreamResponse) -> 
 def setup(app: web.Application, services: Any) -> Workspace:
     """Add the agent workspace to `app` (call before the app starts)."""
     config = services.config
+    settings = read_ui_settings(config)
     ws = Workspace(
         store=services.store,
         bus=services.bus,
-        settings=read_ui_settings(config),
+        settings=settings,
+        passwords=PasswordWorker(settings.password_threads, settings.password_queue),
         outbox=getattr(services, "outbox", None),
         triage=getattr(getattr(services, "parts", None), "triage", None),
         sio=getattr(services, "sio", None),
@@ -69,6 +72,11 @@ def setup(app: web.Application, services: Any) -> Workspace:
     app[views.FILES_KEY] = FileStore(config.data_dir / "attachments")
     app[commands.ROUTER_KEY] = RoutingClient(ws.bus)
     app.on_response_prepare.append(static_headers)
+
+    async def close_passwords(_app: web.Application) -> None:
+        ws.passwords.close()
+
+    app.on_cleanup.append(close_passwords)
     app.router.add_get("/", views.index, name="agent_index")
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

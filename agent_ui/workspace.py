@@ -10,6 +10,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from agent_ui.passwords import PasswordWorker
 from agent_ui.settings import UiSettings
 from inbox.bus import EventBus
 from inbox.store import Store
@@ -29,6 +30,7 @@ class Workspace:
     store: Store
     bus: EventBus
     settings: UiSettings
+    passwords: PasswordWorker  # argon2 off the event loop
     outbox: Any = None  # inbox.outbox.OutboxWorker: poke() after an agent reply
     triage: Any = None  # the auto-answer engine (FAQ suggestions), or None when off
     sio: Any = None  # the one socketio.AsyncServer

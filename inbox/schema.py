@@ -215,12 +215,13 @@ agent_sessions = sa.Table(
     sa.Column("user_agent", sa.String(200)),
 )
 
-# failed agent sign-ins, counted per account and per client address (login throttling)
+# sign-in attempts counted per (account, client address) and per client address
+# (inbox.signin_throttle); times are epoch seconds, so the throttle's arithmetic is the
+# same SQL on both engines
 login_failures = sa.Table(
     "login_failures",
     metadata,
-    _id(),
-    sa.Column("key", sa.String(400), nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False),
-    sa.Index(None, "key", "at"),
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_at", sa.Double, nullable=False, index=True),
 )

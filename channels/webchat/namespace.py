@@ -42,6 +42,7 @@ from channels.webchat import history, signing
 from channels.webchat.limits import ConnectionCounter, RateLimiter
 from channels.webchat.settings import WebchatSettings, WidgetSettings
 from inbox.bus import EventBus
+from inbox.client_address import client_address
 from inbox.errors import BusError, OmnideskError, ValidationError
 from inbox.events import Event, EventName
 from inbox.identity import normalize_email, normalize_external
@@ -121,18 +122,11 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
     # -- connection -----------------------------------------------------------------------
     def _address(self, environ: dict[str, Any]) -> str:
         request = environ.get("aiohttp.request")
-        address = getattr(request, "remote", None) or "unknown"
-        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
-        if forwarded and self.settings.trusted_proxies:
-            import ipaddress
-
-            try:
-                peer = ipaddress.ip_address(address)
-            except ValueError:
-                return address
-            if any(peer in net for net in self.settings.trusted_proxies):
-                return forwarded.split(",")[-1].strip() or address
-        return address
+        return client_address(
+            getattr(request, "remote", None),
+            environ.get("HTTP_X_FORWARDED_FOR"),
+            self.settings.trusted_proxies,
+        )
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         if isinstance(auth, Refused):  # (unreadable JSON: the reason, not an anonymous visit)

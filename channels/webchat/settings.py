@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from channels.webchat.hours import BusinessHours, read_hours
+from inbox.client_address import read_trusted_proxies
 from inbox.config import ConfigSection
 
 PRECHAT_FIELDS = ("name", "email", "consent")
@@ -143,14 +144,7 @@ def read_webchat_settings(
     section: ConfigSection, *, inboxes: Iterable[str] | None = None
 ) -> WebchatSettings:
     """Validate `[webchat]`: pass config.section("webchat") and config.inboxes."""
-    proxies = []
-    for value in section.str_list("trusted_proxies", []):
-        try:
-            proxies.append(ipaddress.ip_network(value, strict=False))
-        except ValueError:
-            raise section.error(
-                "trusted_proxies", f"not an address or network: {value!r}", fix='["127.0.0.1"]'
-            ) from None
+    proxies = read_trusted_proxies(section)
     inboxes = list(inboxes) if inboxes is not None else None
     widgets = {w.str("name"): w for w in section.sections("widgets")}
     parsed = {key: _read_widget(w, key, inboxes) for key, w in widgets.items()}
@@ -173,7 +167,7 @@ def read_webchat_settings(
         token_max_age_days=section.int("token_max_age_days", 365, min=1, max=3650),
         demo_port=demo_port,
         demo_widget=demo_widget,
-        trusted_proxies=tuple(proxies),
+        trusted_proxies=proxies,
     )
     section.reject_unknown()
     return settings

@@ -11,7 +11,6 @@ the snippet) or a content hash is the idempotency key: a double submit stores on
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from channels.webform.ratelimit import RateLimiter
 from channels.webform.render import form_page, message_page
 from channels.webform.settings import FormSettings, FormsSettings
 from channels.webform.validate import Cleaned, Upload, idempotency_key, message_text, validate
+from inbox.client_address import request_client_address
 from inbox.errors import ValidationError
 from inbox.ports import FileStore, IngestFn
 from inbox.types import Attachment, Channel, InboundMessage, IngestResult
@@ -88,19 +88,7 @@ class FormEndpoint:
 
     def client_address(self, request: web.Request) -> str:
         """The peer, or the first untrusted hop of X-Forwarded-For behind a trusted proxy."""
-        peer = request.remote or "unknown"
-        chain = [peer]
-        forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded:
-            chain = [p.strip() for p in forwarded.split(",") if p.strip()] + [peer]
-        for hop in reversed(chain):
-            try:
-                address = ipaddress.ip_address(hop)
-            except ValueError:
-                return hop
-            if not any(address in net for net in self.settings.trusted_proxies):
-                return hop
-        return chain[0]
+        return request_client_address(request, self.settings.trusted_proxies)
 
     def _cors(self, form: FormSettings, request: web.Request) -> dict[str, str]:
         origin = request.headers.get("Origin")

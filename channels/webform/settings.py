@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from inbox.client_address import read_trusted_proxies
 from inbox.config import ConfigSection
 
 FIELD_TYPES = ("text", "email", "phone", "textarea", "select", "checkbox", "number", "file")
@@ -223,16 +224,7 @@ def read_forms_settings(
     inboxes: Iterable[str] | None = None,
 ) -> FormsSettings:
     """Validate `[forms]`: pass config.section("forms"), config.priorities, config.inboxes."""
-    proxies = []
-    for value in section.str_list("trusted_proxies", []):
-        try:
-            proxies.append(ipaddress.ip_network(value, strict=False))
-        except ValueError:
-            raise section.error(
-                "trusted_proxies",
-                f"not an address or network: {value!r}",
-                fix='["127.0.0.1", "10.0.0.0/8"]',
-            ) from None
+    proxies = read_trusted_proxies(section)
     priorities = list(priorities) if priorities is not None else None
     inboxes = list(inboxes) if inboxes is not None else None
     forms: dict[str, FormSettings] = {}
@@ -246,4 +238,4 @@ def read_forms_settings(
                 fix="only trusted_proxies sits directly under [forms]",
             )
         forms[key] = _read_form(section.section(key), key, priorities, inboxes)
-    return FormsSettings(forms=forms, trusted_proxies=tuple(proxies))
+    return FormsSettings(forms=forms, trusted_proxies=proxies)
