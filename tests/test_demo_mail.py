@@ -134,9 +134,7 @@ async def test_readme_demo_auto_reply_is_in_the_admins_captured_mail(demo):
         await admin.close()
     message_id = (
         sqlite3.connect(demo["db"])
-        .execute(
-            "SELECT provider_id, delivery_status FROM messages WHERE direction = 'outbound'"
-        )
+        .execute("SELECT provider_id, delivery_status FROM messages WHERE direction = 'outbound'")
         .fetchall()
     )
     # delivered like any send: marked sent, with the Message-ID as its provider id
