@@ -4,7 +4,8 @@ agent or supervisor gets 403, someone signed out the sign-in page.
 
 Everything a message holds is shown as text (jinja2 escapes it); an HTML body goes into
 an iframe with an empty `sandbox` (no scripts, forms, popups or same-origin access), under
-the page's own Content-Security-Policy, so it is looked at and never run.
+the page's own Content-Security-Policy and one of its own that loads nothing, so it is
+looked at and never run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from channels.email.capture import MailFolder
 from inbox.errors import Forbidden
 
 MAIL_KEY: web.AppKey[MailFolder] = web.AppKey("captured_mail", MailFolder)
+# first in the sandboxed body: it loads nothing either (no tracking pixel, no stylesheet of
+# ours), on top of the page's own policy, which the srcdoc document inherits
+FRAME_HEAD = (
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:">'
+)
 LIST_LIMIT = 200
 
 
@@ -57,4 +63,7 @@ async def mail_message_page(request: web.Request) -> web.Response:
     message = await asyncio.to_thread(request.app[MAIL_KEY].read, request.match_info["key"])
     if message is None:
         return ws.render("not_found.html", status=404, **await _context(ws, session))
-    return ws.render("mail_message.html", **await _context(ws, session), message=message)
+    frame = None if message.html is None else FRAME_HEAD + message.html
+    return ws.render(
+        "mail_message.html", **await _context(ws, session), message=message, frame=frame
+    )
