@@ -36,6 +36,7 @@ run: setup
 	@echo "  agent workspace:  http://127.0.0.1:8080/           (sign in as a demo agent above)"
 	@echo "  chat widget demo: http://127.0.0.1:8081/           (a host site on another origin)"
 	@echo "  contact form:     http://127.0.0.1:8080/forms/contact"
+	@echo "  captured mail:    http://127.0.0.1:8080/admin/mail     (outbound mail, for the demo admin)"
 	@echo "  health:           http://127.0.0.1:8080/readyz"
 	@echo "  API reference:    http://127.0.0.1:8080/api/v1/openapi.json"
 	@echo "  inbound mail:     SMTP 127.0.0.1:2525, to support@support.example.com"

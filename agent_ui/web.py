@@ -13,12 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_ui import auth, commands, views
+from agent_ui import auth, captured_mail, commands, views
 from agent_ui.live import AgentNamespace
 from agent_ui.passwords import PasswordWorker
 from agent_ui.routing_api import RoutingClient
 from agent_ui.settings import read_ui_settings
 from agent_ui.workspace import HERE, WS_KEY, Workspace
+from channels.email.capture import MailFolder, captured_mail_dir
 from inbox.files import FileStore
 
 # (method, path, handler): the whole surface, used by the authorization matrix test
@@ -45,6 +46,8 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/agent/api/contacts/{id}/notes", commands.contact_notes),
     ("POST", "/agent/api/contacts/{id}/merge", commands.merge_contacts),
     ("POST", "/agent/api/agents/{id}/end-sessions", commands.end_agent_sessions),
+    ("GET", "/admin/mail", captured_mail.mail_page),
+    ("GET", "/admin/mail/{key}", captured_mail.mail_message_page),
 ]
 
 
@@ -70,6 +73,7 @@ def setup(app: web.Application, services: Any) -> Workspace:
     )
     app[WS_KEY] = ws
     app[views.FILES_KEY] = FileStore(config.data_dir / "attachments")
+    app[captured_mail.MAIL_KEY] = MailFolder(captured_mail_dir(config.data_dir))
     app[commands.ROUTER_KEY] = RoutingClient(ws.bus)
     app.on_response_prepare.append(static_headers)
 

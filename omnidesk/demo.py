@@ -38,6 +38,8 @@ DEMO_AGENTS = [
         {"billing": 5, "technical": 5, "english": 8},
         ["default"],
     ),
+    # an admin sees what the demo would have mailed ("Captured mail", /admin/mail)
+    ("Dana Admin", "dana@demo.omnidesk.test", Role.ADMIN, {"english": 5}, ["default"]),
 ]
 CAPACITY = {"chat": 3, "email": 10, "sms": 5, "form": 10, "api": 10}
 

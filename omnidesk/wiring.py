@@ -151,6 +151,7 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
 
     # --- email (issue 7): SMTP listener (role smtp), IMAP pollers (role worker), sender ---
     if "email" in config.root:
+        from channels.email.capture import captured_mail_dir
         from channels.email.channel import EmailChannel
         from channels.email.files import put_store
         from channels.email.settings import read_settings as read_email_settings
@@ -177,6 +178,7 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
             get_cursor=get_cursor,
             smtp=role in {"all", "smtp"},
             imap=imap and not leased_imap,
+            capture_dir=captured_mail_dir(config.data_dir),  # used without [email.relay]
         )
         parts.senders["email"] = email.sender
         if role in {"all", "smtp", "worker"}:

@@ -3,16 +3,21 @@ through and ask for health, built from the settings and the pipeline's callables
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
+from channels.email.capture import CaptureSender
 from channels.email.compose import Composer
 from channels.email.files import StoreFn
 from channels.email.imap import GetCursor, IMAPPoller
 from channels.email.parse import ParseOptions
-from channels.email.sender import SMTPSender
+from channels.email.sender import make_sender
 from channels.email.settings import EmailChannelSettings
 from channels.email.smtp_server import QuarantineFn, SMTPListener
 from inbox.ports import IngestFn, Outbound
+
+log = logging.getLogger("omnidesk.email")
 
 
 class EmailChannel:
@@ -21,7 +26,8 @@ class EmailChannel:
     `ingest` is `inbox.ingest` (returns after commit), `store` puts attachment bytes in the
     file store and returns the key, `get_cursor("imap:<mailbox>")` reads the position the
     store recorded with the last ingested message. Roles: `smtp=False` / `imap=False`
-    leave that half to another process.
+    leave that half to another process. Without `[email.relay]`, outbound mail is
+    captured into `capture_dir` instead of sent.
     """
 
     channel = "email"
@@ -37,6 +43,7 @@ class EmailChannel:
         quarantine: QuarantineFn | None = None,
         smtp: bool = True,
         imap: bool = True,
+        capture_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.composer = Composer(settings.email, secret)
@@ -47,7 +54,7 @@ class EmailChannel:
             reply_domain=settings.email.domain,
             instance=self.composer.instance,
         )
-        self.sender = SMTPSender(settings.email.relay, self.composer)
+        self.sender = make_sender(settings.email, self.composer, capture_dir)
         self.listener: SMTPListener | None = None
         if smtp and settings.smtp.enabled:
             self.listener = SMTPListener(
@@ -59,6 +66,12 @@ class EmailChannel:
         ]
 
     async def start(self) -> None:
+        if isinstance(self.sender, CaptureSender):
+            log.info(
+                "no [email.relay] configured: outbound mail is captured in %s, not sent"
+                " (admins see it at /admin/mail)",
+                self.sender.folder.path,
+            )
         if self.listener is not None:
             await self.listener.start()
         for poller in self.pollers:

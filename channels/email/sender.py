@@ -1,4 +1,5 @@
-"""The email channel's outbound half: `inbox.ports.Sender` over SMTP to a relay.
+"""The email channel's outbound half: `inbox.ports.Sender` over SMTP to a relay, and
+`make_sender`, the one place that picks the relay or local capture (`capture.py`).
 
 Errors are translated at the edge: a 5xx reply for the message or its recipient is a
 `PermanentDeliveryError` carrying the server's reason; 4xx replies, timeouts, refused or
@@ -9,11 +10,13 @@ message's) are `DeliveryError`, which the outbox retries.
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import aiosmtplib
 
+from channels.email.capture import CaptureSender, MailFolder
 from channels.email.compose import Composer
-from channels.email.settings import RelaySettings
+from channels.email.settings import EmailSettings, RelaySettings
 from inbox.errors import DeliveryError, PermanentDeliveryError
 from inbox.ports import Outbound
 
@@ -76,3 +79,15 @@ class SMTPSender:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise DeliveryError(f"relay {relay.host}:{relay.port} unreachable: {exc}") from exc
         return self.composer.message_id(item)
+
+
+def make_sender(
+    settings: EmailSettings, composer: Composer, capture_dir: Path | None
+) -> SMTPSender | CaptureSender:
+    """The relay of `[email.relay]` when one is configured; without one, outbound mail is
+    captured into `capture_dir` (a desk trying things out has no relay to send through)."""
+    if settings.relay is not None:
+        return SMTPSender(settings.relay, composer)
+    if capture_dir is None:
+        raise ValueError("no [email.relay] configured and no folder to capture mail in")
+    return CaptureSender(MailFolder(capture_dir), composer)

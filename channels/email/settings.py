@@ -39,7 +39,7 @@ class EmailSettings:
     default_subject: str = "Your support request"
     instance: str | None = None  # X-Omnidesk-Instance; None: derived from the secret
     templates_dir: Path | None = None
-    relay: RelaySettings = field(default_factory=RelaySettings)
+    relay: RelaySettings | None = None  # None: no relay configured, outbound mail is captured
     limits: ParseLimits = field(default_factory=ParseLimits)
 
 
@@ -114,6 +114,22 @@ def _path(section: ConfigSection, key: str) -> Path | None:
     return path if path.is_absolute() else _base(section) / path
 
 
+def _relay(relay: ConfigSection) -> RelaySettings:
+    tls = relay.str("tls", "starttls", choices=["starttls", "tls", "none"])
+    relay_settings = RelaySettings(
+        host=relay.str("host", "127.0.0.1"),
+        port=relay.int("port", 465 if tls == "tls" else 587, min=1, max=65535),
+        tls=tls,
+        user=relay.str("user", None),
+        password=relay.secret("password", None),
+        timeout=relay.float("timeout", 30.0, min=1, max=600),
+    )
+    if relay_settings.user and relay_settings.password is None:
+        raise relay.error("password_env", "user is set but no password", fix="password_env = ...")
+    relay.reject_unknown()
+    return relay_settings
+
+
 def read_email(section: ConfigSection) -> EmailSettings:
     domain = section.str("domain")
     if not _DOMAIN.match(domain):
@@ -129,19 +145,7 @@ def read_email(section: ConfigSection) -> EmailSettings:
     templates = _path(section, "templates")
     if templates is not None and not templates.is_dir():
         raise section.error("templates", f"no such directory: {templates}")
-    relay = section.section("relay")
-    tls = relay.str("tls", "starttls", choices=["starttls", "tls", "none"])
-    relay_settings = RelaySettings(
-        host=relay.str("host", "127.0.0.1"),
-        port=relay.int("port", 465 if tls == "tls" else 587, min=1, max=65535),
-        tls=tls,
-        user=relay.str("user", None),
-        password=relay.secret("password", None),
-        timeout=relay.float("timeout", 30.0, min=1, max=600),
-    )
-    if relay_settings.user and relay_settings.password is None:
-        raise relay.error("password_env", "user is set but no password", fix="password_env = ...")
-    relay.reject_unknown()
+    relay_settings = _relay(section.section("relay")) if "relay" in section else None
     max_att = section.int("max_attachment_bytes", 20 * 1024 * 1024, min=1024)
     limits = ParseLimits(
         max_attachment_bytes=max_att,

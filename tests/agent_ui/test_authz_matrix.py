@@ -10,6 +10,7 @@ import json
 import socketio
 
 from agent_ui.web import ROUTES
+from channels.email.capture import MailFolder, captured_mail_dir
 from inbox.files import FileStore
 from inbox.types import Attachment
 
@@ -88,6 +89,9 @@ async def test_http_authorization_matrix(desk):
         )
     )
 
+    mail_key = MailFolder(captured_mail_dir(desk.services.config.data_dir)).put(
+        "m1@desk.test", b"Subject: captured\r\n\r\nhello\r\n"
+    )
     results: list[tuple[str, str, str, int, int]] = []  # (route, resource, who, expected, got)
     covered: set[tuple[str, str]] = set()
 
@@ -158,6 +162,13 @@ async def test_http_authorization_matrix(desk):
             "POST",
             f"/agent/api/agents/{victim.id}/end-sessions",
         )
+
+        # captured outbound mail: admins only (signed out: the sign-in page)
+        for route, path in (
+            (("GET", "/admin/mail"), "/admin/mail"),
+            (("GET", "/admin/mail/{key}"), f"/admin/mail/{mail_key}"),
+        ):
+            await cell(route, "-", who, {"anon": 303, "admin": 200}.get(who, 403), "GET", path)
 
         for inbox, fx in fixtures.items():
             sees = who in SEES[inbox]

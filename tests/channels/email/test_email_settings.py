@@ -83,7 +83,7 @@ def test_defaults_when_only_domain_is_given() -> None:
     s = read(load('secret_key = "0123456789abcdef0123"\n[email]\ndomain = "ex.org"\n'))
     assert s.smtp.port == 2525 and not s.smtp.isolate_parser
     assert s.smtp.recipients == {"support@ex.org": "default"}
-    assert s.email.relay.tls == "starttls" and s.mailboxes == ()
+    assert s.email.relay is None and s.mailboxes == ()  # no relay: outbound mail is captured
     limits = (s.smtp.max_connections, s.smtp.max_connections_per_ip, s.smtp.reserved_slots)
     assert limits == (100, 20, 10)
     assert (s.smtp.timeout, s.smtp.stress_timeout, s.smtp.session_timeout) == (300, 10, 600)
