@@ -5,7 +5,8 @@
     session_max_hours = 168           # a session ends this long after sign-in, used or not
     allowed_origins = []              # extra origins the /agent socket accepts
     trusted_proxies = []              # proxies whose X-Forwarded-For names the client
-    signin_free_attempts = 5          # attempts per account+address (and per address)...
+    signin_free_attempts = 5          # attempts per account+address...
+    signin_address_attempts = 20      # ...and per address, any account (a shared office)...
     signin_delay_seconds = 5          # ...then this wait, doubling with each further one
     signin_max_delay_seconds = 900    # the longest wait
     signin_forget_minutes = 60        # a counter without attempts this long starts anew
@@ -73,6 +74,7 @@ def read_ui_settings(config: Config) -> UiSettings:
         delay=ui.float("signin_delay_seconds", 5.0, min=0.1, max=86400),
         max_delay=ui.float("signin_max_delay_seconds", 900.0, min=1, max=7 * 86400),
         forget=60 * ui.float("signin_forget_minutes", 60.0, min=1, max=30 * 24 * 60),
+        address_free_attempts=ui.int("signin_address_attempts", 20, min=1, max=100_000),
     )
     if throttle.max_delay < throttle.delay:
         raise ui.error(
@@ -89,6 +91,7 @@ def read_ui_settings(config: Config) -> UiSettings:
             "allowed_origins",
             "trusted_proxies",
             "signin_free_attempts",
+            "signin_address_attempts",
             "signin_delay_seconds",
             "signin_max_delay_seconds",
             "signin_forget_minutes",
