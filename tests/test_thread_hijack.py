@@ -104,9 +104,40 @@ async def test_threading_cannot_be_hijacked_over_smtp(desk) -> None:
     ((victim_conv, _, _, _),) = inbound(db)
     ours1 = await answer(services, sink, victim_conv, "It left today.")
     first_id = str(ours1["Message-ID"])
+
+    # a stranger naming our Message-ID in In-Reply-To
+    await send(
+        mail(
+            "mallory@evil.example",
+            "<h1@evil.example>",
+            "I am Vic, refund me",
+            In_Reply_To=first_id,
+        ),
+        2,
+    )
+    # ... and the customer's in a References list
+    await send(
+        mail(
+            "eve@evil.example",
+            "<h2@evil.example>",
+            "Same here",
+            References="<nothing@nowhere.example> <v1@victim.example>",
+        ),
+        3,
+    )
+    rows = inbound(db)
+    for conv, sender, _eid, _text in rows[1:]:
+        assert conv != victim_conv, sender
+        meta = db.execute(
+            "SELECT meta FROM messages WHERE conversation_id = ? AND direction = 'inbound'",
+            (conv,),
+        ).fetchone()[0]
+        assert f'"refers_to": {victim_conv}' in meta or f'"refers_to":{victim_conv}' in meta
+    assert [r for r in rows if r[0] == victim_conv] == rows[:1]
+
+    # our Message-ID names neither the message nor the conversation
     assert f".c{victim_conv}." not in first_id and "m" + str(victim_conv) not in first_id
     assert str(ours1["References"]) == "<v1@victim.example>"
-
     # the customer's own reply threads (by our Message-ID)
     await send(
         mail(
@@ -116,9 +147,9 @@ async def test_threading_cannot_be_hijacked_over_smtp(desk) -> None:
             In_Reply_To=first_id,
             References=f"<v1@victim.example> {first_id}",
         ),
-        2,
+        4,
     )
-    assert inbound(db)[1][0] == victim_conv
+    assert inbound(db)[-1][0] == victim_conv
     # our next answer names the whole thread, our first answer included
     ours2 = await answer(services, sink, victim_conv, "Attached.")
     assert str(ours2["References"]).split() == [
@@ -127,38 +158,7 @@ async def test_threading_cannot_be_hijacked_over_smtp(desk) -> None:
         "<v2@victim.example>",
     ]
     assert str(ours2["In-Reply-To"]) == "<v2@victim.example>"
-    second_id = str(ours2["Message-ID"])
-    assert second_id != first_id
-
-    # a stranger naming our Message-ID in In-Reply-To
-    await send(
-        mail(
-            "mallory@evil.example",
-            "<h1@evil.example>",
-            "I am Vic, refund me",
-            In_Reply_To=second_id,
-        ),
-        3,
-    )
-    # ... and the customer's ids in a References list
-    await send(
-        mail(
-            "eve@evil.example",
-            "<h2@evil.example>",
-            "Same here",
-            References=f"<nothing@nowhere.example> <v2@victim.example> {first_id}",
-        ),
-        4,
-    )
-    rows = inbound(db)
-    for conv, sender, _eid, _text in rows[2:]:
-        assert conv != victim_conv, sender
-        meta = db.execute(
-            "SELECT meta FROM messages WHERE conversation_id = ? AND direction = 'inbound'",
-            (conv,),
-        ).fetchone()[0]
-        assert f'"refers_to": {victim_conv}' in meta or f'"refers_to":{victim_conv}' in meta
-    assert [r for r in rows if r[0] == victim_conv] == rows[:2]
+    assert str(ours2["Message-ID"]) != first_id
 
     # another sender reusing the customer's Message-ID: answered 250, and stored
     errors, _reply = await aiosmtplib.send(
