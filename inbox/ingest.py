@@ -180,6 +180,8 @@ def _thread(
     reads.flush()  # the reads below see the batch's own writes
     if msg.conversation_token:
         by_token = candidate(sql.first(Q_BY_TOKEN, token=msg.conversation_token))
+        if by_token is not None and by_token.status is ConversationStatus.CLOSED:
+            by_token = None  # counts as no token: the headers are asked next
     refs = [r for r in (msg.in_reply_to, *reversed(msg.references)) if r][:50]
     if by_token is None and refs:
         # only messages of this channel (what came in on it, and what we sent through it)

@@ -4,13 +4,14 @@ The rule, strongest evidence first:
 
 1. an explicit conversation token (a signed `support+TOKEN@` address, a widget session):
    it joins that conversation, whoever the sender is (the token is a secret we handed out);
-2. In-Reply-To then References naming a message of the same channel (the store looks only
-   there: an email header never names a chat or SMS message) whose conversation is the
-   sender's contact's own: it joins that conversation. When the message named belongs to
-   another contact's conversation, the message starts a new conversation flagged
-   `refers_to` that conversation, for agents to judge; nothing else is tried;
-3. the contact's latest conversation on the same channel whose last message is within
-   the thread window (and that is not closed);
+2. the latest stored message that In-Reply-To or References names, looked for only among
+   the messages of the same channel (received on it, or sent through it: an email header
+   never names a chat or SMS message) in conversations of the message's inbox. When that
+   conversation is the sender's contact's own, the message joins it; when it is another
+   contact's, the message starts a new conversation flagged `refers_to` that conversation,
+   for agents to judge, and no other rule is tried;
+3. the contact's latest conversation on the same channel, in the message's inbox, whose
+   last message is within the thread window (and that is not closed);
 4. otherwise a new conversation.
 
 A message threaded into a resolved conversation reopens it; a closed conversation is never
