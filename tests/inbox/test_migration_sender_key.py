@@ -1,4 +1,4 @@
-"""Migration 0004 on both backends: messages stored before it get their sender's identity
+"""Migration 0005 on both backends: messages stored before it get their sender's identity
 as sender_key, and the unique key becomes (channel, external_id, sender_key)."""
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _seed(conn) -> None:
 
 
 async def test_sender_keys_are_backfilled_and_the_key_is_per_sender(fresh_url) -> None:
-    upgrade(fresh_url, "0003")
+    upgrade(fresh_url, "0004")
     store = open_store(fresh_url)
     try:
         await store.write(_seed)

@@ -1,7 +1,7 @@
 """messages.sender_key: inbound messages are deduplicated per sender
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-07 23:00:00
 
 The key of an inbound message was (channel, external_id): another sender's mail reusing a
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
