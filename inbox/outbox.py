@@ -166,9 +166,11 @@ def reply_route(
     return channel, ""
 
 
-def _mail_id(value: str | None) -> bool:
-    """A Message-ID (`left@right`), not a chat, SMS or content-hash id."""
-    return bool(value) and "@" in str(value)
+def _mail_id(value: str | None, emailed: bool) -> bool:
+    """An id for References: a mail's own (`emailed`: what came in by email, its
+    Message-ID or, without one, the content hash it was stored under) or one shaped as a
+    Message-ID (`left@right`: what we sent by email), never a chat or SMS id."""
+    return bool(value) and (emailed or "@" in str(value))
 
 
 def thread_ids(
@@ -178,7 +180,7 @@ def thread_ids(
     References: the customers' (external ids) and ours (provider ids), oldest first, the
     first one and the latest `keep`; and the latest customer's one, for In-Reply-To."""
     tm = t.messages.c
-    query = sa.select(tm.direction, tm.external_id, tm.provider_id).where(
+    query = sa.select(tm.direction, tm.channel, tm.external_id, tm.provider_id).where(
         tm.conversation_id == conversation_id,
         tm.id < before,
         sa.or_(tm.external_id.is_not(None), tm.provider_id.is_not(None)),
@@ -189,7 +191,8 @@ def thread_ids(
     for row in (*first, *latest):
         inbound = row.direction == Direction.INBOUND.value
         value = row.external_id if inbound else row.provider_id
-        if _mail_id(value) and value not in seen:
+        emailed = inbound and row.channel == Channel.EMAIL.value
+        if _mail_id(value, emailed) and value not in seen:
             seen[value] = inbound
     ids = list(seen)
     if len(ids) > keep + 1:

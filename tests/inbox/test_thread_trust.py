@@ -210,3 +210,21 @@ async def test_a_message_id_reused_by_another_sender_is_stored(store, ingest):
         lambda c: c.execute(sa.select(sa.func.count()).select_from(t.messages)).scalar_one()
     )
     assert total == 4
+
+
+async def test_our_references_name_the_thread_ours_included(store, ingest):
+    from inbox.outbox import thread_ids
+
+    first = await ingest(msg("c1@cust.example", "cat@cust.example"))
+    await sent_reply(store, first.conversation_id, "ours-a@desk.test")
+    held = await sent_reply(store, first.conversation_id, "webchat:77")  # never a chat id
+    second = await ingest(msg("c2@cust.example", "cat@cust.example"))
+    assert second.conversation_id == first.conversation_id
+    await sent_reply(store, first.conversation_id, "ours-b@desk.test")
+    nxt = held + 100
+    refs, parent = await store.read(lambda c: thread_ids(c, first.conversation_id, nxt))
+    assert refs == ("c1@cust.example", "ours-a@desk.test", "c2@cust.example", "ours-b@desk.test")
+    assert parent == "c2@cust.example"
+    # before our second answer: only what came before it
+    refs, parent = await store.read(lambda c: thread_ids(c, first.conversation_id, held))
+    assert refs == ("c1@cust.example", "ours-a@desk.test") and parent == "c1@cust.example"
