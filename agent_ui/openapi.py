@@ -71,7 +71,8 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": {
             "summary": "Ingest an inbound message (generic channel for integrations)",
             "description": "Answered only after the message is committed. A repeated "
-            "Idempotency-Key (or external_id) returns the first result with duplicate=true.",
+            "Idempotency-Key (or external_id) from the same sender returns the first result "
+            "with duplicate=true.",
             "security": [{"bearer": []}],
             "parameters": [
                 {

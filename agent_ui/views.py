@@ -111,6 +111,7 @@ def message_json(m: Message, authors: dict[int, str]) -> dict[str, Any]:
         "text": m.text,
         "status": m.delivery_status.value,
         "failure_reason": m.failure_reason,
+        "refers_to": m.refers_to,
         "created_at": m.created_at.isoformat(),
         "attachments": [
             {"filename": a.filename, "size": a.size, "url": f"/agent/files/{m.id}/{i}"}

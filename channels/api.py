@@ -1,8 +1,8 @@
 """The generic inbound channel for integrations: `POST /api/v1/messages`.
 
 JSON in, one `InboundMessage` out to `ingest`; answered only after the commit. The
-`Idempotency-Key` header (or `external_id`) makes a retried request return the first
-result: 201 the first time, 200 with `duplicate: true` after.
+`Idempotency-Key` header (or `external_id`) makes a retried request for the same sender
+return the first result: 201 the first time, 200 with `duplicate: true` after.
 """
 
 from __future__ import annotations

@@ -30,7 +30,6 @@ from inbox.ingest_reads import (
     I_CONTACT,
     I_CONVERSATION,
     I_IDENTITY,
-    Q_BY_ID,
     Q_BY_TOKEN,
     Q_LOCK,
     Q_NAME,
@@ -38,10 +37,10 @@ from inbox.ingest_reads import (
     BatchReads,
     Prepared,
     Reads,
+    by_headers_query,
     candidate,
     first_result,
     follow_merges,
-    lock_key,
     lock_senders,
 )
 from inbox.repo import attachments_to_json
@@ -74,7 +73,7 @@ def prepare(
     msg: InboundMessage,
     settings: IngestSettings,
     cursor: tuple[str, str] | None = None,
-    senders: dict[tuple[str, str], tuple[str, str]] | None = None,
+    senders: dict[tuple[str, str], tuple[str, str, str]] | None = None,
 ) -> Prepared:
     """Validate and normalize outside the transaction; raises ValidationError.
 
@@ -93,18 +92,18 @@ def prepare(
     known = senders.get(key) if senders is not None else None
     if known is None:
         found_kind, value = sender_identity(msg.channel, msg.sender, settings.default_country)
-        known = (found_kind.value, value)
+        known = (found_kind.value, value, f"{found_kind.value}:{value}")
         if senders is not None:
             if len(senders) >= 10_000:
                 senders.clear()
             senders[key] = known
-    kind, value = known
+    kind, value, sender_key = known
     idents = [(kind, value, False)]
     for extra_kind, extra_value in msg.extra_identities:
         norm = normalize(extra_kind, extra_value, settings.default_country)
         if (extra_kind.value, norm) != (kind, value):
             idents.append((extra_kind.value, norm, True))
-    return Prepared(msg, channel, tuple(idents), cursor)
+    return Prepared(msg, channel, tuple(idents), cursor, sender_key)
 
 
 def new_token() -> str:
@@ -181,20 +180,29 @@ def _thread(
     reads.flush()  # the reads below see the batch's own writes
     if msg.conversation_token:
         by_token = candidate(sql.first(Q_BY_TOKEN, token=msg.conversation_token))
+        if by_token is not None and by_token.status is ConversationStatus.CLOSED:
+            by_token = None  # counts as no token: the headers are asked next
     refs = [r for r in (msg.in_reply_to, *reversed(msg.references)) if r][:50]
     if by_token is None and refs:
-        listed, params = in_list("r", refs)
-        hit = sql.scalar(
-            "SELECT conversation_id FROM messages "
-            f"WHERE external_id IN {listed} OR provider_id IN {listed} ORDER BY id DESC LIMIT 1",
-            **params,
+        # only messages of this channel (what came in on it, and what we sent through it)
+        # in a conversation of this inbox
+        listed, ids = in_list("r", refs)
+        by_headers = candidate(
+            sql.first(by_headers_query(channel, listed), channel=channel, inbox=msg.inbox, **ids),
+            with_contact=True,
         )
-        if hit is not None:
-            by_headers = candidate(sql.first(Q_BY_ID, id=hit, inbox=msg.inbox))
-    if by_token is None and by_headers is None:
+    if by_token is None and (
+        by_headers is None
+        or (by_headers.contact_id == contact_id and by_headers.status is ConversationStatus.CLOSED)
+    ):
         recent = reads.recent(contact_id, channel, msg.inbox)
     choice = threads.choose(
-        by_token=by_token, by_headers=by_headers, recent=recent, now=now, window=window
+        by_token=by_token,
+        by_headers=by_headers,
+        recent=recent,
+        now=now,
+        window=window,
+        contact_id=contact_id,
     )
     chosen = None
     for c in (by_token, by_headers, recent):
@@ -217,11 +225,11 @@ def ingest_in(
     if reads is None:
         reads = Reads(Sql(conn), now)
     sql, at = reads.sql, reads.at
-    first = reads.existing(msg, channel)
+    first = reads.existing(item)
     if first is None and not sql.sqlite and not reads.locked:
         # serialize concurrent ingests of one sender across processes
-        sql.run(Q_LOCK, k=lock_key(item))
-        first = reads.existing(msg, channel)
+        sql.run(Q_LOCK, k=item.sender_key)
+        first = reads.existing(item)
     if first is not None:
         # a redelivery still moves a polled source on (an IMAP resync re-offers old mail)
         if item.cursor is not None:
@@ -252,6 +260,18 @@ def ingest_in(
         reads.update_conversation(conversation_id, str(status), choice.reopen)
     reads.threaded(contact_id, channel, msg.inbox, choice.via, conversation_id, status, now)
     metadata = msg.metadata
+    meta: dict[str, Any] = {
+        "auto_submitted": msg.auto_submitted,
+        "inbox": msg.inbox,
+        "thread_via": str(choice.via),
+        "in_reply_to": msg.in_reply_to,
+        "references": list(msg.references[-20:]),
+        "received_at": msg.received_at.isoformat(),
+        "provider": metadata if type(metadata) is dict else dict(metadata),
+    }
+    if choice.refers_to is not None:
+        # its headers named another contact's conversation: agents see it flagged
+        meta["refers_to"] = choice.refers_to
     message_id = reads.insert_message(
         {
             "conversation_id": conversation_id,
@@ -260,6 +280,7 @@ def ingest_in(
             "author_id": contact_id,
             "channel": channel,
             "external_id": msg.external_id,
+            "sender_key": item.sender_key,
             "subject": subject,
             "text": msg.text,
             "html": msg.html,
@@ -267,17 +288,7 @@ def ingest_in(
                 to_json(attachments_to_json(msg.attachments)) if msg.attachments else "[]"
             ),
             "delivery_status": "received",
-            "meta": to_json(
-                {
-                    "auto_submitted": msg.auto_submitted,
-                    "inbox": msg.inbox,
-                    "thread_via": str(choice.via),
-                    "in_reply_to": msg.in_reply_to,
-                    "references": list(msg.references[-20:]),
-                    "received_at": msg.received_at.isoformat(),
-                    "provider": metadata if type(metadata) is dict else dict(metadata),
-                }
-            ),
+            "meta": to_json(meta),
             "needs_triage": True,
             "created_at": at,
         }
@@ -292,7 +303,7 @@ def ingest_in(
         conversation_created=chosen is None,
         conversation_reopened=choice.reopen,
     )
-    reads.stored(msg, channel, result)
+    reads.stored(item, result)
     return result
 
 
@@ -333,7 +344,7 @@ def write_carefully(
         except Exception as exc:
             savepoint.rollback()
             # a concurrent process may have stored the same key first
-            first = first_result(conn, item.msg)
+            first = first_result(conn, item)
             out.append(first if first is not None else translate_error(exc))
     return out
 
@@ -379,7 +390,7 @@ class Ingestor:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        self._senders: dict[tuple[str, str], tuple[str, str]] = {}
+        self._senders: dict[tuple[str, str], tuple[str, str, str]] = {}
 
     async def idle(self) -> None:
         """Wait until every accepted message is committed and its events published."""

@@ -27,13 +27,16 @@ class Prepared:
     channel: str  # msg.channel's value (an enum's .value is slow to read again and again)
     identities: tuple[tuple[str, str, bool], ...]  # (kind's value, value, verified)
     cursor: tuple[str, str] | None
+    # the sender's identity, "kind:value": redelivery is deduped per sender, and PostgreSQL
+    # serializes each sender's ingests on it
+    sender_key: str
 
 
 # Plain SQL shared by SQLite and PostgreSQL, run by inbox.fastsql (see why there).
 Q_EXISTING = (
     "SELECT m.id, m.conversation_id, c.contact_id FROM messages m "
     "JOIN conversations c ON c.id = m.conversation_id "
-    "WHERE m.channel = :channel AND m.external_id = :external_id"
+    "WHERE m.channel = :channel AND m.external_id = :external_id AND m.sender_key = :sender"
 )
 Q_IDENTITY = (
     "SELECT i.contact_id, c.merged_into, c.name FROM identities i "
@@ -52,9 +55,29 @@ I_IDENTITY = (
 )
 _CONV = "SELECT id, status, last_message_at FROM conversations "
 Q_BY_TOKEN = _CONV + "WHERE token = :token"
-# headers and recency thread only within the message's inbox: a conversation belongs to
-# one inbox, and who may write into an inbox (an API token's scope) stays there
-Q_BY_ID = _CONV + "WHERE id = :id AND inbox = :inbox"
+# header evidence: the latest message named, with its conversation and that conversation's
+# contact; a message of this channel (received on it, or sent in it), or, on email, a
+# message of a channel whose answers we send by email (`inbox.outbox`: a form or API
+# conversation, a chat visitor who left) whose provider id is a Message-ID (`left@right`,
+# not a held `webchat:<id>`). Headers and recency thread only within the message's inbox:
+# a conversation belongs to one inbox, and who may write into an inbox (an API token's
+# scope) stays there. (A flat OR: SQLite then searches both indexes.)
+Q_BY_HEADERS = (
+    "SELECT c.id, c.status, c.last_message_at, c.contact_id FROM messages m "
+    "JOIN conversations c ON c.id = m.conversation_id "
+    "WHERE ((m.channel = :channel AND m.external_id IN {refs} AND m.direction = 'inbound') "
+    "OR (m.provider_id IN {refs} AND m.direction = 'outbound' AND (m.channel = :channel{also}))) "
+    "AND c.inbox = :inbox ORDER BY m.id DESC LIMIT 1"
+)
+_ALSO_EMAILED = " OR (m.channel IN ('form', 'api', 'chat') AND m.provider_id LIKE '%@%')"
+
+
+def by_headers_query(channel: str, refs: str) -> str:
+    """Q_BY_HEADERS for an inbound message of `channel`, `refs` its IN list."""
+    also = _ALSO_EMAILED if channel == "email" else ""
+    return Q_BY_HEADERS.format(refs=refs, also=also)
+
+
 Q_RECENT = (
     _CONV + "WHERE contact_id = :contact_id AND channel = :channel AND inbox = :inbox "
     "AND status != 'closed' "
@@ -79,6 +102,7 @@ MESSAGE_COLUMNS = (
     "author_id",
     "channel",
     "external_id",
+    "sender_key",
     "subject",
     "text",
     "html",
@@ -129,17 +153,12 @@ Q_MESSAGE_IDS = (
 )
 
 
-def lock_key(item: Prepared) -> str:
-    kind, value, _verified = item.identities[0]
-    return f"{kind}:{value}"
-
-
 def lock_senders(sql: Sql, items: Sequence[Prepared]) -> None:
     """PostgreSQL: lock every sender of `items` until commit (one round trip), so that no
     other process ingests for them meanwhile. A no-op on SQLite (one writer anyway)."""
     if not sql.sqlite and items:
         # a tuple: fastsql would send a list as JSON text
-        sql.run(Q_LOCKS, keys=tuple({lock_key(item) for item in items}))
+        sql.run(Q_LOCKS, keys=tuple({item.sender_key for item in items}))
 
 
 def follow_merges(sql: Sql, contact_id: int) -> tuple[int, bool]:
@@ -156,21 +175,24 @@ def follow_merges(sql: Sql, contact_id: int) -> tuple[int, bool]:
 STATUS = {status.value: status for status in ConversationStatus}
 
 
-def candidate(row: tuple[Any, ...] | None) -> threads.Candidate | None:
+def candidate(
+    row: tuple[Any, ...] | None, *, with_contact: bool = False
+) -> threads.Candidate | None:
     if row is None:
         return None
-    return threads.Candidate(row[0], STATUS[row[1]], as_utc(row[2]))
+    contact = row[3] if with_contact else None
+    return threads.Candidate(row[0], STATUS[row[1]], as_utc(row[2]), contact)
 
 
-def existing_row(sql: Sql, channel: str, external_id: str) -> IngestResult | None:
-    row = sql.first(Q_EXISTING, channel=channel, external_id=external_id)
+def existing_row(sql: Sql, channel: str, external_id: str, sender: str) -> IngestResult | None:
+    row = sql.first(Q_EXISTING, channel=channel, external_id=external_id, sender=sender)
     if row is None:
         return None
     return IngestResult(row[0], row[1], row[2], duplicate=True)
 
 
-def first_result(conn: Connection, msg: InboundMessage) -> IngestResult | None:
-    return existing_row(Sql(conn), str(msg.channel), msg.external_id)
+def first_result(conn: Connection, item: Prepared) -> IngestResult | None:
+    return existing_row(Sql(conn), item.channel, item.msg.external_id, item.sender_key)
 
 
 class Reads:
@@ -186,8 +208,8 @@ class Reads:
         # PostgreSQL: the senders are locked already (lock_senders), no lock per message
         self.locked = locked
 
-    def existing(self, msg: InboundMessage, channel: str) -> IngestResult | None:
-        return existing_row(self.sql, channel, msg.external_id)
+    def existing(self, item: Prepared) -> IngestResult | None:
+        return existing_row(self.sql, item.channel, item.msg.external_id, item.sender_key)
 
     def identity(self, kind: str, value: str) -> tuple[int, int | None, bool] | None:
         """(contact id, merged into, has a name) of a known identity."""
@@ -213,7 +235,7 @@ class Reads:
         return None
 
     # the batch's own writes, for readers that remember what they read
-    def stored(self, msg: InboundMessage, channel: str, result: IngestResult) -> None:
+    def stored(self, item: Prepared, result: IngestResult) -> None:
         return None
 
     def identity_stored(self, kind: str, value: str, contact_id: int, named: bool) -> None:
@@ -236,13 +258,13 @@ class Reads:
 class BatchReads(Reads):
     """A batch's lookups from three set-based reads made up front, once nothing but this
     batch can ingest for its senders (SQLite: one writer holds the database; PostgreSQL:
-    every sender of the batch is locked first, `lock_senders`, and a redelivery racing in
-    under another sender still hits the unique (channel, external_id) constraint and the
-    per-message savepoint fallback): the redeliveries among the batch's keys, the contacts
-    of its identities, and each of those contacts' latest open conversation per channel.
-    The batch's own writes keep the answers current; a conversation reached by token or
-    headers (which may be another contact's latest) sends `recent` back to one query per
-    message for the rest of it."""
+    every sender of the batch is locked first, `lock_senders`, and a redelivery is one of
+    the same sender's, its key being (channel, external_id, sender_key); the unique
+    constraint on those and the per-message savepoint fallback catch anything else): the
+    redeliveries among the batch's keys, the contacts of its identities, and each of those
+    contacts' latest open conversation per channel. The batch's own writes keep the answers
+    current; a conversation reached by token or headers (which may be another contact's
+    latest) sends `recent` back to one query per message for the rest of it."""
 
     def __init__(self, sql: Sql, now: datetime, items: Sequence[Prepared]) -> None:
         # PostgreSQL: the batch's message ids come with its locks, and its conversation
@@ -254,26 +276,29 @@ class BatchReads(Reads):
         self._updates: dict[int, dict[str, Any]] = {}
         self._messages: list[dict[str, Any]] = []
         super().__init__(sql, now, locked=True)
-        self._seen: dict[tuple[str, str], IngestResult] = {}
+        # (channel, external id, sender key) -> the first result
+        self._seen: dict[tuple[str, str, str], IngestResult] = {}
         by_channel: dict[str, list[str]] = {}
         for item in items:
             by_channel.setdefault(item.channel, []).append(item.msg.external_id)
         for channel, keys in by_channel.items():
             for chunk in chunks(keys):
                 listed, params = in_list("k", chunk)
-                for key, mid, cid, contact in sql.rows(
-                    "SELECT m.external_id, m.id, m.conversation_id, c.contact_id FROM messages m "
-                    "JOIN conversations c ON c.id = m.conversation_id "
+                for key, sender, mid, cid, contact in sql.rows(
+                    "SELECT m.external_id, m.sender_key, m.id, m.conversation_id, c.contact_id "
+                    "FROM messages m JOIN conversations c ON c.id = m.conversation_id "
                     f"WHERE m.channel = :channel AND m.external_id IN {listed}",
-                    ("external_id", "id", "conversation_id", "contact_id"),
+                    ("external_id", "sender_key", "id", "conversation_id", "contact_id"),
                     channel=channel,
                     **params,
                 ):
-                    self._seen[(channel, key)] = IngestResult(mid, cid, contact, duplicate=True)
+                    self._seen[(channel, key, sender)] = IngestResult(
+                        mid, cid, contact, duplicate=True
+                    )
         # one id for each message the batch will store (the new keys), in ascending order,
         # as one-at-a-time inserts would have taken them
         self._ids: list[int] = []
-        new = {(i.channel, i.msg.external_id) for i in items} - self._seen.keys()
+        new = {(i.channel, i.msg.external_id, i.sender_key) for i in items} - self._seen.keys()
         if new and sql.sqlite:
             # the write lock is held since BEGIN IMMEDIATE and message rows are never
             # deleted: the next ids are the ones SQLite itself would hand out (max + 1, ...)
@@ -323,8 +348,8 @@ class BatchReads(Reads):
             for key, (last, cid, status) in latest.items():
                 self._recent[key] = threads.Candidate(cid, STATUS[status], as_utc(last))
 
-    def existing(self, msg: InboundMessage, channel: str) -> IngestResult | None:
-        first = self._seen.get((channel, msg.external_id))
+    def existing(self, item: Prepared) -> IngestResult | None:
+        first = self._seen.get((item.channel, item.msg.external_id, item.sender_key))
         if first is None or first.duplicate:
             return first
         # stored by this batch: its redelivery in the same batch
@@ -384,8 +409,8 @@ class BatchReads(Reads):
             return super().recent(contact_id, channel, inbox)
         return self._recent.get((contact_id, channel, inbox))
 
-    def stored(self, msg: InboundMessage, channel: str, result: IngestResult) -> None:
-        self._seen[(channel, msg.external_id)] = result
+    def stored(self, item: Prepared, result: IngestResult) -> None:
+        self._seen[(item.channel, item.msg.external_id, item.sender_key)] = result
 
     def identity_stored(self, kind: str, value: str, contact_id: int, named: bool) -> None:
         self._idents[(kind, value)] = (contact_id, None, named)

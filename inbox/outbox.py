@@ -166,6 +166,41 @@ def reply_route(
     return channel, ""
 
 
+def _mail_id(value: str | None, emailed: bool) -> bool:
+    """An id for References: a mail's own (`emailed`: what came in by email, its
+    Message-ID or, without one, the content hash it was stored under) or one shaped as a
+    Message-ID (`left@right`: what we sent by email), never a chat or SMS id."""
+    return bool(value) and (emailed or "@" in str(value))
+
+
+def thread_ids(
+    conn: Connection, conversation_id: int, before: int, keep: int = 19
+) -> tuple[tuple[str, ...], str | None]:
+    """The Message-IDs of a conversation's earlier messages, for an outbound message's
+    References: the customers' (external ids) and ours (provider ids), oldest first, the
+    first one and the latest `keep`; and the latest customer's one, for In-Reply-To."""
+    tm = t.messages.c
+    query = sa.select(tm.direction, tm.channel, tm.external_id, tm.provider_id).where(
+        tm.conversation_id == conversation_id,
+        tm.id < before,
+        sa.or_(tm.external_id.is_not(None), tm.provider_id.is_not(None)),
+    )
+    first = conn.execute(query.order_by(tm.id).limit(1)).all()
+    latest = conn.execute(query.order_by(tm.id.desc()).limit(keep * 3)).all()[::-1]
+    seen: dict[str, bool] = {}  # id -> the customer's
+    for row in (*first, *latest):
+        inbound = row.direction == Direction.INBOUND.value
+        value = row.external_id if inbound else row.provider_id
+        emailed = inbound and row.channel == Channel.EMAIL.value
+        if _mail_id(value, emailed) and value not in seen:
+            seen[value] = inbound
+    ids = list(seen)
+    if len(ids) > keep + 1:
+        ids = [ids[0], *ids[-keep:]]
+    customers = [value for value, inbound in seen.items() if inbound]
+    return tuple(ids), customers[-1] if customers else None
+
+
 def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, Any]:
     """The job's message as its sender needs it; None if it was already sent."""
     job = conn.execute(sa.select(t.outbox).where(t.outbox.c.id == outbox_id)).mappings().one()
@@ -187,16 +222,7 @@ def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, A
         .order_by(t.identities.c.verified.desc(), t.identities.c.id)
     ).all()
     channel, to = reply_route(Channel(m["channel"]), [(IdentityKind(k), v) for k, v in idents])
-    tm = t.messages.c
-    refs = [
-        r.external_id
-        for r in conn.execute(
-            sa.select(tm.external_id)
-            .where(tm.conversation_id == conv["id"], tm.external_id.is_not(None))
-            .order_by(tm.id)
-            .limit(50)
-        )
-    ]
+    refs, in_reply_to = thread_ids(conn, conv["id"], m["id"])
     author = None
     if m["author_kind"] == AuthorKind.AGENT.value and m["author_id"]:
         author = conn.execute(
@@ -220,8 +246,8 @@ def build_outbound(conn: Connection, outbox_id: int) -> tuple[Outbound | None, A
             html=m["html"],
             subject=subject,
             from_name=author,
-            in_reply_to=refs[-1] if refs else None,
-            references=tuple(refs[-10:]),
+            in_reply_to=in_reply_to,
+            references=refs,
             auto_reply=bool((m["meta"] or {}).get("auto_reply")),
             inbox=conv["inbox"],
             followup_email=followup if isinstance(followup, str) else None,

@@ -86,7 +86,13 @@ def message_from_row(row: RowMapping) -> Message:
         html=row["html"],
         attachments=_attachments(row["attachments"]),
         failure_reason=row["failure_reason"],
+        refers_to=_refers_to(row.get("meta")),
     )
+
+
+def _refers_to(meta: Any) -> int | None:
+    value = meta.get("refers_to") if isinstance(meta, dict) else None
+    return value if type(value) is int else None
 
 
 def agent_from_row(row: RowMapping) -> Agent:

@@ -134,6 +134,9 @@ messages = sa.Table(
     sa.Column("channel", sa.String(16), nullable=False),
     # idempotency key of an inbound message within its channel (Message-ID, provider id, ...)
     sa.Column("external_id", sa.String(500)),
+    # who sent an inbound message, "kind:value" of the sender's identity: the key is per
+    # sender, so another sender reusing a Message-ID is a message of its own
+    sa.Column("sender_key", sa.String(340)),
     # the id the provider gave an outbound message; set once, so it is never sent twice
     sa.Column("provider_id", sa.String(500)),
     sa.Column("subject", sa.String(998)),
@@ -145,7 +148,7 @@ messages = sa.Table(
     sa.Column("meta", sa.JSON, nullable=False, default=dict),
     sa.Column("needs_triage", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("channel", "external_id"),
+    sa.UniqueConstraint("channel", "external_id", "sender_key"),
     sa.Index(None, "conversation_id", "id"),
     sa.Index(None, "provider_id"),
 )

@@ -2,14 +2,20 @@
 
 The rule, strongest evidence first:
 
-1. an explicit conversation token (a signed `support+TOKEN@` address, a widget session);
-2. for email, In-Reply-To then References naming a message of a conversation;
-3. the contact's latest conversation on the same channel whose last message is within
-   the thread window (and that is not closed);
+1. an explicit conversation token (a signed `support+TOKEN@` address, a widget session):
+   it joins that conversation, whoever the sender is (the token is a secret we handed out);
+2. the latest stored message that In-Reply-To or References names, looked for only among
+   the messages of the same channel (received on it, or sent through it: an email header
+   never names a chat or SMS message) in conversations of the message's inbox. When that
+   conversation is the sender's contact's own, the message joins it; when it is another
+   contact's, the message starts a new conversation flagged `refers_to` that conversation,
+   for agents to judge, and no other rule is tried;
+3. the contact's latest conversation on the same channel, in the message's inbox, whose
+   last message is within the thread window (and that is not closed);
 4. otherwise a new conversation.
 
 A message threaded into a resolved conversation reopens it; a closed conversation is never
-reopened (it starts a new one).
+reopened (evidence naming it counts as none, and the next rule applies).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Candidate:
     conversation_id: int
     status: ConversationStatus
     last_message_at: datetime
+    contact_id: int | None = None  # whose conversation (header evidence carries it)
 
 
 class Via(enum.StrEnum):
@@ -42,6 +49,7 @@ class ThreadChoice:
     conversation_id: int | None  # None: start a new conversation
     via: Via
     reopen: bool = False
+    refers_to: int | None = None  # headers named this conversation of another contact
 
 
 def choose(
@@ -51,13 +59,23 @@ def choose(
     recent: Candidate | None,
     now: datetime,
     window: timedelta,
+    contact_id: int | None = None,
 ) -> ThreadChoice:
-    for candidate, via in ((by_token, Via.TOKEN), (by_headers, Via.HEADERS)):
-        if candidate is not None and candidate.status is not ConversationStatus.CLOSED:
+    """`contact_id` is the sender's contact; `by_headers` must carry its own contact."""
+    if by_token is not None and by_token.status is not ConversationStatus.CLOSED:
+        return ThreadChoice(
+            by_token.conversation_id,
+            Via.TOKEN,
+            reopen=by_token.status is ConversationStatus.RESOLVED,
+        )
+    if by_headers is not None:
+        if by_headers.contact_id is None or by_headers.contact_id != contact_id:
+            return ThreadChoice(None, Via.NEW, refers_to=by_headers.conversation_id)
+        if by_headers.status is not ConversationStatus.CLOSED:
             return ThreadChoice(
-                candidate.conversation_id,
-                via,
-                reopen=candidate.status is ConversationStatus.RESOLVED,
+                by_headers.conversation_id,
+                Via.HEADERS,
+                reopen=by_headers.status is ConversationStatus.RESOLVED,
             )
     if (
         recent is not None

@@ -193,6 +193,8 @@ class Message:
     html: str | None = None
     attachments: tuple[Attachment, ...] = ()
     failure_reason: str | None = None
+    # its headers named this conversation of another contact (threading refused to join it)
+    refers_to: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

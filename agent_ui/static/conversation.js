@@ -26,6 +26,12 @@ function messageItem(m, contactName) {
   else if (m.direction === "outbound") metaRow.append(" ", el("span", { class: `status st-${m.status}`, title: m.failure_reason || "" }, m.status));
   if (m.conversation_id !== cid) metaRow.append(" ", el("a", { class: "muted", href: `/conversations/${m.conversation_id}` }, `#${m.conversation_id}`));
   li.append(metaRow);
+  if (m.refers_to) {
+    const flag = el("p", { class: "thread-flag", role: "note" }, "Refers to ");
+    flag.append(el("a", { href: `/conversations/${m.refers_to}` }, `conversation #${m.refers_to}`),
+      " of another contact: not added to it. Check before answering.");
+    li.append(flag);
+  }
   if (m.subject) li.append(el("div", { class: "msg-subject" }, m.subject));
   li.append(el("div", { class: "msg-text" }, m.text));
   if (m.attachments.length) {

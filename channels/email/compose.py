@@ -2,8 +2,8 @@
 
 multipart/alternative text + HTML rendered from jinja2 templates (the HTML one
 autoescaped; agent HTML is sanitized with nh3 first), Reply-To carrying the signed
-conversation address, a deterministic Message-ID (a retried send after a crash carries
-the same id, so receivers can dedupe), In-Reply-To/References, `Auto-Submitted:
+conversation address, a deterministic Message-ID that names no id (a retried send after
+a crash carries the same id, so receivers can dedupe), In-Reply-To/References, `Auto-Submitted:
 auto-replied` for automatic answers and `X-Omnidesk-Instance` so our own mail coming
 back is recognized. Every header value is checked for CR, LF and NUL before it is set:
 Python 3.11.7 predates the fixes for header injection through the email generator.
@@ -76,6 +76,8 @@ class Composer:
         self.settings = settings
         self.secret = secret
         self.instance = settings.instance or instance_id(secret)
+        raw = secret.encode() if isinstance(secret, str) else secret
+        self._msgid_key = hmac.new(raw, b"omnidesk.message-id", hashlib.sha256).digest()
         loaders: list[jinja2.BaseLoader] = []
         if settings.templates_dir is not None:
             loaders.append(jinja2.FileSystemLoader(Path(settings.templates_dir)))
@@ -88,8 +90,14 @@ class Composer:
         )
 
     def message_id(self, item: Outbound) -> str:
-        """Deterministic per outbound message: `<m<id>.c<conv>.<instance>@domain>`."""
-        return f"m{item.message_id}.c{item.conversation_id}.{self.instance}@{self.settings.domain}"
+        """`<digest>@domain`, the digest an HMAC of the message and conversation ids under
+        the installation secret: the same for every attempt at one message (a retried
+        send after a crash carries the same id), and naming no id, so that nobody can
+        guess the Message-ID of another customer's thread."""
+        digest = hmac.new(
+            self._msgid_key, f"{item.message_id}.{item.conversation_id}".encode(), hashlib.sha256
+        ).hexdigest()[:32]
+        return f"{digest}@{self.settings.domain}"
 
     def reply_address(self, conversation_token: str) -> str:
         return tokens.make_reply_address(

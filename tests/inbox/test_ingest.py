@@ -125,10 +125,22 @@ async def test_phone_numbers_normalize_to_e164(store, ingest):
 
 async def test_thread_by_email_headers(store, ingest):
     first = await ingest(msg("<root@x>", sender="carl@example.com"))
-    # a colleague replies to the thread from another address
-    reply = await ingest(msg("<r1@x>", sender="dora@example.com", in_reply_to="<root@x>"))
+    other = await ingest(msg("<o1@x>", sender="carl@example.com", subject="Another matter"))
+    assert other.conversation_id == first.conversation_id  # (recent)
+    await store.write(
+        lambda c: c.execute(
+            sa.update(t.conversations)
+            .where(t.conversations.c.id == first.conversation_id)
+            .values(last_message_at=datetime.now(UTC) - timedelta(days=30))
+        )
+    )
+    # outside the window, the headers still find the thread of the same contact
+    reply = await ingest(msg("<r1@x>", sender="Carl@Example.com", in_reply_to="<root@x>"))
     assert reply.conversation_id == first.conversation_id
-    assert reply.contact_id != first.contact_id
+    # a colleague replying to the thread from another address is another contact: a new
+    # conversation (a colleague on the thread answers our Reply-To token address instead)
+    colleague = await ingest(msg("<r2@x>", sender="dora@example.com", in_reply_to="<root@x>"))
+    assert colleague.conversation_created and colleague.contact_id != first.contact_id
 
 
 async def test_thread_by_token_wins(store, ingest):

@@ -7,6 +7,7 @@ the one-statement-per-lookup path, on both store backends."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -61,9 +62,12 @@ def batch(carl_token: str) -> list[InboundMessage]:
         # read up front no longer hold for the rest of the batch
         msg("<b9>", "eve@example.com", conversation_token=carl_token),
         msg("<b14>", "carl@example.com"),
-        msg("<b11>", "gus@example.com", in_reply_to="<s1>"),  # by headers, ann's
+        # by headers, ann's conversation: gus is not ann, a new conversation (flagged)
+        msg("<b11>", "gus@example.com", in_reply_to="<s1>"),
         msg("<b12>", "ann@example.com"),
         msg("<b13>", "bob@example.com"),
+        msg("<s2>", "gus@example.com"),  # bob's Message-ID reused by gus: a message of his
+        msg("<b15>", "ann@example.com", references=("<b12>", "<s1>")),  # ann's own thread
     ]
 
 
@@ -106,7 +110,7 @@ async def _contents(store) -> dict[str, list[dict]]:
         sql = Sql(conn)
         return {
             "messages": sql.dicts(
-                "SELECT id, conversation_id, author_id, channel, external_id, text, meta "
+                "SELECT id, conversation_id, author_id, channel, external_id, sender_key, text, meta "
                 "FROM messages ORDER BY id"
             ),
             "conversations": sql.dicts(
@@ -151,7 +155,15 @@ async def test_a_batch_stores_what_one_at_a_time_stores(store, size):
     assert by_key["sms-1"].contact_id == by_key["<b8>"].contact_id
     assert by_key["<b9>"].conversation_id == 3
     assert by_key["<b14>"].conversation_id == 3
-    assert by_key["<b11>"].conversation_id == 1
+    assert by_key["<b11>"].conversation_created and by_key["<b11>"].conversation_id != 1
+    assert not by_key["<s2>"].duplicate and by_key["<s2>"].contact_id == by_key["<b11>"].contact_id
+    assert by_key["<b15>"].conversation_id == by_key["<b12>"].conversation_id == 1
+    metas = {m["external_id"]: m["meta"] for m in one["messages"]}
+    refers = {
+        key: (json.loads(meta) if isinstance(meta, str) else meta).get("refers_to")
+        for key, meta in metas.items()
+    }
+    assert refers["<b11>"] == 1 and refers["<b15>"] is None
 
 
 async def test_overlapping_batches_in_opposite_orders_do_not_deadlock(store):

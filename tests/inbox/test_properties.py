@@ -99,30 +99,47 @@ candidates = st.one_of(
         st.integers(1, 1000),
         statuses,
         st.timedeltas(timedelta(0), timedelta(days=30)).map(lambda d: NOW - d),
+        st.one_of(st.none(), st.integers(1, 3)),
     ),
 )
 
 
-@given(candidates, candidates, candidates)
-def test_threading_rule(by_token, by_headers, recent):
+@given(candidates, candidates, candidates, st.integers(1, 3))
+def test_threading_rule(by_token, by_headers, recent, contact_id):
     choice = threads.choose(
-        by_token=by_token, by_headers=by_headers, recent=recent, now=NOW, window=WINDOW
+        by_token=by_token,
+        by_headers=by_headers,
+        recent=recent,
+        now=NOW,
+        window=WINDOW,
+        contact_id=contact_id,
     )
-    usable = [
-        c
-        for c in (by_token, by_headers)
-        if c is not None and c.status is not ConversationStatus.CLOSED
-    ]
+    token_ok = by_token is not None and by_token.status is not ConversationStatus.CLOSED
+    foreign = by_headers is not None and by_headers.contact_id != contact_id
+    headers_ok = (
+        by_headers is not None
+        and not foreign
+        and by_headers.status is not ConversationStatus.CLOSED
+    )
     recent_ok = (
         recent is not None
         and recent.status is not ConversationStatus.CLOSED
         and NOW - recent.last_message_at <= WINDOW
     )
-    if usable:
-        # the strongest usable evidence wins
-        assert choice.conversation_id == usable[0].conversation_id
-        assert choice.via is (threads.Via.TOKEN if usable[0] is by_token else threads.Via.HEADERS)
-        chosen = usable[0]
+    if token_ok:
+        # a verified token joins, whoever writes
+        assert choice.conversation_id == by_token.conversation_id
+        assert choice.via is threads.Via.TOKEN and choice.refers_to is None
+        chosen = by_token
+    elif foreign:
+        # headers naming another contact's conversation: a new one, flagged, nothing else
+        assert choice.conversation_id is None and choice.via is threads.Via.NEW
+        assert choice.refers_to == by_headers.conversation_id and not choice.reopen
+        return
+    elif headers_ok:
+        assert choice.conversation_id == by_headers.conversation_id
+        assert choice.via is threads.Via.HEADERS
+        chosen = by_headers
     elif recent_ok:
         assert choice.conversation_id == recent.conversation_id and choice.via is threads.Via.RECENT
         chosen = recent
@@ -130,7 +147,9 @@ def test_threading_rule(by_token, by_headers, recent):
         assert (
             choice.conversation_id is None and choice.via is threads.Via.NEW and not choice.reopen
         )
+        assert choice.refers_to is None
         return
+    assert choice.refers_to is None
     # never into a closed conversation; reopen exactly when it was resolved
     assert chosen.status is not ConversationStatus.CLOSED
     assert choice.reopen is (chosen.status is ConversationStatus.RESOLVED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import socket
 from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
@@ -40,11 +41,27 @@ def outbound(**changes: Any) -> Outbound:
     return dataclasses.replace(base, **changes)
 
 
+def test_message_ids_are_not_guessable_from_the_ids() -> None:
+    """Our Message-IDs once were `m<message>.c<conversation>.<instance>@domain`: anyone who
+    had one could write the next. Now they are keyed by the installation secret."""
+    composer = Composer(SETTINGS, SECRET)
+    ours = composer.message_id(outbound())
+    local, _, domain = ours.partition("@")
+    assert domain == DOMAIN
+    assert "41" not in local.split(".") and "m41" not in local and "c7" not in local
+    assert composer.instance not in ours  # no public part either (the instance header is)
+    # the same ids under another secret give another id; the neighbours share nothing
+    assert Composer(SETTINGS, SECRET + "x").message_id(outbound()) != ours
+    others = {composer.message_id(outbound(message_id=n)) for n in range(1, 200)}
+    assert len(others) == 199 and ours in others
+    assert len({o[:8] for o in others}) > 150  # no common prefix to walk
+
+
 def test_compose_headers_and_alternative_bodies() -> None:
     composer = Composer(SETTINGS, SECRET)
     msg = composer.compose(outbound())
     assert msg.get_content_type() == "multipart/alternative"
-    assert msg["Message-ID"] == f"<m41.c7.{composer.instance}@{DOMAIN}>"
+    assert re.fullmatch(rf"<[0-9a-f]{{32}}@{re.escape(DOMAIN)}>", msg["Message-ID"])
     assert composer.compose(outbound())["Message-ID"] == msg["Message-ID"]  # deterministic
     assert msg["In-Reply-To"] == "<abc@customer.example>"
     assert msg["References"] == "<root@customer.example> <abc@customer.example>"
