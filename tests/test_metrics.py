@@ -462,3 +462,41 @@ def test_the_dashboard_queries_only_exported_metrics():
     families = {m.name for m in metrics.REGISTRY.collect()}
     shown = {f for f in families if any(n.startswith(f) for n in used)}
     assert families - shown == set(), f"not on the dashboard: {sorted(families - shown)}"
+
+
+# -- the [metrics] table --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "env", "message"),
+    [
+        ('token = "short"', {}, "metrics.token: is too short"),
+        ('host = "127.0.0.1"', {}, "serves nothing"),
+        ('token_env = "METRICS_TOKEN"', {}, "environment variable METRICS_TOKEN is not set"),
+        ("port = 70000", {}, "metrics.port"),
+        ('port = 9464\ntokn = "x"', {}, "tokn"),
+    ],
+)
+def test_a_bad_metrics_table_is_refused_naming_the_key(tmp_path, table, env, message):
+    from inbox import config as config_mod
+    from inbox.errors import ConfigError
+    from omnidesk.wiring import check_sections
+    from tests.conftest import write_config
+
+    config = config_mod.load(write_config(tmp_path, f"[metrics]\n{table}\n"), environ=env)
+    with pytest.raises(ConfigError) as caught:
+        check_sections(config)
+    assert message in str(caught.value)
+    assert "config.toml:" in str(caught.value)
+
+
+def test_a_good_metrics_table_reads_the_token_from_the_environment(tmp_path):
+    from inbox import config as config_mod
+    from omnidesk.metrics import MetricsSettings, read_metrics_settings
+    from tests.conftest import write_config
+
+    extra = '[metrics]\ntoken_env = "METRICS_TOKEN"\nport = 9464\nhost = "10.0.0.5"\n'
+    config = config_mod.load(
+        write_config(tmp_path, extra), environ={"METRICS_TOKEN": METRICS_TOKEN}
+    )
+    assert read_metrics_settings(config) == MetricsSettings(METRICS_TOKEN, "10.0.0.5", 9464)
