@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inbox import metrics
 from inbox.config import Config
+from inbox.errors import AddressInUse
 from inbox.relay import outbox_counts
 
 log = logging.getLogger("omnidesk.metrics")
@@ -149,7 +150,13 @@ async def start_listener(services: Any) -> web.AppRunner | None:
     app.add_routes(found.routes())
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, found.settings.host, found.settings.port, reuse_address=True)
-    await site.start()
+    host, port = found.settings.host, found.settings.port
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        AddressInUse.check(exc, "metrics", host, port, "metrics.port")
+        raise
     log.info("metrics listening on %s", runner.addresses)
     return runner

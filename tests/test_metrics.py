@@ -500,3 +500,26 @@ def test_a_good_metrics_table_reads_the_token_from_the_environment(tmp_path):
         write_config(tmp_path, extra), environ={"METRICS_TOKEN": METRICS_TOKEN}
     )
     assert read_metrics_settings(config) == MetricsSettings(METRICS_TOKEN, "10.0.0.5", 9464)
+
+
+async def test_a_taken_metrics_port_is_said_in_one_line(tmp_path):
+    import socket
+
+    from inbox import config as config_mod
+    from inbox.errors import AddressInUse
+    from omnidesk import metrics as endpoint
+    from tests.conftest import write_config
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = config_mod.load(write_config(tmp_path, f"[metrics]\nport = {port}\n"), environ={})
+
+        class Services:  # what start_listener reads
+            def __init__(self) -> None:
+                self.config, self.store, self.sio = config, None, None
+                self.parts = type("Parts", (), {"scrapes": []})()
+
+        with pytest.raises(AddressInUse, match=f"metrics on 127.0.0.1:{port}.*metrics.port"):
+            await endpoint.start_listener(Services())
