@@ -35,7 +35,7 @@ from agent_ui.passwords import Busy
 from agent_ui.sessions import Session
 from agent_ui.settings import UiSettings
 from agent_ui.workspace import WS_KEY, Workspace
-from inbox import signin_throttle
+from inbox import metrics, signin_throttle
 from inbox.client_address import request_client_address
 from inbox.errors import AuthError, Forbidden, OmnideskError
 from inbox.identity import normalize_email
@@ -247,6 +247,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         wait = await ws.store.write(lambda conn: signin_throttle.reserve(conn, keys, policy))
     if wait > 0:
         _log_throttled(address, wait)
+        metrics.SIGNIN_THROTTLED.inc()
         return _login_page(
             ws,
             error=f"Too many failed attempts. Wait {_duration(wait)} and try again.",
@@ -270,6 +271,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             retry_after=1,
         )
     if not ok or agent_id is None:
+        metrics.SIGNIN_FAILURES.inc()
         return _login_page(ws, error=WRONG, email=email_raw, status=401, next_url=next_url)
 
     old = _cookie_value(request, ws)

@@ -82,6 +82,7 @@ PACKAGE_SECTIONS = {
     "agent_ui",
     "outbox",
     "canned_responses",
+    "metrics",
 }
 
 _CORE_KEYS = {

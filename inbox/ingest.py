@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from inbox import threads
+from inbox import metrics, threads
 from inbox.bus import EventBus, Scalar, received_event
 from inbox.errors import OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
@@ -406,7 +406,9 @@ class Ingestor:
         self._pending.append((item, future))
         self._idle.clear()
         self._wake.set()
+        started = metrics.clock()
         result = await future
+        metrics.INGEST_LATENCY.observe(metrics.clock() - started)
         return result
 
     async def close(self) -> None:
@@ -487,6 +489,7 @@ class Ingestor:
                     result.contact_id,
                     " (new conversation)" if result.conversation_created else "",
                 )
+        metrics.count_ingested(batch, results)
         # every caller has its answer first; then the batch's events, in message order, as
         # one unit (one message on Redis, one handler call per subscriber in-process)
         await self.bus.publish_many(events)

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from inbox import metrics
 from inbox import schema as t
 from inbox.bus import EventBus
 from inbox.errors import DeliveryError, NotFound, PermanentDeliveryError, RecipientAway
@@ -432,6 +433,7 @@ class OutboxWorker:
                 now=now,
             )
         )
+        metrics.count_delivery(item.channel, status.value if status else "retry", job["created_at"])
         if status is not None:
             log.info(
                 "outbound message=%d conversation=%d %s%s",

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import repo
+from inbox import metrics, repo
 from inbox import schema as t
 from inbox.bus import EventBus
 from inbox.events import Event, EventName
@@ -331,6 +331,7 @@ class Pipeline:
             events.append(
                 Event(EventName.MESSAGE_SENT, {**ids, "message_id": reply_id, "auto_reply": True})
             )
+            metrics.count_auto_answer(decision.rule)
         if decision.resolve and not decision.handoff:
             values.update(
                 status=ConversationStatus.RESOLVED.value, resolved_at=now, waiting_since=None

@@ -38,7 +38,7 @@ from inbox.presence import MemoryPresence, SocketPresence, open_presence
 from inbox.store import Store, open_store
 from inbox.token_cache import TokenCache, stamp_path
 from inbox.untrusted import SocketJson
-from omnidesk import worker
+from omnidesk import metrics, worker
 from omnidesk.wiring import Parts, build_parts, build_router
 
 log = logging.getLogger("omnidesk")
@@ -239,6 +239,7 @@ def make_web_app(services: Services) -> web.Application:
     )
     app.add_routes(routing_api.routes())
     app.add_routes(services.parts.routes)
+    metrics.add_routes(app, services)  # /metrics, when [metrics] gives a token
     if services.sio is not None:
         sio = services.sio
         sio.attach(app, socketio_path="socket.io")
@@ -316,6 +317,9 @@ async def run_roles(
             )
         for startup in services.parts.startups:  # added by build_parts for this role
             await startup()
+        metrics_runner = await metrics.start_listener(services)  # [metrics] port, any role
+        if metrics_runner is not None:
+            services.closers.append(metrics_runner.cleanup)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         reloader = services.parts.reloader

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from inbox import metrics
 from inbox.config import Config
 from inbox.events import Event, EventName
 from inbox.fastsql import Sql
@@ -43,6 +44,8 @@ class Parts:
     # (start, stop) of scheduled work one worker runs at a time: with Redis under the
     # worker-duties lease (omnidesk.worker), else started with the process
     duties: list[tuple[Any, Any]] = field(default_factory=list)
+    # async () -> None, run at each /metrics scrape to set gauges (omnidesk.metrics)
+    scrapes: list[Any] = field(default_factory=list)
 
 
 def autoreply_engine(config: Config) -> tuple[Any, Any]:
@@ -197,6 +200,7 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
             return False, f"unhealthy mailboxes: {why}"
 
         parts.checks["email"] = email_ready
+        parts.scrapes.append(lambda: _async(metrics.set_mailboxes, email.health()["mailboxes"]))
     # --- end email ------------------------------------------------------------------------
 
     # --- webchat (issue 5): /widget namespace, chat sender, /widget.js, demo page -------
@@ -230,6 +234,10 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
             parts.drains.append(lambda _grace: demo.stop())
     # --- end webchat ---------------------------------------------------------------------
     return parts
+
+
+async def _async(function: Any, *args: Any) -> None:
+    function(*args)
 
 
 def leased_pollers(
@@ -283,6 +291,9 @@ def check_sections(config: Config) -> None:
     from agent_ui.settings import read_ui_settings
 
     read_ui_settings(config)
+    from omnidesk.metrics import read_metrics_settings
+
+    read_metrics_settings(config)
 
 
 # --- routing (issue 3): settings, the router service ---------------------------------------

@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from inbox import metrics
 from inbox.bus import EventBus
 from inbox.errors import OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
@@ -392,6 +393,7 @@ class RouterService(Feed):
                 return rstore.persist(conn, ds, token, since)
 
             done, stale = await self.store.write(write)
+            metrics.count_decisions(done, self._since)
             for d in done:
                 if isinstance(d, Assigned):
                     self.assigned_total += 1
