@@ -122,6 +122,7 @@ class RouterService(Feed):
     async def close(self) -> None:
         self._closed = True
         self._stop.set()
+        self._wake.set()  # the loop ends by itself even if its cancel below is lost
         for task in reversed(self._tasks):  # the worker first, then the lease (releases it)
             if task.get_name() == "router":
                 task.cancel()
@@ -244,11 +245,15 @@ class RouterService(Feed):
         return 1.0 if not dues else min(1.0, max(0.0, min(dues) - self.clock()))
 
     async def _work(self) -> None:
-        while True:
+        # the loop tests _closed: on Python 3.11 a cancel that arrives as wait_for's
+        # wake-up fires can be lost, and close() would then wait for ever
+        while not self._closed:
             if not self._inputs and not self._wake.is_set():
                 self._idle.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._sleep_for())
+            if self._closed:
+                break
             self._wake.clear()
             if not self.active:
                 self._inputs.clear()
