@@ -250,9 +250,20 @@ def make_web_app(services: Services) -> web.Application:
         async def on_shutdown(_app: web.Application) -> None:
             # open sockets are requests in flight to aiohttp: end them (the clients
             # reconnect, to this server's next start or another web process) instead of
-            # letting them hold the shutdown
-            if sio.eio.sockets:
-                await sio.eio.disconnect()
+            # letting them hold the shutdown. Each is told and closed without waiting for
+            # its send queue: a client already gone never drains it, and engine.io's own
+            # disconnect-all would wait for that for ever
+            sockets = list(sio.eio.sockets.values())
+            sio.eio.sockets = {}
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GRACE_SECONDS):
+                    await asyncio.gather(
+                        *(
+                            s.close(wait=False, reason=sio.eio.reason.SERVER_DISCONNECT)
+                            for s in sockets
+                        ),
+                        return_exceptions=True,
+                    )
 
         app.on_startup.append(on_startup)
         app.on_shutdown.append(on_shutdown)
