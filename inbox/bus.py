@@ -15,8 +15,10 @@ A backend that loses its server keeps trying: the Redis listener reconnects with
 jittered backoff and subscribes again. Whatever was published while it was away is lost to
 it, so once it listens again the bus calls the handlers of `EventName.BUS_RESUMED` in this
 process (never published, never given to "*" handlers): each catches up from the store,
-the source of truth. While the listener is away, a publish fails at once with `BusError`;
-a caller that committed first answers from its commit, and the resume covers its event.
+the source of truth. While Redis is down a publish fails with `BusError` after a short
+retry; a caller that committed first answers from its commit: the event it could not
+publish is covered by the resume of every listener, which can only happen after Redis is
+back, so after the failed publish.
 """
 
 from __future__ import annotations
@@ -269,13 +271,17 @@ class RedisBus(EventBus):
         super().__init__()
         try:
             import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
             from redis.backoff import EqualJitterBackoff
             from redis.exceptions import RedisError
         except ImportError as exc:  # pragma: no cover - redis is a runtime dependency
             raise BusError(
                 "the Redis event bus needs the redis package: pip install redis"
             ) from exc
-        self._redis: Any = aioredis.Redis.from_url(url)
+        # a publish retries briefly (a pooled connection that died with the last Redis is
+        # replaced at once), then fails: the caller answers while Redis is away
+        retry = Retry(EqualJitterBackoff(cap=0.5, base=0.05), 2)
+        self._redis: Any = aioredis.Redis.from_url(url, retry=retry, socket_connect_timeout=5)
         self._failed: tuple[type[BaseException], ...] = (RedisError, OSError)
         self._backoff = EqualJitterBackoff(cap=self.BACKOFF_CAP, base=self.BACKOFF_BASE)
         # pub/sub channels are server-wide, not per database: name the database in it so
@@ -290,10 +296,6 @@ class RedisBus(EventBus):
         return self._subscribed and super().connected
 
     async def _send(self, events: Sequence[Event]) -> None:
-        if not self._subscribed and self._listener is not None:
-            # the listener is reconnecting: fail now rather than after the client's own
-            # retries; its BUS_RESUMED makes every listener catch up on this event too
-            raise BusError("the event bus is reconnecting to Redis")
         # one message per batch: one PUBLISH, and one message to parse in each listener
         await self._redis.publish(self._channel, encode_batch(events))
 
