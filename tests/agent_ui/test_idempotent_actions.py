@@ -45,9 +45,7 @@ async def desk(request, tmp_path):
     services = await build_services(config)
     if request.param != "sqlite":
         await services.store.write(
-            lambda c: c.execute(
-                sa.text(f"TRUNCATE {_TABLES}, action_keys RESTART IDENTITY CASCADE")
-            )
+            lambda c: c.execute(sa.text(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE"))
         )
     services.pipeline.attach()
     router = build_router(config, services)
