@@ -203,3 +203,54 @@ async def _until(predicate: Any, what: str, seconds: float = 10.0) -> None:
             return
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+async def test_the_page_resends_a_reply_under_its_key_and_the_customer_gets_it_once(live) -> None:
+    """In Chromium: the reply reaches the server and commits, but the answer never comes
+    back (the connection drops, three times: the page's own retries included). The page
+    says so and re-enables Send; the agent sends again; one message is delivered."""
+    from tests.agent_ui.browser import WATCH, sign_in_page
+    from tests.agent_ui.conftest import PASSWORD
+
+    conv = await live.conversation("inbox-a", subject="Order 17")
+    cid = conv["conversation_id"]
+    context = await live.browser.new_context()
+    await context.add_init_script(WATCH)
+    page = await context.new_page()
+    await sign_in_page(page, live.base, "ann@a.test", PASSWORD)
+    await page.goto(f"{live.base}/conversations/{cid}")
+    await page.wait_for_selector("body[data-ready='1']")
+
+    keys: list[str] = []
+
+    async def drop_the_answer(route: Any) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        if len(keys) <= 3:
+            await route.fetch()  # the server gets it (and commits)...
+            await route.abort("connectionreset")  # ... and the page never hears back
+        else:
+            await route.continue_()
+
+    await page.route(f"**/agent/api/conversations/{cid}/reply", drop_the_answer)
+    await page.fill("#reply-text", "Your order ships today.")
+    await page.click("#send")
+    await page.wait_for_selector("#reply-error:has-text('send again')", timeout=20_000)
+    assert await page.is_enabled("#send")
+    await page.click("#send")  # the agent sends again
+    for _ in range(100):
+        if not await page.input_value("#reply-text"):
+            break  # cleared: the resend was answered
+        await asyncio.sleep(0.1)
+    assert await page.input_value("#reply-text") == ""
+
+    for _ in range(100):
+        if live.recorder.sent:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # time for a second delivery, if there were one
+    assert len(keys) == 4 and len(set(keys)) == 1 and keys[0], keys
+    assert [o.text for o in live.recorder.sent] == ["Your order ships today."]
+    assert await outbound(live, cid) == 1
+    await context.close()
