@@ -14,6 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 import aiohttp
@@ -54,7 +55,12 @@ async def test_a_redis_outage_heals_without_restarting_anything(
     token = cluster.run("token", "create", "outage").strip()
     agent = AgentClient(web_b)
     resyncs: list[float] = []
-    agent.sio.on("resync", lambda _data: resyncs.append(time.monotonic()), namespace="/agent")
+    resynced: list[float] = []  # wall-clock times, to compare with commit times
+    agent.sio.on(
+        "resync",
+        lambda _data: (resyncs.append(time.monotonic()), resynced.append(time.time())),
+        namespace="/agent",
+    )
     pids = {name: proc.popen.pid for name, proc in cluster.procs.items()}
 
     async def post_api(session: aiohttp.ClientSession, n: int, base: str) -> int:
@@ -126,11 +132,34 @@ async def test_a_redis_outage_heals_without_restarting_anything(
             "out-1000",
         )
         new_id = rows[0]["conversation_id"]
-        heard = await until(
-            lambda: new_id in agent.assigned()[seen:], 10, what="the new assignment notice"
-        )
+
+        async def noticed() -> bool:
+            """The agent's socket got the assignment's notice; or, if its web process was
+            still reconnecting when the router announced it, a "resync" after it was
+            committed (the page re-reads its queue and finds it there)."""
+            if new_id in agent.assigned()[seen:]:
+                return True
+            got = await sql(
+                cluster.database_url,
+                "SELECT assigned_at FROM assignments WHERE conversation_id = $1",
+                new_id,
+            )
+            if not got:
+                return False
+            at = got[0]["assigned_at"].replace(tzinfo=UTC).timestamp()
+            return any(r >= at for r in resynced)
+
+        try:
+            heard = await until(noticed, 10, what="the new assignment's notice")
+        except AssertionError as exc:
+            logs = {n: cluster.log_of(n)[-4000:] for n in ("router1", "web2", "worker1")}
+            raise AssertionError(f"{exc}\n{logs}") from None
         assert heard - back < 10
         assert resyncs and resyncs[0] - back < 10  # the page was told to re-read its queue
+        queue = await (
+            await agent.http.get(agent.base + "/agent/api/queue", headers=agent._auth())
+        ).json()
+        assert new_id in [c["id"] for c in queue["mine"]], queue["mine"]
 
         # what was committed during the outage is triaged and assigned, without a restart
         async def all_assigned() -> bool:
