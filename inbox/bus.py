@@ -335,6 +335,8 @@ class RedisBus(EventBus):
             await self._redis.ping()
         except Exception as exc:
             return False, f"redis unreachable: {type(exc).__name__}: {exc}"
+        if self._listener is not None and not self._listener.done() and not self._subscribed:
+            return False, "the listener is reconnecting to Redis"
         return await super().health()
 
     async def _close(self) -> None:

@@ -67,8 +67,12 @@ async def test_the_listener_reconnects_resubscribes_and_announces_the_resume(
         await asyncio.sleep(OUTAGE)
         assert resumed == []
 
+        ok, detail = await listener.health()  # /readyz says so
+        assert not ok and "unreachable" in detail, detail
+
         own_redis.start()
         took = await until(lambda: listener.connected and resumed, 10, "the resume")
+        assert await listener.health() == (True, "listening")
         assert took < 10
         assert listener.reconnects == 1
         await until(lambda: publisher.connected, 10, "the publisher's listener")
