@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from datetime import datetime
 from typing import Any, NoReturn
 
+from inbox import metrics
 from inbox.errors import BusError
 from inbox.events import Event, EventName
 
@@ -308,6 +309,7 @@ class RedisBus(EventBus):
                 self._subscribed = True
                 if failures:
                     self.reconnects += 1
+                    metrics.BUS_RECONNECTS.inc()
                     log.warning("event bus: Redis is back; listeners catch up from the store")
                     self._resumed()
                 failures = 0

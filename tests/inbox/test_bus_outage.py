@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from inbox import metrics
 from inbox import schema as t
 from inbox.bus import RedisBus
 from inbox.errors import BusError
@@ -70,11 +71,16 @@ async def test_the_listener_reconnects_resubscribes_and_announces_the_resume(
         ok, detail = await listener.health()  # /readyz says so
         assert not ok and "unreachable" in detail, detail
 
+        counted = metrics.REGISTRY.get_sample_value("omnidesk_bus_reconnects_total")
         own_redis.start()
         took = await until(lambda: listener.connected and resumed, 10, "the resume")
         assert await listener.health() == (True, "listening")
         assert took < 10
         assert listener.reconnects == 1
+        await until(lambda: publisher.connected, 10, "the publisher's listener")
+        assert (
+            metrics.REGISTRY.get_sample_value("omnidesk_bus_reconnects_total") == counted + 2
+        )  # both came back: /metrics
         await until(lambda: publisher.connected, 10, "the publisher's listener")
         await publisher.publish(Event("x", {"n": 3}))
         await until(lambda: heard == [1, 3], 5, "an event after the outage")

@@ -1,7 +1,7 @@
 """idempotency keys of agent actions
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-07 23:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import inbox.schema
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
