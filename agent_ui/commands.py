@@ -1,15 +1,22 @@
 """What agents change from the workspace (JSON POSTs, all CSRF-checked): reply, private
 note, tags, resolve/reopen, transfer, presence, contact notes and merge, ending another
-agent's sessions. Each writes in one transaction, then announces it on the bus."""
+agent's sessions. Each writes in one transaction, then announces it on the bus.
+
+The answer tells what was committed: an announcement the bus cannot carry now is caught
+up from the database when the bus resumes, so it does not turn a committed action into an
+error (a page would offer to do it again). Each action takes an `Idempotency-Key`
+(`agent_ui.idempotency`): a resend under the same key is answered from the first."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
 
 from agent_ui import access, actions, queries, sessions
 from agent_ui.auth import require_session
+from agent_ui.idempotency import call_once, write_once
 from agent_ui.routing_api import RoutingClient
 from agent_ui.sessions import Session
 from agent_ui.views import int_param
@@ -17,12 +24,14 @@ from agent_ui.workspace import WS_KEY, Workspace
 from channels.sms.segments import segments
 from inbox import repo
 from inbox.agents import get_agent
-from inbox.errors import Forbidden, NotFound, ValidationError
+from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
 from inbox.http import MAX_BODY_KEY, read_json
 from inbox.types import Conversation
 from inbox.untrusted import is_id
 from routing.commands import TRANSFER
+
+log = logging.getLogger("omnidesk.agent_ui")
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -40,6 +49,15 @@ def _ok(**extra: Any) -> web.Response:
     return web.json_response({"ok": True, **extra})
 
 
+async def _announce(ws: Workspace, *events: Event) -> None:
+    """Publish what was committed; with the bus away, its resume catches listeners up."""
+    try:
+        for event in events:
+            await ws.bus.publish(event)
+    except BusError as exc:
+        log.warning("committed, not announced yet (%s)", exc.message)
+
+
 async def reply(request: web.Request) -> web.Response:
     ws = request.app[WS_KEY]
     session = await require_session(request)
@@ -48,15 +66,21 @@ async def reply(request: web.Request) -> web.Response:
     body = await _body(request)
     text = actions.clean_text(body.get("text"))
     agent_id = session.agent.id
-    message_id = await ws.store.write(
-        lambda conn: actions.reply(conn, cid, agent_id, text, body.get("subject"))
+    subject = body.get("subject")
+    answer, fresh = await write_once(
+        ws,
+        request,
+        agent_id,
+        lambda conn: {"message_id": actions.reply(conn, cid, agent_id, text, subject)},
     )
-    if ws.outbox is not None:
-        ws.outbox.poke(message_id)
-    await ws.bus.publish(
-        Event(EventName.MESSAGE_SENT, {"conversation_id": cid, "message_id": message_id})
-    )
-    return _ok(message_id=message_id)
+    message_id = answer["message_id"]
+    if fresh:
+        if ws.outbox is not None:
+            ws.outbox.poke(message_id)
+        await _announce(
+            ws, Event(EventName.MESSAGE_SENT, {"conversation_id": cid, "message_id": message_id})
+        )
+    return _ok(**answer)
 
 
 async def note(request: web.Request) -> web.Response:
@@ -66,11 +90,18 @@ async def note(request: web.Request) -> web.Response:
     await _visible(ws, session, cid)
     text = actions.clean_text((await _body(request)).get("text"))
     agent_id = session.agent.id
-    message_id = await ws.store.write(lambda conn: actions.note(conn, cid, agent_id, text))
-    await ws.bus.publish(
-        Event(EventName.CONVERSATION_UPDATED, {"conversation_id": cid, "message_id": message_id})
+    answer, fresh = await write_once(
+        ws, request, agent_id, lambda conn: {"message_id": actions.note(conn, cid, agent_id, text)}
     )
-    return _ok(message_id=message_id)
+    if fresh:
+        await _announce(
+            ws,
+            Event(
+                EventName.CONVERSATION_UPDATED,
+                {"conversation_id": cid, "message_id": answer["message_id"]},
+            ),
+        )
+    return _ok(**answer)
 
 
 async def tags(request: web.Request) -> web.Response:
@@ -79,9 +110,15 @@ async def tags(request: web.Request) -> web.Response:
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
     values = actions.clean_tags((await _body(request)).get("tags"))
-    await ws.store.write(lambda conn: actions.set_tags(conn, cid, values))
-    await ws.bus.publish(Event(EventName.CONVERSATION_UPDATED, {"conversation_id": cid}))
-    return _ok(tags=values)
+
+    def run(conn: Any) -> dict[str, Any]:
+        actions.set_tags(conn, cid, values)
+        return {"tags": values}
+
+    answer, fresh = await write_once(ws, request, session.agent.id, run)
+    if fresh:
+        await _announce(ws, Event(EventName.CONVERSATION_UPDATED, {"conversation_id": cid}))
+    return _ok(**answer)
 
 
 async def resolve(request: web.Request) -> web.Response:
@@ -89,12 +126,20 @@ async def resolve(request: web.Request) -> web.Response:
     session = await require_session(request)
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
-    await ws.store.write(lambda conn: actions.resolve(conn, cid))
-    await ws.bus.publish(
-        Event(
-            EventName.CONVERSATION_RESOLVED, {"conversation_id": cid, "agent_id": session.agent.id}
+
+    def run(conn: Any) -> dict[str, Any]:
+        actions.resolve(conn, cid)
+        return {}
+
+    _answer, fresh = await write_once(ws, request, session.agent.id, run)
+    if fresh:
+        await _announce(
+            ws,
+            Event(
+                EventName.CONVERSATION_RESOLVED,
+                {"conversation_id": cid, "agent_id": session.agent.id},
+            ),
         )
-    )
     return _ok()
 
 
@@ -103,14 +148,18 @@ async def reopen(request: web.Request) -> web.Response:
     session = await require_session(request)
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
-    priority = await ws.store.write(lambda conn: actions.reopen(conn, cid))
-    await ws.bus.publish(Event(EventName.CONVERSATION_REOPENED, {"conversation_id": cid}))
-    await ws.bus.publish(
-        Event(
-            EventName.CONVERSATION_QUEUED,
-            {"conversation_id": cid, "priority": priority, "channel": None},
-        )
+    answer, fresh = await write_once(
+        ws, request, session.agent.id, lambda conn: {"priority": actions.reopen(conn, cid)}
     )
+    if fresh:
+        await _announce(
+            ws,
+            Event(EventName.CONVERSATION_REOPENED, {"conversation_id": cid}),
+            Event(
+                EventName.CONVERSATION_QUEUED,
+                {"conversation_id": cid, "priority": answer["priority"], "channel": None},
+            ),
+        )
     return _ok()
 
 
@@ -139,10 +188,15 @@ async def transfer(request: web.Request) -> web.Response:
             raise ValidationError("no such agent", field="agent_id") from None
         if not access.can_take(target, conv.inbox):
             raise ValidationError(f"{target.name} does not work on this inbox", field="agent_id")
-        await request.app[ROUTER_KEY].command(TRANSFER, cid, agent_id=target_id)
+        move: dict[str, Any] = {"agent_id": target_id}
     else:
-        skills = actions.clean_skills(body.get("skills"))
-        await request.app[ROUTER_KEY].command(TRANSFER, cid, skills=skills)
+        move = {"skills": actions.clean_skills(body.get("skills"))}
+
+    async def act() -> dict[str, Any]:
+        await request.app[ROUTER_KEY].command(TRANSFER, cid, **move)
+        return {}
+
+    await call_once(ws, request, session.agent.id, act)
     return _ok()
 
 
@@ -156,10 +210,15 @@ async def presence(request: web.Request) -> web.Response:
     if not isinstance(value, str):
         raise ValidationError("presence is online, away or offline", field="presence")
     agent_id = session.agent.id
-    changed = await ws.store.write(lambda conn: actions.set_presence(conn, agent_id, value))
-    if changed:
-        await ws.bus.publish(
-            Event(EventName.AGENT_PRESENCE, {"agent_id": agent_id, "presence": value})
+    answer, fresh = await write_once(
+        ws,
+        request,
+        agent_id,
+        lambda conn: {"changed": actions.set_presence(conn, agent_id, value)},
+    )
+    if fresh and answer["changed"]:
+        await _announce(
+            ws, Event(EventName.AGENT_PRESENCE, {"agent_id": agent_id, "presence": value})
         )
     return _ok(presence=value)
 
@@ -189,7 +248,12 @@ async def contact_notes(request: web.Request) -> web.Response:
     notes = (await _body(request)).get("notes")
     if not isinstance(notes, str):
         raise ValidationError("'notes' must be a string", field="notes")
-    await ws.store.write(lambda conn: actions.set_contact_notes(conn, contact_id, notes))
+
+    def run(conn: Any) -> dict[str, Any]:
+        actions.set_contact_notes(conn, contact_id, notes)
+        return {}
+
+    await write_once(ws, request, session.agent.id, run)
     return _ok()
 
 
@@ -203,10 +267,21 @@ async def merge_contacts(request: web.Request) -> web.Response:
     into = (await _body(request)).get("into")
     if not is_id(into):
         raise ValidationError("'into' must be a contact id", field="into")
-    moved = await ws.store.write(lambda conn: actions.merge_contacts(conn, source, into))
-    for cid in moved:
-        await ws.bus.publish(Event(EventName.CONVERSATION_UPDATED, {"conversation_id": cid}))
-    return _ok(into=into, conversations=moved)
+    answer, fresh = await write_once(
+        ws,
+        request,
+        session.agent.id,
+        lambda conn: {"into": into, "conversations": actions.merge_contacts(conn, source, into)},
+    )
+    if fresh:
+        await _announce(
+            ws,
+            *(
+                Event(EventName.CONVERSATION_UPDATED, {"conversation_id": cid})
+                for cid in answer["conversations"]
+            ),
+        )
+    return _ok(**answer)
 
 
 async def end_agent_sessions(request: web.Request) -> web.Response:
@@ -216,7 +291,12 @@ async def end_agent_sessions(request: web.Request) -> web.Response:
     if not access.is_admin(session.agent):
         raise Forbidden("only admins end other agents' sessions")
     agent_id = int_param(request, "id")
-    ended = await ws.store.write(lambda conn: sessions.end_all_sessions(conn, agent_id))
+    answer, _fresh = await write_once(
+        ws,
+        request,
+        session.agent.id,
+        lambda conn: {"ended": sessions.end_all_sessions(conn, agent_id)},
+    )
     if ws.live is not None:
         await ws.live.disconnect_agent(agent_id)
-    return _ok(ended=ended)
+    return _ok(**answer)

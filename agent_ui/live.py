@@ -13,6 +13,7 @@ re-reads what changed over HTTP, where every read is authorized again.
                       "presence"  {agent_id, presence}               to supervisors and the agent
                       "viewers"   {conversation_id, viewers: [{id, name, typing}]}
                       "visitor_typing" {conversation_id, typing}
+                      "resync"    {}   the bus was away: notices may be missing, re-read all
     client -> server  "view"      {conversation_id}  join the conversation's room (authorized)
                       "leave"     {conversation_id}
                       "typing"    {conversation_id, typing}  collision notice + chat typing
@@ -94,6 +95,14 @@ class AgentNamespace(socketio.AsyncNamespace):
             self.ws.bus.subscribe(name, self._on_conversation_event)
         self.ws.bus.subscribe(EventName.AGENT_PRESENCE, self._on_presence)
         self.ws.bus.subscribe(VISITOR_TYPING, self._on_visitor_typing)
+        self.ws.bus.subscribe(EventName.BUS_RESUMED, self._on_bus_resumed)
+
+    async def _announce(self, event: Event) -> None:
+        """A notice for other processes; lost while the bus is away (they resync after)."""
+        try:
+            await self.ws.bus.publish(event)
+        except BusError as exc:
+            log.warning("agent socket: %s not announced: %s", event.name, exc.message)
 
     # -- connection -----------------------------------------------------------------------
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -122,9 +131,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             await self.presence.agent_connected(agent.id)
         except BusError as exc:  # counted locally; the next heartbeat publishes it
             log.warning("agent socket not yet in shared presence: %s", exc.message)
-        await self.ws.bus.publish(
-            Event(AGENT_CONNECTION, {"agent_id": agent.id, "connected": True})
-        )
+        await self._announce(Event(AGENT_CONNECTION, {"agent_id": agent.id, "connected": True}))
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self.conns.pop(sid, None)
@@ -136,7 +143,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             await self.presence.agent_disconnected(conn.agent.id)
         except BusError as exc:
             log.warning("agent socket still in shared presence: %s", exc.message)
-        await self.ws.bus.publish(
+        await self._announce(
             Event(AGENT_CONNECTION, {"agent_id": conn.agent.id, "connected": False})
         )
 
@@ -205,7 +212,7 @@ class AgentNamespace(socketio.AsyncNamespace):
             self._typing[(sid, cid)] = typing
             await self.presence.set_viewer(cid, sid, self._viewer(conn, typing))
             await self._emit_viewers(cid)
-            await self.ws.bus.publish(
+            await self._announce(
                 Event(
                     AGENT_TYPING,
                     {"conversation_id": cid, "typing": typing, "name": conn.agent.name},
@@ -271,6 +278,12 @@ class AgentNamespace(socketio.AsyncNamespace):
                 room=f"agent:{event.data['agent_id']}",
                 ignore_queue=True,
             )
+
+    async def _on_bus_resumed(self, _event: Event) -> None:
+        """Notices were lost while the bus was away: every page here re-reads its data."""
+        if self.conns:
+            log.info("event bus resumed; asking %d agent sockets to resync", len(self.conns))
+            await self.emit("resync", {}, ignore_queue=True)
 
     async def _on_presence(self, event: Event) -> None:
         agent_id = event.data.get("agent_id")

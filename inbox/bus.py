@@ -10,6 +10,15 @@ in-process, and one handler call per subscriber per batch that walks the batch i
 (rather than a task per handler per event). Handlers get an immutable view of an event's
 data, equal to what crosses a process boundary as JSON: on the in-process backend a flat
 payload of strings, numbers, booleans and None is not serialized at all.
+
+A backend that loses its server keeps trying: the Redis listener reconnects with a capped,
+jittered backoff and subscribes again. Whatever was published while it was away is lost to
+it, so once it listens again the bus calls the handlers of `EventName.BUS_RESUMED` in this
+process (never published, never given to "*" handlers): each catches up from the store,
+the source of truth. While Redis is down a publish fails with `BusError` after a short
+retry; a caller that committed first answers from its commit: the event it could not
+publish is covered by the resume of every listener, which can only happen after Redis is
+back, so after the failed publish.
 """
 
 from __future__ import annotations
@@ -23,8 +32,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from datetime import datetime
 from typing import Any, NoReturn
 
+from inbox import metrics
 from inbox.errors import BusError
-from inbox.events import Event
+from inbox.events import Event, EventName
 
 log = logging.getLogger("omnidesk.bus")
 
@@ -172,9 +182,23 @@ class EventBus(abc.ABC):
         while self._inflight:
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
+    @property
+    def connected(self) -> bool:
+        """Whether the listener hears the backend now (for /readyz)."""
+        return self._listener is not None and not self._listener.done()
+
     async def _listen_loop(self, ready: asyncio.Event) -> None:
         async for batch in self._listen(ready):
             self._dispatch(batch)
+
+    def _resumed(self) -> None:
+        """The listener hears the backend again after a gap: tell this process's
+        BUS_RESUMED handlers (only them: it is no event of the domain)."""
+        event = Event(EventName.BUS_RESUMED, FrozenData())
+        for handler in self._handlers.get(EventName.BUS_RESUMED, ()):
+            task = asyncio.create_task(self._call(handler, [event]))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
 
     def _dispatch(self, batch: Sequence[Event]) -> None:
         """One task per handler per batch; the handler takes the batch's events in order."""
@@ -237,46 +261,84 @@ class MemoryBus(EventBus):
 
 
 class RedisBus(EventBus):
-    """Events across processes over Redis pub/sub."""
+    """Events across processes over Redis pub/sub. The listener outlives Redis outages:
+    it reconnects (backoff from BACKOFF_BASE doubling, with jitter, capped at BACKOFF_CAP),
+    subscribes again and announces BUS_RESUMED."""
+
+    BACKOFF_BASE = 0.1
+    BACKOFF_CAP = 2.0
 
     def __init__(self, url: str, channel: str | None = None) -> None:
         super().__init__()
         try:
             import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import EqualJitterBackoff
+            from redis.exceptions import RedisError
         except ImportError as exc:  # pragma: no cover - redis is a runtime dependency
             raise BusError(
                 "the Redis event bus needs the redis package: pip install redis"
             ) from exc
-        self._redis: Any = aioredis.Redis.from_url(url)
+        # a publish retries briefly (a pooled connection that died with the last Redis is
+        # replaced at once), then fails: the caller answers while Redis is away
+        retry = Retry(EqualJitterBackoff(cap=0.5, base=0.05), 2)
+        self._redis: Any = aioredis.Redis.from_url(url, retry=retry, socket_connect_timeout=5)
+        self._failed: tuple[type[BaseException], ...] = (RedisError, OSError)
+        self._backoff = EqualJitterBackoff(cap=self.BACKOFF_CAP, base=self.BACKOFF_BASE)
         # pub/sub channels are server-wide, not per database: name the database in it so
         # two deployments sharing one Redis server do not hear each other
         db = self._redis.connection_pool.connection_kwargs.get("db", 0)
         self._channel = channel or f"omnidesk:{db}:events"
-        self._published = 0
-        self._seen = 0
+        self._subscribed = False
+        self.reconnects = 0  # times the listener came back after losing Redis
+
+    @property
+    def connected(self) -> bool:
+        return self._subscribed and super().connected
 
     async def _send(self, events: Sequence[Event]) -> None:
         # one message per batch: one PUBLISH, and one message to parse in each listener
         await self._redis.publish(self._channel, encode_batch(events))
 
     async def _listen(self, ready: asyncio.Event) -> AsyncIterator[Sequence[Event]]:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self._channel)
-        ready.set()
-        try:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    batch = decode_batch(message["data"])
-                    if batch:
-                        yield batch
-        finally:
-            await pubsub.aclose()
+        failures = 0
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                self._subscribed = True
+                if failures:
+                    self.reconnects += 1
+                    metrics.BUS_RECONNECTS.inc()
+                    log.warning("event bus: Redis is back; listeners catch up from the store")
+                    self._resumed()
+                failures = 0
+                ready.set()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        batch = decode_batch(message["data"])
+                        if batch:
+                            yield batch
+            except self._failed as exc:
+                if failures == 0:
+                    log.warning("event bus: lost Redis (%s); reconnecting", exc)
+            finally:
+                self._subscribed = False
+                try:
+                    await pubsub.aclose()
+                except self._failed:
+                    pass
+            failures += 1
+            ready.set()  # started: events flow once Redis answers (then BUS_RESUMED)
+            await asyncio.sleep(self._backoff.compute(failures))
 
     async def health(self) -> tuple[bool, str]:
         try:
             await self._redis.ping()
         except Exception as exc:
             return False, f"redis unreachable: {type(exc).__name__}: {exc}"
+        if self._listener is not None and not self._listener.done() and not self._subscribed:
+            return False, "the listener is reconnecting to Redis"
         return await super().health()
 
     async def _close(self) -> None:

@@ -28,6 +28,9 @@ class EventName(enum.StrEnum):
     SLA_BREACHED = "sla.breached"
     AUTOREPLY_DECIDED = "autoreply.decided"
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 - an event name, not a secret
+    # local to one process, never published: its bus listens again after losing its
+    # backend; what was published meanwhile is lost, so listeners catch up from the store
+    BUS_RESUMED = "bus.resumed"
 
 
 @dataclass(frozen=True, slots=True)

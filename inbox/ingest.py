@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from inbox import metrics, threads
 from inbox.bus import EventBus, Scalar, received_event
-from inbox.errors import OmnideskError, StoreError, ValidationError
+from inbox.errors import BusError, OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
 from inbox.fastsql import Sql, in_list, to_json
 from inbox.identity import normalize, sender_identity
@@ -428,7 +428,14 @@ class Ingestor:
             while self._pending:
                 batch = self._pending[: self.settings.batch_max]
                 del self._pending[: len(batch)]
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                except Exception as exc:  # the batcher must outlive any batch
+                    log.exception("ingest batch of %d failed", len(batch))
+                    err = exc if isinstance(exc, OmnideskError) else StoreError(str(exc))
+                    for _item, future in batch:
+                        if not future.done():
+                            future.set_exception(err)
             self._idle.set()
 
     async def _write(self, batch: list[_Pending]) -> None:
@@ -492,4 +499,9 @@ class Ingestor:
         metrics.count_ingested(batch, results)
         # every caller has its answer first; then the batch's events, in message order, as
         # one unit (one message on Redis, one handler call per subscriber in-process)
-        await self.bus.publish_many(events)
+        try:
+            await self.bus.publish_many(events)
+        except BusError as exc:
+            # committed and answered: the messages keep needs_triage, which the bus's
+            # resume (and the periodic recovery) triage from the store. The batcher goes on.
+            log.warning("ingest: %d events not published: %s", len(events), exc.message)

@@ -22,7 +22,13 @@ from sqlalchemy.engine import Connection
 from inbox import metrics
 from inbox import schema as t
 from inbox.bus import EventBus
-from inbox.errors import DeliveryError, NotFound, PermanentDeliveryError, RecipientAway
+from inbox.errors import (
+    BusError,
+    DeliveryError,
+    NotFound,
+    PermanentDeliveryError,
+    RecipientAway,
+)
 from inbox.events import Event, EventName
 from inbox.identity import SENDER_KIND
 from inbox.ports import Outbound, Sender
@@ -442,17 +448,20 @@ class OutboxWorker:
                 status.value,
                 f" ({error})" if error else "",
             )
-            await self.bus.publish(
-                Event(
-                    EventName.MESSAGE_DELIVERY_CHANGED,
-                    {
-                        "message_id": item.message_id,
-                        "conversation_id": item.conversation_id,
-                        "status": status.value,
-                        "reason": error,
-                    },
+            try:
+                await self.bus.publish(
+                    Event(
+                        EventName.MESSAGE_DELIVERY_CHANGED,
+                        {
+                            "message_id": item.message_id,
+                            "conversation_id": item.conversation_id,
+                            "status": status.value,
+                            "reason": error,
+                        },
+                    )
                 )
-            )
+            except BusError as exc:  # recorded; pages re-read it when the bus resumes
+                log.warning("delivery of message=%d not announced: %s", item.message_id, exc)
         else:
             log.warning("outbound message=%d will retry: %s", item.message_id, error)
 

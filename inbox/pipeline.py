@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from inbox import metrics, repo
 from inbox import schema as t
 from inbox.bus import EventBus
+from inbox.errors import BusError
 from inbox.events import Event, EventName
 from inbox.fastsql import Sql, as_utc, decode, from_json, in_list
 from inbox.identity import SENDER_KIND
@@ -202,6 +203,13 @@ class Pipeline:
 
     def attach(self) -> None:
         self.bus.subscribe(EventName.MESSAGE_RECEIVED, self._on_received)
+        self.bus.subscribe(EventName.BUS_RESUMED, self._on_resumed)
+
+    async def _on_resumed(self, _event: Event) -> None:
+        """The bus was away: messages stored meanwhile were never announced to us."""
+        n = await self.recover()
+        if n:
+            log.warning("triaged %d messages stored while the event bus was away", n)
 
     async def _on_received(self, event: Event) -> None:
         self._pending.append(int(event.data["message_id"]))
@@ -274,7 +282,10 @@ class Pipeline:
             return events
 
         events = await self.store.write(apply)
-        await self.bus.publish_many(events)  # one bus message for the whole batch
+        try:
+            await self.bus.publish_many(events)  # one bus message for the whole batch
+        except BusError as exc:  # committed: listeners catch up when the bus resumes
+            log.warning("triage: %d events not published: %s", len(events), exc.message)
         replies = [e.data["message_id"] for e in events if e.name == EventName.MESSAGE_SENT]
         if self.on_outbound is not None and replies:
             self.on_outbound(*replies)

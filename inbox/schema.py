@@ -228,3 +228,15 @@ login_failures = sa.Table(
     sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("last_at", sa.Double, nullable=False, index=True),
 )
+
+# what an agent action answered, under the Idempotency-Key its page sent: a resend of the
+# same key is answered from here and does nothing again
+action_keys = sa.Table(
+    "action_keys",
+    metadata,
+    _fk("agent_id", "agents.id", primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("action", sa.String(200), nullable=False),
+    sa.Column("result", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+)

@@ -14,8 +14,8 @@ ways, and a cache listens to both:
 
 Either one empties the cache; the next call of each token checks the store again. A
 lookup that was reading the store while the cache was emptied does not put its (possibly
-stale) answer back. Only a process that misses both (its Redis subscription reconnecting
-at that moment, on another host) keeps a revoked token up to TTL seconds.
+stale) answer back. A process whose Redis subscription was away (on another host) empties
+its cache when the bus resumes, so it misses no revocation announced meanwhile.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ class TokenCache:
 
     def listen(self, bus: EventBus) -> None:
         bus.subscribe(EventName.API_TOKEN_REVOKED, self._on_revoked)
+        # a revocation announced while the bus was away was missed: forget them all
+        bus.subscribe(EventName.BUS_RESUMED, self._on_revoked)
 
     async def _on_revoked(self, _event: Event) -> None:
         self.forget_all()

@@ -156,7 +156,9 @@ def make_socketio(config: Config, role: str = "all") -> socketio.AsyncServer:
         from redis.connection import parse_url
 
         db = parse_url(config.redis_url).get("db", 0)
-        manager = socketio.AsyncRedisManager(
+        from omnidesk.socket_manager import RedisSocketManager
+
+        manager = RedisSocketManager(
             config.redis_url,
             channel=f"omnidesk:{db}:socketio",
             write_only=role not in {"all", "web"},

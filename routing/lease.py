@@ -51,6 +51,13 @@ return 0
 """
 
 
+_ADVANCE = """
+local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
+if seen < tonumber(ARGV[1]) then redis.call('SET', KEYS[2], ARGV[1]) end
+return 1
+"""
+
+
 class LeaseError(QueueError):
     """Redis failed while taking or keeping the lease."""
 
@@ -77,6 +84,7 @@ class RedisLease:
         self._acquire = self._client.register_script(_ACQUIRE)
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
+        self._advance = self._client.register_script(_ADVANCE)
 
     @property
     def held(self) -> bool:
@@ -120,6 +128,14 @@ class RedisLease:
             raise LeaseError(f"lease release failed: {exc}") from exc
         finally:
             self.token = None
+
+    async def advance(self, token: int) -> None:
+        """Make every later token higher than `token`, a token the database has seen: a
+        Redis restarted without its data counts from 1 again."""
+        try:
+            await self._advance(keys=self._keys, args=[token])
+        except RedisError as exc:
+            raise LeaseError(f"lease advance failed: {exc}") from exc
 
     async def current(self) -> tuple[int, str] | None:
         """Who holds it now: (fencing token, holder), or None."""

@@ -44,7 +44,7 @@ from typing import Any
 
 from inbox import metrics
 from inbox.bus import EventBus
-from inbox.errors import OmnideskError, StoreError, ValidationError
+from inbox.errors import BusError, OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
 from inbox.fastsql import Sql
 from inbox.presence import SocketPresence
@@ -111,6 +111,7 @@ class RouterService(Feed):
         for name in _INPUTS:
             self.bus.subscribe(name, self._on_event)
         self.bus.subscribe(cmd.AGENT_CONNECTION, self._on_connection)
+        self.bus.subscribe(EventName.BUS_RESUMED, self._on_bus_resumed)
         if self.lease is None:
             self._activate(None)
         else:
@@ -149,6 +150,9 @@ class RouterService(Feed):
             log.exception("cannot record the router fencing token; standing by")
             fresh = False
         if not fresh and self.lease is not None:
+            with contextlib.suppress(LeaseError, StoreError):
+                # a Redis that lost its data hands out old tokens: count on from ours
+                await self.lease.advance(await self.store.read(rstore.fence_token))
             with contextlib.suppress(LeaseError):
                 await self.lease.release()
             return
@@ -170,6 +174,22 @@ class RouterService(Feed):
             return
         self._inputs.append((event.name, dict(event.data)))
         self._kick()
+
+    async def _on_bus_resumed(self, _event: Event) -> None:
+        """Events were missed while the bus was away: rebuild from the database."""
+        if self.active and not self._closed:
+            log.info("event bus resumed; rebuilding the router from the database")
+            self._need_rebuild = True
+            self._inputs.clear()
+            self._kick()
+
+    async def _announce(self, event: Event) -> None:
+        """Publish after a commit; with the bus away the commit stands (every listener
+        catches up from the database when the bus resumes)."""
+        try:
+            await self.bus.publish(event)
+        except BusError as exc:
+            log.warning("router: %s not announced: %s", event.name, exc.message)
 
     async def _on_connection(self, event: Event) -> None:
         if self.sockets is not None:  # the counts are in `sockets`: re-read them now
@@ -347,7 +367,7 @@ class RouterService(Feed):
                 await self._forget(expired)
         if not inputs and (router.next_due() or now + 1) > now:
             for event in presence_events:
-                await self.bus.publish(event)
+                await self._announce(event)
             return
         facts = await self._read_facts(inputs)
         now = self.clock()
@@ -378,10 +398,10 @@ class RouterService(Feed):
         except Exception as exc:
             err = exc if isinstance(exc, OmnideskError) else StoreError("the router failed")
             for r in replies:
-                await self.bus.publish(Event(cmd.ROUTING_REPLY, cmd.reply(r["request_id"], err)))
+                await self._announce(Event(cmd.ROUTING_REPLY, cmd.reply(r["request_id"], err)))
             raise
         for event in presence_events:
-            await self.bus.publish(event)
+            await self._announce(event)
 
     # == persist, then announce ===========================================================
     async def _commit(self, out: list[Decision], replies: list[dict[str, Any]]) -> None:
@@ -403,7 +423,7 @@ class RouterService(Feed):
                 if isinstance(d, Assigned):
                     self.assigned_total += 1
                 event = d.event()
-                await self.bus.publish(
+                await self._announce(
                     Event(event.name, {**event.data, "source": cmd.SOURCE}, event.at)
                 )
             if stale:
@@ -413,7 +433,7 @@ class RouterService(Feed):
                 self._need_rebuild = True
                 break
         for r in replies:
-            await self.bus.publish(Event(cmd.ROUTING_REPLY, r))
+            await self._announce(Event(cmd.ROUTING_REPLY, r))
 
     async def _reconcile(self, stale: set[int]) -> list[Decision]:
         """The database refused a decision on these conversations: take them as stored."""

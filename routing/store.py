@@ -245,6 +245,12 @@ def claim_fence(conn: Connection, token: int) -> bool:
     return str(current) == str(token)
 
 
+def fence_token(conn: Connection) -> int:
+    """The highest router token recorded (0: none yet)."""
+    current = Sql(conn).scalar("SELECT position FROM cursors WHERE source = :src", src=FENCE)
+    return int(current) if current is not None else 0
+
+
 def check_fence(sql: Sql, token: int | None) -> None:
     if token is not None and not sql.run(U_CHECK, src=FENCE, tok=str(token), now=datetime.now(UTC)):
         raise Fenced(f"router fencing token {token} is no longer current")

@@ -25,13 +25,32 @@ export async function getJSON(path) {
   return resp.json();
 }
 
-export async function post(path, body = {}) {
-  const resp = await fetch(path, {
-    method: "POST",
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json" },
-    body: JSON.stringify(body),
-  });
+// An Idempotency-Key for one action attempt (crypto.getRandomValues works on plain http too).
+export function actionKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// POST an action. Every action carries an Idempotency-Key: `key` when the caller keeps one
+// across attempts (a resend of the same reply), else a new one for this call. A dropped
+// connection or a 503 is retried with the same key, so the server does it at most once.
+export async function post(path, body = {}, key = actionKey()) {
+  let resp = null;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      resp = await fetch(path, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json", "Idempotency-Key": key },
+        body: JSON.stringify(body),
+      });
+    } catch (err) {
+      resp = null;
+      if (attempt >= 2) throw new Error("the connection dropped; send again (it will not be sent twice)");
+    }
+    if (resp && (resp.status !== 503 || attempt >= 2)) break;
+    await new Promise((done) => setTimeout(done, 1000 * (attempt + 1)));
+  }
   let data = {};
   try { data = await resp.json(); } catch { /* empty body */ }
   if (resp.status === 401) { location.assign("/login"); throw new Error("signed out"); }

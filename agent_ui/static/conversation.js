@@ -1,7 +1,7 @@
 // One conversation: the cross-channel timeline (live), reply/note, canned responses with
 // "/", FAQ suggestions, tags, resolve/reopen, transfer, SMS segment counter, and the
 // collision notice (other agents viewing or typing here).
-import { el, getJSON, post, socket, debounce, announce, shortcuts, me } from "./app.js";
+import { el, getJSON, post, actionKey, socket, debounce, announce, shortcuts, me } from "./app.js";
 
 const cid = Number(document.body.dataset.conversation);
 const channel = document.body.dataset.channel;
@@ -85,6 +85,7 @@ if (socket) {
   socket.on("connect", join);
   if (socket.connected) join();
   socket.on("event", (e) => { if (e.conversation_id === cid || e.name === "conversation.updated") refresh(); });
+  socket.on("resync", refresh); // the server's bus was away: notices may have been missed
   socket.on("viewers", (v) => {
     if (v.conversation_id !== cid) return;
     const others = v.viewers.filter((x) => x.id !== me);
@@ -105,6 +106,13 @@ text.addEventListener("input", () => {
 });
 
 // -- reply / note -----------------------------------------------------------------------
+// The Idempotency-Key of the draft being sent: kept while the same text is sent again after
+// an error (it may have been committed), new once it went through or the draft changed.
+let pending = null;
+function draftKey(what) {
+  if (!pending || pending.what !== what) pending = { what, key: actionKey() };
+  return pending.key;
+}
 async function send() {
   const body = { text: text.value };
   if (!body.text.trim()) { replyError.textContent = "Write something first."; return; }
@@ -112,11 +120,12 @@ async function send() {
   const button = document.getElementById("send");
   button.disabled = true;
   try {
-    if (kind() === "note") await post(`/agent/api/conversations/${cid}/note`, body);
+    if (kind() === "note") await post(`/agent/api/conversations/${cid}/note`, body, draftKey(JSON.stringify(["note", body])));
     else {
       if (subject) body.subject = subject.value;
-      await post(`/agent/api/conversations/${cid}/reply`, body);
+      await post(`/agent/api/conversations/${cid}/reply`, body, draftKey(JSON.stringify(["reply", body])));
     }
+    pending = null;
     text.value = "";
     updateCounter();
     announce(kind() === "note" ? "Note saved." : "Reply queued for delivery.");

@@ -119,6 +119,7 @@ if (socket) {
   socket.on("event", refresh);
   socket.on("presence", refresh);
   socket.on("connect", refresh);
+  socket.on("resync", refresh); // the server's bus was away: notices may have been missed
 }
 document.addEventListener("od:assigned", refresh);
 setInterval(tick, 1000);

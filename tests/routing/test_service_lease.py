@@ -69,3 +69,21 @@ async def test_a_fenced_leader_writes_nothing_and_a_newer_leader_routes(desk, re
     await first.close()
     await second.close()
     desk.service = None
+
+
+async def test_a_router_leads_again_after_redis_lost_its_fencing_counter(desk, redis_url):
+    """A Redis restarted without its data counts tokens from 1 again, below the token the
+    database holds: the router advances the counter past it instead of standing by until
+    the counter catches up (one election per ttl/3)."""
+    assert await desk.store.write(lambda conn: rstore.claim_fence(conn, 50))
+    settings = RoutingSettings(accept_timeout_seconds=0)
+    router = RouterService(
+        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "after-wipe", ttl=0.6)
+    )
+    await router.start()
+    desk.service = router
+    try:
+        await until(lambda: router.active, within=5.0)
+        assert router.token is not None and router.token > 50
+    finally:
+        await router.close()
