@@ -20,7 +20,6 @@ from agent_ui.sessions import Session
 from agent_ui.views import _common, page_session
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.email.capture import MailFolder
-from inbox.errors import Forbidden
 
 MAIL_KEY: web.AppKey[MailFolder] = web.AppKey("captured_mail", MailFolder)
 # first in the sandboxed body: it loads nothing either (no tracking pixel, no stylesheet of
@@ -31,10 +30,20 @@ FRAME_HEAD = (
 LIST_LIMIT = 200
 
 
+FORBIDDEN = "Only admins see captured outbound mail"
+
+
 async def _admin(request: web.Request) -> Session:
     session = await page_session(request)
     if not access.is_admin(session.agent):
-        raise Forbidden("only admins see captured outbound mail")
+        ws = request.app[WS_KEY]
+        # a page, not the API's JSON: this is where a browser lands
+        raise web.HTTPForbidden(
+            text=ws.render(
+                "forbidden.html", status=403, **await _context(ws, session), reason=FORBIDDEN
+            ).text,
+            content_type="text/html",
+        )
     return session
 
 

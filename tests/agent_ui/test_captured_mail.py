@@ -94,6 +94,9 @@ async def test_only_admins_open_captured_mail(desk):
                 assert resp.headers["Location"] == f"/login?next={path}"
             if expected != 200:
                 assert "Where is my order?" not in text
+            if expected == 403:  # a page a browser can show, not the API's JSON
+                assert resp.content_type == "text/html"
+                assert "Only admins see captured outbound mail" in text
     # only an admin's navigation has the link
     for who in ("agent_a", "supervisor", "admin"):
         desk.client.session.cookie_jar.clear()
