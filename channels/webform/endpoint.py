@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
 
 from channels.webform.ratelimit import RateLimiter
 from channels.webform.render import form_page, message_page
@@ -48,6 +48,7 @@ class _BodyError(Exception):
         self.field = field
         self.message = message
         self.status = status
+        self.values: dict[str, list[Any]] = {}  # the fields read before it: shown again
 
 
 class FormEndpoint:
@@ -169,7 +170,9 @@ class FormEndpoint:
         except _BodyError as exc:
             shown_at = exc.field if exc.field and form.field(exc.field) else "_form"
             errors = {shown_at: [exc.message]}
-            return self._invalid(form, request, as_json, cors, {}, errors, status=exc.status)
+            return self._invalid(
+                form, request, as_json, cors, exc.values, errors, status=exc.status
+            )
         except ValidationError as exc:
             shown_at = exc.field if exc.field and form.field(exc.field) else "_form"
             errors = {shown_at: [exc.message]}
@@ -229,8 +232,22 @@ class FormEndpoint:
     ) -> tuple[dict[str, list[Any]], list[Upload]]:
         values: dict[str, list[Any]] = {}
         uploads: list[Upload] = []
-        total = 0
         reader = await request.multipart()
+        try:
+            await self._read_parts(reader, form, values, uploads)
+        except _BodyError as exc:
+            exc.values = values
+            raise
+        return values, uploads
+
+    async def _read_parts(
+        self,
+        reader: MultipartReader,
+        form: FormSettings,
+        values: dict[str, list[Any]],
+        uploads: list[Upload],
+    ) -> None:
+        total = 0
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise ValidationError("nested multipart is not accepted")
@@ -252,7 +269,13 @@ class FormEndpoint:
                     raise _BodyError(name, f"files of type {content_type} are not accepted", 422)
                 uploads.append(Upload(name, _safe_filename(part.filename), content_type, data))
             else:
-                data = await _read_part(part, FIELD_PART_LIMIT, name, "field value too long")
+                longest = spec.max_length if spec is not None and spec.max_length else None
+                too_long = (
+                    f"too long: at most {longest} characters"
+                    if longest
+                    else f"too long: at most {FIELD_PART_LIMIT} bytes"
+                )
+                data = await _read_part(part, FIELD_PART_LIMIT, name, too_long)
                 total += len(data)
                 try:
                     values.setdefault(name, []).append(data.decode("utf-8"))
@@ -260,7 +283,6 @@ class FormEndpoint:
                     raise ValidationError(f"{name}: not UTF-8 text") from None
             if total > form.max_body_bytes:
                 raise _BodyError(None, f"the submission is larger than {form.max_body_bytes} bytes")
-        return values, uploads
 
     # -- building the message --------------------------------------------------------------
     async def _message(

@@ -224,6 +224,24 @@ async def test_oversized_upload_413(client, ingest):
     assert ingest.messages == []
 
 
+async def test_an_oversized_field_keeps_the_others_and_names_its_limit(client, ingest):
+    """A text past the part limit (a script can bypass the textarea's maxlength) is refused
+    with its limit, and the page shows what the sender typed in the other fields again."""
+    data = aiohttp.FormData(default_to_multipart=True)  # as the hosted page posts
+    contact = valid_contact()
+    for key, value in contact.items():
+        if key != "message":
+            data.add_field(key, value)
+    data.add_field("message", "y" * 100_000)
+    resp = await client.post("/forms/contact", data=data, allow_redirects=False)
+    assert resp.status == 413
+    page = await resp.text()
+    assert "too long: at most 500 characters" in page
+    assert f'value="{contact["email"]}"' in page
+    assert f'value="{contact["name"]}"' in page
+    assert ingest.messages == []
+
+
 async def test_too_many_files_and_wrong_type(client, ingest):
     data = aiohttp.FormData()
     for key, value in valid_contact().items():
