@@ -141,6 +141,8 @@ class RqWorkerThread:
     def start(self) -> None:
         global _runtime
         _runtime = self.runtime
+        self._loop = asyncio.get_running_loop()
+        self._ended = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="rq-worker", daemon=True)
         self._thread.start()
         log.info("RQ worker %s listening on %s", self.worker.name, QUEUE)
@@ -150,6 +152,9 @@ class RqWorkerThread:
             self.worker.work(logging_level="WARNING")
         except BaseException:
             log.exception("RQ worker stopped on an error")
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                self._loop.call_soon_threadsafe(self._ended.set)
 
     async def stop(self, drain: float = 10.0) -> None:
         global _runtime
@@ -161,7 +166,11 @@ class RqWorkerThread:
                 await loop.run_in_executor(
                     None, lambda: self._control.enqueue(wake, result_ttl=0, failure_ttl=60)
                 )
-            await loop.run_in_executor(None, thread.join, 15)
+            # polled, not joined in the default executor: asyncio.run waits for that
+            # executor's threads at exit, so a join there would outlast a bounded shutdown
+            # that abandoned this closer (the thread is a daemon: it never holds the exit)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), 15)
             if thread.is_alive():
                 log.warning("RQ worker did not stop in time")
             self._thread = None

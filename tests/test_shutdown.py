@@ -197,3 +197,38 @@ def test_a_port_in_use_is_one_line_naming_it(tmp_path, taken):
     assert len(errors) == 1, proc.stderr
     assert " ERROR " not in proc.stderr, proc.stderr
     assert f"127.0.0.1:{port}" in errors[0] and "already in use" in errors[0]
+
+
+async def test_sigterm_stops_the_rq_worker_role_in_time(tmp_path, postgres_database, redis_url):
+    """The scaled-out delivery worker (an RQ worker thread in `serve --role worker`) is gone
+    within the bound too, with an outbox job of its own in flight."""
+    from tests.scale.sockets import empty_database
+
+    await empty_database(postgres_database)
+    config = write_config(
+        tmp_path, f'[redis]\nurl = "{redis_url}"\n', database_url=postgres_database
+    )
+    omnidesk("migrate", config=config)
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "OMNIDESK_SECRET_KEY": SECRET}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "omnidesk.cli", "--config", config, "serve", "--role", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        await until(lambda: b"RQ worker" in log.read_bytes(), 30, "the RQ worker to listen")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
+        took = time.monotonic() - started
+        text = log.read_text()
+        assert took < EXIT_WITHIN, f"worker took {took:.1f} s to stop:\n{text[-2000:]}"
+        assert code == 0, text[-2000:]
+        assert "Traceback" not in text, text[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
