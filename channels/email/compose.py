@@ -130,9 +130,13 @@ class Composer:
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = f"<{self.message_id(item)}>"
         msg["Reply-To"] = reply_to
-        references = [_msgid(r, "References") for r in item.references]
-        if item.in_reply_to:
-            parent = _msgid(item.in_reply_to, "In-Reply-To")
+        # only ids a mail client can know (local@domain): a message that came without a
+        # Message-ID is stored under a key of ours (sha256:..., form:...), never sent on
+        references = [
+            ref for ref in (_msgid(r, "References") for r in item.references) if "@" in ref
+        ]
+        parent = _msgid(item.in_reply_to, "In-Reply-To") if item.in_reply_to else None
+        if parent is not None and "@" in parent:
             msg["In-Reply-To"] = parent
             if parent not in references:
                 references.append(parent)

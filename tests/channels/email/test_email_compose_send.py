@@ -75,6 +75,22 @@ def test_compose_headers_and_alternative_bodies() -> None:
     assert "<script>" not in html_body and "&lt;script&gt;" in html_body  # autoescaped
 
 
+def test_keys_of_ours_for_mail_without_a_message_id_are_never_sent() -> None:
+    """Mail that came without a Message-ID (or a form) is stored under a key of ours
+    (`sha256:...`, `form:...`): no mail client knows it, and it is no msg-id (no @)."""
+    composer = Composer(SETTINGS, SECRET)
+    msg = composer.compose(
+        outbound(
+            in_reply_to="sha256:0a1b2c",
+            references=("form:contact:9f", "root@customer.example", "sha256:ffee"),
+        )
+    )
+    assert msg["In-Reply-To"] is None
+    assert msg["References"] == "<root@customer.example>"
+    bare = composer.compose(outbound(in_reply_to="sha256:0a1b2c", references=()))
+    assert bare["In-Reply-To"] is None and bare["References"] is None
+
+
 def test_auto_reply_is_stamped_and_agent_html_is_sanitized() -> None:
     msg = Composer(SETTINGS, SECRET).compose(
         outbound(
