@@ -58,8 +58,11 @@ system-deps:
 	    || { echo "could not install$$missing (need root and Debian's package registry)"; exit 1; }; \
 	fi
 
+# in parallel: most tests wait on sockets and processes, so three workers share two cores
+# well; each worker has its own Redis database and PostgreSQL databases (tests/conftest.py)
+TEST_WORKERS ?= 3
 test: setup system-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: setup
 	$(BIN)/ruff check .

@@ -17,6 +17,20 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("OMNIDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
+def _per_worker(url: str) -> str:
+    """Under pytest-xdist (`make test` runs the suite in parallel) each worker flushes a
+    Redis database of its own: gw0 the configured one, gw1 the next, and so on (mod 16)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not worker[2:].isdigit():
+        return url
+    head, _, db = url.rpartition("/")
+    base = int(db) if db.isdigit() else 0
+    return f"{head}/{(base + int(worker[2:])) % 16}"
+
+
+REDIS_URL = _per_worker(REDIS_URL)
+
+
 def _reachable(url: str) -> bool:
     parsed = urlparse(url)
     try:
