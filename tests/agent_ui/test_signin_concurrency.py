@@ -120,7 +120,8 @@ async def test_throttled_page_says_how_long_to_wait(tmp_path, aiohttp_client):
             assert (await _sign_in(client, "ann@a.test", f"x{i}")).status == 401
         resp = await _sign_in(client, "ann@a.test", PASSWORD)
         assert resp.status == 429
-        assert resp.headers["Retry-After"] == "300"
+        # 300 s from the last failure, less what a loaded machine took since
+        assert 290 <= int(resp.headers["Retry-After"]) <= 300, resp.headers["Retry-After"]
         text = await resp.text()
         assert "Too many failed attempts. Wait 5 minutes and try again." in text
     finally:
