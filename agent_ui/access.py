@@ -13,8 +13,6 @@ conversation an agent may not see answers 404 (its existence is not disclosed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from inbox.types import Agent, Role
 
 SUPERVISING = frozenset({Role.SUPERVISOR, Role.ADMIN})
@@ -37,10 +35,6 @@ def can_see_conversation(agent: Agent, inbox: str, assignee_id: int | None) -> b
 def visible_inboxes(agent: Agent) -> tuple[str, ...] | None:
     """The inboxes an agent may see; None for all of them."""
     return None if sees_all(agent) else tuple(agent.teams)
-
-
-def can_see_any(agent: Agent, inboxes: Iterable[str]) -> bool:
-    return sees_all(agent) or any(i in agent.teams for i in inboxes)
 
 
 def can_supervise(agent: Agent) -> bool:

@@ -49,11 +49,6 @@ CSRF_HEADER = "X-CSRF-Token"
 MIN_PASSWORD = 10
 
 
-class Throttled(OmnideskError):
-    status = 429
-    code = "too_many_attempts"
-
-
 def client_ip(request: web.Request) -> str:
     """The client's address: the peer, or X-Forwarded-For read behind a trusted proxy."""
     return request_client_address(request, request.app[WS_KEY].settings.trusted_proxies)

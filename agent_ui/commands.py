@@ -22,6 +22,7 @@ from agent_ui.sessions import Session
 from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.sms.segments import segments
+from inbox import events as ev
 from inbox import repo
 from inbox.agents import get_agent
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
@@ -78,7 +79,10 @@ async def reply(request: web.Request) -> web.Response:
         if ws.outbox is not None:
             ws.outbox.poke(message_id)
         await _announce(
-            ws, Event(EventName.MESSAGE_SENT, {"conversation_id": cid, "message_id": message_id})
+            ws,
+            Event(
+                EventName.MESSAGE_SENT, ev.MessageSent(conversation_id=cid, message_id=message_id)
+            ),
         )
     return _ok(**answer)
 
@@ -98,7 +102,7 @@ async def note(request: web.Request) -> web.Response:
             ws,
             Event(
                 EventName.CONVERSATION_UPDATED,
-                {"conversation_id": cid, "message_id": answer["message_id"]},
+                ev.Updated(conversation_id=cid, message_id=answer["message_id"]),
             ),
         )
     return _ok(**answer)
@@ -117,7 +121,7 @@ async def tags(request: web.Request) -> web.Response:
 
     answer, fresh = await write_once(ws, request, session.agent.id, run)
     if fresh:
-        await _announce(ws, Event(EventName.CONVERSATION_UPDATED, {"conversation_id": cid}))
+        await _announce(ws, Event(EventName.CONVERSATION_UPDATED, ev.Updated(conversation_id=cid)))
     return _ok(**answer)
 
 
@@ -137,7 +141,7 @@ async def resolve(request: web.Request) -> web.Response:
             ws,
             Event(
                 EventName.CONVERSATION_RESOLVED,
-                {"conversation_id": cid, "agent_id": session.agent.id},
+                ev.Resolved(conversation_id=cid, agent_id=session.agent.id),
             ),
         )
     return _ok()
@@ -154,10 +158,10 @@ async def reopen(request: web.Request) -> web.Response:
     if fresh:
         await _announce(
             ws,
-            Event(EventName.CONVERSATION_REOPENED, {"conversation_id": cid}),
+            Event(EventName.CONVERSATION_REOPENED, ev.Arrived(conversation_id=cid)),
             Event(
                 EventName.CONVERSATION_QUEUED,
-                {"conversation_id": cid, "priority": answer["priority"], "channel": None},
+                ev.Queued(conversation_id=cid, priority=answer["priority"], channel=None),
             ),
         )
     return _ok()
@@ -218,7 +222,8 @@ async def presence(request: web.Request) -> web.Response:
     )
     if fresh and answer["changed"]:
         await _announce(
-            ws, Event(EventName.AGENT_PRESENCE, {"agent_id": agent_id, "presence": value})
+            ws,
+            Event(EventName.AGENT_PRESENCE, ev.PresenceChanged(agent_id=agent_id, presence=value)),
         )
     return _ok(presence=value)
 
@@ -277,7 +282,7 @@ async def merge_contacts(request: web.Request) -> web.Response:
         await _announce(
             ws,
             *(
-                Event(EventName.CONVERSATION_UPDATED, {"conversation_id": cid})
+                Event(EventName.CONVERSATION_UPDATED, ev.Updated(conversation_id=cid))
                 for cid in answer["conversations"]
             ),
         )

@@ -42,7 +42,7 @@ from agent_ui import access, queries, sessions
 from agent_ui.auth import same_origin
 from agent_ui.workspace import Workspace
 from inbox.errors import BusError
-from inbox.events import Event, EventName
+from inbox.events import AgentConnection, AgentTyping, Event, EventName
 from inbox.presence import MemoryPresence, SocketPresence
 from inbox.types import Agent
 from inbox.untrusted import is_id
@@ -50,9 +50,6 @@ from inbox.untrusted import is_id
 log = logging.getLogger("omnidesk.agent_ui")
 
 NAMESPACE = "/agent"
-AGENT_CONNECTION = "agent.connection"  # routing.commands.AGENT_CONNECTION
-AGENT_TYPING = "agent.typing"  # channels.webchat: shown to the chat customer
-VISITOR_TYPING = "visitor.typing"
 
 _CONVERSATION_EVENTS = (
     EventName.CONVERSATION_QUEUED,
@@ -94,7 +91,7 @@ class AgentNamespace(socketio.AsyncNamespace):
         for name in _CONVERSATION_EVENTS:
             self.ws.bus.subscribe(name, self._on_conversation_event)
         self.ws.bus.subscribe(EventName.AGENT_PRESENCE, self._on_presence)
-        self.ws.bus.subscribe(VISITOR_TYPING, self._on_visitor_typing)
+        self.ws.bus.subscribe(EventName.VISITOR_TYPING, self._on_visitor_typing)
         self.ws.bus.subscribe(EventName.BUS_RESUMED, self._on_bus_resumed)
 
     async def _announce(self, event: Event) -> None:
@@ -131,7 +128,9 @@ class AgentNamespace(socketio.AsyncNamespace):
             await self.presence.agent_connected(agent.id)
         except BusError as exc:  # counted locally; the next heartbeat publishes it
             log.warning("agent socket not yet in shared presence: %s", exc.message)
-        await self._announce(Event(AGENT_CONNECTION, {"agent_id": agent.id, "connected": True}))
+        await self._announce(
+            Event(EventName.AGENT_CONNECTION, AgentConnection(agent_id=agent.id, connected=True))
+        )
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self.conns.pop(sid, None)
@@ -144,7 +143,10 @@ class AgentNamespace(socketio.AsyncNamespace):
         except BusError as exc:
             log.warning("agent socket still in shared presence: %s", exc.message)
         await self._announce(
-            Event(AGENT_CONNECTION, {"agent_id": conn.agent.id, "connected": False})
+            Event(
+                EventName.AGENT_CONNECTION,
+                AgentConnection(agent_id=conn.agent.id, connected=False),
+            )
         )
 
     async def _session(self, cookie_sid: str) -> sessions.Session | None:
@@ -214,8 +216,8 @@ class AgentNamespace(socketio.AsyncNamespace):
             await self._emit_viewers(cid)
             await self._announce(
                 Event(
-                    AGENT_TYPING,
-                    {"conversation_id": cid, "typing": typing, "name": conn.agent.name},
+                    EventName.AGENT_TYPING,
+                    AgentTyping(conversation_id=cid, typing=typing, name=conn.agent.name),
                 )
             )
         return {"ok": True}

@@ -34,6 +34,7 @@ from aiohttp import web
 from sqlalchemy.engine import Connection
 
 from agent_ui.api import conversation_json
+from inbox import events as ev
 from inbox import repo
 from inbox import schema as t
 from inbox.bus import EventBus
@@ -72,7 +73,7 @@ class RoutingClient:
         self.bus = bus
         self.timeout = timeout
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        bus.subscribe(cmd.ROUTING_REPLY, self._on_reply)
+        bus.subscribe(EventName.ROUTING_REPLY, self._on_reply)
 
     async def _on_reply(self, event: Event) -> None:
         future = self._waiting.pop(str(event.data.get("request_id")), None)
@@ -83,9 +84,11 @@ class RoutingClient:
         request_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
-        data = {"op": op, "request_id": request_id, "conversation_id": conversation_id, **args}
+        data = ev.RoutingCommand(
+            op=op, request_id=request_id, conversation_id=conversation_id, **args
+        )
         try:
-            await self.bus.publish(Event(cmd.ROUTING_COMMAND, data))
+            await self.bus.publish(Event(EventName.ROUTING_COMMAND, data))
             answer = await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
             raise RouterUnavailable(
@@ -97,12 +100,12 @@ class RoutingClient:
             raise RouterRefused(answer)
 
     async def note_agent_connected(self, agent_id: int) -> None:
-        data = {"agent_id": agent_id, "connected": True}
-        await self.bus.publish(Event(cmd.AGENT_CONNECTION, data))
+        data = ev.AgentConnection(agent_id=agent_id, connected=True)
+        await self.bus.publish(Event(EventName.AGENT_CONNECTION, data))
 
     async def note_agent_disconnected(self, agent_id: int) -> None:
-        data = {"agent_id": agent_id, "connected": False}
-        await self.bus.publish(Event(cmd.AGENT_CONNECTION, data))
+        data = ev.AgentConnection(agent_id=agent_id, connected=False)
+        await self.bus.publish(Event(EventName.AGENT_CONNECTION, data))
 
 
 @dataclass
@@ -262,7 +265,8 @@ async def put_presence(request: web.Request) -> web.Response:
 
     await request.app[STORE_KEY].write(store)
     await _announce(
-        request, Event(EventName.AGENT_PRESENCE, {"agent_id": agent_id, "presence": presence})
+        request,
+        Event(EventName.AGENT_PRESENCE, ev.PresenceChanged(agent_id=agent_id, presence=presence)),
     )
     return web.json_response({"id": agent_id, "presence": presence})
 
@@ -301,7 +305,7 @@ async def post_resolve(request: web.Request) -> web.Response:
 
     await request.app[STORE_KEY].write(store)
     await _announce(
-        request, Event(EventName.CONVERSATION_RESOLVED, {"conversation_id": cid, "by": "api"})
+        request, Event(EventName.CONVERSATION_RESOLVED, ev.Resolved(conversation_id=cid, by="api"))
     )
     return await _conversation(request, cid)
 

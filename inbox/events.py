@@ -2,6 +2,11 @@
 
 An event is a name plus a small JSON-able payload of ids and facts, never a provider
 payload. Listeners that need more read it from the store (the source of truth).
+
+This module is the whole vocabulary of the bus: every name is an `EventName` member and
+every payload has a `TypedDict` below (`PAYLOADS` maps one to the other), so "find
+references" on either finds every producer and consumer. A payload is a plain dict on the
+wire; its keys keep the order producers write them in.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Required, TypedDict
 
 
 class EventName(enum.StrEnum):
@@ -26,8 +31,12 @@ class EventName(enum.StrEnum):
     CONVERSATION_UPDATED = "conversation.updated"
     AGENT_PRESENCE = "agent.presence"
     SLA_BREACHED = "sla.breached"
-    AUTOREPLY_DECIDED = "autoreply.decided"
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 - an event name, not a secret
+    AGENT_TYPING = "agent.typing"  # an agent types in a chat: shown to the visitor
+    VISITOR_TYPING = "visitor.typing"  # a chat visitor types: shown to the agents viewing
+    AGENT_CONNECTION = "agent.connection"  # an agent socket came or went (for the router)
+    ROUTING_COMMAND = "routing.command"  # a web process asks the active router
+    ROUTING_REPLY = "routing.reply"  # the active router answers (same request_id)
     # local to one process, never published: its bus listens again after losing its
     # backend; what was published meanwhile is lost, so listeners catch up from the store
     BUS_RESUMED = "bus.resumed"
@@ -49,3 +58,164 @@ class Event:
             data=dict(raw.get("data") or {}),
             at=datetime.fromisoformat(str(raw["at"])),
         )
+
+
+# -- payloads (one per event; `total=False` keys are present only when known) -----------
+
+
+class Arrived(TypedDict, total=False):
+    """message.received, conversation.created and conversation.reopened; ingest writes
+    every key, an agent reopening a conversation only `conversation_id`."""
+
+    message_id: int
+    conversation_id: Required[int]
+    contact_id: int
+    channel: str
+    inbox: str
+
+
+class MessageSent(TypedDict, total=False):
+    """An outbound message was queued (by an agent, or as an auto-reply)."""
+
+    conversation_id: Required[int]
+    message_id: Required[int]
+    auto_reply: bool
+
+
+class DeliveryChanged(TypedDict, total=False):
+    """A message's delivery status moved (`inbox.types.DeliveryStatus` value)."""
+
+    message_id: Required[int]
+    conversation_id: Required[int]
+    status: Required[str]
+    reason: str | None
+
+
+class Queued(TypedDict, total=False):
+    """A conversation waits for an agent (again)."""
+
+    conversation_id: Required[int]
+    message_id: int
+    priority: str
+    channel: str | None
+    skills: list[str]
+    reason: str
+    source: str  # "router" when the router published it
+
+
+class Assigned(TypedDict, total=False):
+    conversation_id: Required[int]
+    agent_id: Required[int]
+    reason: Required[str]
+    previous_agent_id: int
+    source: str
+
+
+class Unassigned(TypedDict, total=False):
+    conversation_id: Required[int]
+    agent_id: Required[int]
+    reason: Required[str]
+    source: str
+
+
+class Resolved(TypedDict, total=False):
+    conversation_id: Required[int]
+    message_id: int
+    agent_id: int  # the agent who resolved it
+    by: str  # "api" when the REST API resolved it
+
+
+class Updated(TypedDict, total=False):
+    """Something about a conversation changed; listeners re-read it."""
+
+    conversation_id: Required[int]
+    message_id: int  # a note was added
+    required_skills: list[str]
+    source: str
+
+
+class PresenceChanged(TypedDict, total=False):
+    """An agent's presence changed; without `presence`, listeners read it."""
+
+    agent_id: Required[int]
+    presence: str
+    reason: str
+    source: str
+
+
+class SlaBreached(TypedDict, total=False):
+    conversation_id: Required[int]
+    previous_priority: Required[str]
+    priority: Required[str]
+    waited_seconds: Required[float]
+    target_seconds: Required[float]
+    source: str
+
+
+class TokenRevoked(TypedDict):
+    token_id: int
+    name: str
+
+
+class AgentTyping(TypedDict):
+    conversation_id: int
+    typing: bool
+    name: str
+
+
+class VisitorTyping(TypedDict):
+    conversation_id: int
+    visitor_id: str
+    typing: bool
+
+
+class AgentConnection(TypedDict):
+    agent_id: int
+    connected: bool
+
+
+class RoutingCommand(TypedDict, total=False):
+    """`op` is one of `routing.commands.OPS`; the other keys are the op's arguments."""
+
+    op: Required[str]
+    request_id: Required[str]
+    conversation_id: Required[int]
+    agent_id: int
+    force: bool
+    skills: list[str]
+
+
+class RoutingReply(TypedDict, total=False):
+    request_id: Required[str]
+    ok: Required[bool]
+    status: int
+    code: str
+    message: str
+    field: str | None
+
+
+class Empty(TypedDict):
+    """bus.resumed carries nothing."""
+
+
+PAYLOADS: Mapping[EventName, type] = {
+    EventName.MESSAGE_RECEIVED: Arrived,
+    EventName.MESSAGE_SENT: MessageSent,
+    EventName.MESSAGE_DELIVERY_CHANGED: DeliveryChanged,
+    EventName.CONVERSATION_CREATED: Arrived,
+    EventName.CONVERSATION_REOPENED: Arrived,
+    EventName.CONVERSATION_QUEUED: Queued,
+    EventName.CONVERSATION_ASSIGNED: Assigned,
+    EventName.CONVERSATION_UNASSIGNED: Unassigned,
+    EventName.CONVERSATION_RESOLVED: Resolved,
+    EventName.CONVERSATION_UPDATED: Updated,
+    EventName.AGENT_PRESENCE: PresenceChanged,
+    EventName.SLA_BREACHED: SlaBreached,
+    EventName.API_TOKEN_REVOKED: TokenRevoked,
+    EventName.AGENT_TYPING: AgentTyping,
+    EventName.VISITOR_TYPING: VisitorTyping,
+    EventName.AGENT_CONNECTION: AgentConnection,
+    EventName.ROUTING_COMMAND: RoutingCommand,
+    EventName.ROUTING_REPLY: RoutingReply,
+    EventName.BUS_RESUMED: Empty,
+}

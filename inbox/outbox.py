@@ -29,7 +29,7 @@ from inbox.errors import (
     PermanentDeliveryError,
     RecipientAway,
 )
-from inbox.events import Event, EventName
+from inbox.events import DeliveryChanged, Event, EventName
 from inbox.identity import SENDER_KIND
 from inbox.ports import Outbound, Sender
 from inbox.store import Store
@@ -452,12 +452,12 @@ class OutboxWorker:
                 await self.bus.publish(
                     Event(
                         EventName.MESSAGE_DELIVERY_CHANGED,
-                        {
-                            "message_id": item.message_id,
-                            "conversation_id": item.conversation_id,
-                            "status": status.value,
-                            "reason": error,
-                        },
+                        DeliveryChanged(
+                            message_id=item.message_id,
+                            conversation_id=item.conversation_id,
+                            status=status.value,
+                            reason=error,
+                        ),
                     )
                 )
             except BusError as exc:  # recorded; pages re-read it when the bus resumes

@@ -26,7 +26,7 @@ from inbox import metrics, repo
 from inbox import schema as t
 from inbox.bus import EventBus
 from inbox.errors import BusError
-from inbox.events import Event, EventName
+from inbox.events import Event, EventName, MessageSent, Queued, Resolved
 from inbox.fastsql import Sql, as_utc, decode, from_json, in_list
 from inbox.identity import SENDER_KIND
 from inbox.outbox import enqueue
@@ -316,7 +316,6 @@ class Pipeline:
         priority, skills, tags, assignee_id, status, waiting_since = sql.first(Q_CONV, id=conv_id)  # type: ignore[misc]
         skills = json.loads(skills) if isinstance(skills, str) else skills
         tags = json.loads(tags) if isinstance(tags, str) else tags
-        ids = {"conversation_id": conv_id, "message_id": message_id}
         events: list[Event] = []
         values: dict[str, Any] = {"triage": _decision_json(decision, message_id, now)}
         if decision.priority and decision.priority in self.priorities:
@@ -340,19 +339,35 @@ class Pipeline:
                 now=now,
             )
             events.append(
-                Event(EventName.MESSAGE_SENT, {**ids, "message_id": reply_id, "auto_reply": True})
+                Event(
+                    EventName.MESSAGE_SENT,
+                    MessageSent(conversation_id=conv_id, message_id=reply_id, auto_reply=True),
+                )
             )
             metrics.count_auto_answer(decision.rule)
         if decision.resolve and not decision.handoff:
             values.update(
                 status=ConversationStatus.RESOLVED.value, resolved_at=now, waiting_since=None
             )
-            events.append(Event(EventName.CONVERSATION_RESOLVED, ids))
+            events.append(
+                Event(
+                    EventName.CONVERSATION_RESOLVED,
+                    Resolved(conversation_id=conv_id, message_id=message_id),
+                )
+            )
         elif assignee_id is None and status != ConversationStatus.CLOSED.value:
             values["status"] = ConversationStatus.OPEN.value
             values["waiting_since"] = as_utc(waiting_since) if waiting_since else now
             events.append(
-                Event(EventName.CONVERSATION_QUEUED, {**ids, "priority": priority, "channel": None})
+                Event(
+                    EventName.CONVERSATION_QUEUED,
+                    Queued(
+                        conversation_id=conv_id,
+                        message_id=message_id,
+                        priority=priority,
+                        channel=None,
+                    ),
+                )
             )
         assignments = ", ".join(f"{key} = :{key}" for key in values)
         sql.run(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from inbox.bus import EventBus
 from inbox.errors import AuthError
-from inbox.events import Event, EventName
+from inbox.events import Event, EventName, TokenRevoked
 from inbox.store import Store
 from inbox.tokens import LAST_USED_PRECISION, Scope, note_used, verify_and_last_used
 
@@ -64,7 +64,9 @@ async def announce_revoked(bus: EventBus | None, stamp: Path | None, scope: Scop
         bump_stamp(stamp)
     if bus is not None:
         await bus.publish(
-            Event(EventName.API_TOKEN_REVOKED, {"token_id": scope.token_id, "name": scope.name})
+            Event(
+                EventName.API_TOKEN_REVOKED, TokenRevoked(token_id=scope.token_id, name=scope.name)
+            )
         )
 
 

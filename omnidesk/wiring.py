@@ -15,7 +15,7 @@ from aiohttp import web
 
 from inbox import metrics
 from inbox.config import Config
-from inbox.events import Event, EventName
+from inbox.events import DeliveryChanged, Event, EventName
 from inbox.fastsql import Sql
 from inbox.files import FileStore
 from inbox.optouts import SqlOptOuts
@@ -100,11 +100,11 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
                 await bus.publish(
                     Event(
                         EventName.MESSAGE_DELIVERY_CHANGED,
-                        {
-                            "message_id": changed[0],
-                            "conversation_id": changed[1],
-                            "status": status.value,
-                        },
+                        DeliveryChanged(
+                            message_id=changed[0],
+                            conversation_id=changed[1],
+                            status=status.value,
+                        ),
                     )
                 )
 

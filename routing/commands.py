@@ -15,11 +15,7 @@ for `offline_grace_seconds`.
 
 from __future__ import annotations
 
-from typing import Any
-
-ROUTING_COMMAND = "routing.command"
-ROUTING_REPLY = "routing.reply"
-AGENT_CONNECTION = "agent.connection"
+from inbox.events import RoutingReply
 
 ASSIGN = "assign"  # {"conversation_id", "agent_id", "force"}
 UNASSIGN = "unassign"  # {"conversation_id"}
@@ -31,14 +27,14 @@ OPS = frozenset({ASSIGN, UNASSIGN, TRANSFER, ACCEPT})
 SOURCE = "router"
 
 
-def reply(request_id: str, error: Exception | None = None) -> dict[str, Any]:
+def reply(request_id: str, error: Exception | None = None) -> RoutingReply:
     if error is None:
-        return {"request_id": request_id, "ok": True}
-    return {
-        "request_id": request_id,
-        "ok": False,
-        "status": int(getattr(error, "status", 500)),
-        "code": str(getattr(error, "code", "internal_error")),
-        "message": str(getattr(error, "message", None) or error),
-        "field": getattr(error, "field", None),
-    }
+        return RoutingReply(request_id=request_id, ok=True)
+    return RoutingReply(
+        request_id=request_id,
+        ok=False,
+        status=int(getattr(error, "status", 500)),
+        code=str(getattr(error, "code", "internal_error")),
+        message=str(getattr(error, "message", None) or error),
+        field=getattr(error, "field", None),
+    )

@@ -13,8 +13,9 @@ On its hot paths the core builds them with `build(Assigned, (every field))`, whi
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from inbox import events as ev
 from inbox.events import Event, EventName
 from inbox.types import Assignment
 
@@ -37,11 +38,9 @@ class Assigned(NamedTuple):
         return Assignment(self.conversation_id, self.agent_id, _dt(self.at), self.reason)
 
     def event(self) -> Event:
-        data: dict[str, Any] = {
-            "conversation_id": self.conversation_id,
-            "agent_id": self.agent_id,
-            "reason": self.reason,
-        }
+        data = ev.Assigned(
+            conversation_id=self.conversation_id, agent_id=self.agent_id, reason=self.reason
+        )
         if self.previous_agent_id is not None:
             data["previous_agent_id"] = self.previous_agent_id
         return Event(EventName.CONVERSATION_ASSIGNED, data, _dt(self.at))
@@ -54,11 +53,9 @@ class Unassigned(NamedTuple):
     reason: str  # "offline", "accept_timeout", "unassign", "transfer", "requeue", "removed"
 
     def event(self) -> Event:
-        data = {
-            "conversation_id": self.conversation_id,
-            "agent_id": self.agent_id,
-            "reason": self.reason,
-        }
+        data = ev.Unassigned(
+            conversation_id=self.conversation_id, agent_id=self.agent_id, reason=self.reason
+        )
         return Event(EventName.CONVERSATION_UNASSIGNED, data, _dt(self.at))
 
 
@@ -72,12 +69,12 @@ class Requeued(NamedTuple):
     reason: str
 
     def event(self) -> Event:
-        data = {
-            "conversation_id": self.conversation_id,
-            "priority": self.priority,
-            "skills": list(self.skills),
-            "reason": self.reason,
-        }
+        data = ev.Queued(
+            conversation_id=self.conversation_id,
+            priority=self.priority,
+            skills=list(self.skills),
+            reason=self.reason,
+        )
         return Event(EventName.CONVERSATION_QUEUED, data, _dt(self.at))
 
 
@@ -90,13 +87,13 @@ class SlaBreached(NamedTuple):
     target_seconds: float
 
     def event(self) -> Event:
-        data = {
-            "conversation_id": self.conversation_id,
-            "previous_priority": self.previous_priority,
-            "priority": self.priority,
-            "waited_seconds": round(self.waited_seconds, 3),
-            "target_seconds": self.target_seconds,
-        }
+        data = ev.SlaBreached(
+            conversation_id=self.conversation_id,
+            previous_priority=self.previous_priority,
+            priority=self.priority,
+            waited_seconds=round(self.waited_seconds, 3),
+            target_seconds=self.target_seconds,
+        )
         return Event(EventName.SLA_BREACHED, data, _dt(self.at))
 
 
@@ -108,7 +105,7 @@ class Relaxed(NamedTuple):
     skills: tuple[str, ...]
 
     def event(self) -> Event:
-        data = {"conversation_id": self.conversation_id, "required_skills": list(self.skills)}
+        data = ev.Updated(conversation_id=self.conversation_id, required_skills=list(self.skills))
         return Event(EventName.CONVERSATION_UPDATED, data, _dt(self.at))
 
 

@@ -44,7 +44,7 @@ class Feed:
         messages: set[int] = set()
         for name, data in inputs:
             with contextlib.suppress(KeyError, TypeError, ValueError):
-                if name in (EventName.CONVERSATION_QUEUED, cmd.ROUTING_COMMAND):
+                if name in (EventName.CONVERSATION_QUEUED, EventName.ROUTING_COMMAND):
                     convs.add(int(data["conversation_id"]))
                 if name == EventName.AGENT_PRESENCE or data.get("agent_id") is not None:
                     agents.add(int(data["agent_id"]))
@@ -81,7 +81,7 @@ class Feed:
             view = router.conversation(sent_in) if sent_in is not None else None
             if view is not None and view.state == "assigned" and not view.accepted:
                 out += router.accept(view.conversation_id, now, replied=True)
-        elif name == cmd.ROUTING_COMMAND:
+        elif name == EventName.ROUTING_COMMAND:
             self._command(router, data, facts, now, out)
 
     def _command(self, router: Router, data: dict[str, Any], facts: _Facts, now: float,

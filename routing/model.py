@@ -388,10 +388,6 @@ class Bucket:
                 return conv
         return None
 
-    def live_convs(self) -> list[Conv]:
-        waiting = self.waiting
-        return [waiting[i & TOKEN_MASK] for i in self._live_items()]
-
     # -- agents ---------------------------------------------------------------------------
     def push_agent(self, agent: AgentState, level: int) -> None:
         channel = self.channel

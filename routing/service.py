@@ -45,7 +45,7 @@ from typing import Any
 from inbox import metrics
 from inbox.bus import EventBus
 from inbox.errors import BusError, OmnideskError, StoreError, ValidationError
-from inbox.events import Event, EventName
+from inbox.events import Event, EventName, PresenceChanged, RoutingReply
 from inbox.fastsql import Sql
 from inbox.presence import SocketPresence
 from inbox.store import Store
@@ -68,7 +68,7 @@ _INPUTS = (
     EventName.CONVERSATION_RESOLVED,
     EventName.AGENT_PRESENCE,
     EventName.MESSAGE_SENT,
-    cmd.ROUTING_COMMAND,
+    EventName.ROUTING_COMMAND,
 )
 
 
@@ -110,7 +110,7 @@ class RouterService(Feed):
     async def start(self) -> None:
         for name in _INPUTS:
             self.bus.subscribe(name, self._on_event)
-        self.bus.subscribe(cmd.AGENT_CONNECTION, self._on_connection)
+        self.bus.subscribe(EventName.AGENT_CONNECTION, self._on_connection)
         self.bus.subscribe(EventName.BUS_RESUMED, self._on_bus_resumed)
         if self.lease is None:
             self._activate(None)
@@ -372,19 +372,19 @@ class RouterService(Feed):
         facts = await self._read_facts(inputs)
         now = self.clock()
         out: list[Decision] = []
-        replies: list[dict[str, Any]] = []
+        replies: list[RoutingReply] = []
         for name, data in inputs:
             try:
                 self._apply(router, name, data, facts, now, out)
-                if name == cmd.ROUTING_COMMAND:
+                if name == EventName.ROUTING_COMMAND:
                     replies.append(cmd.reply(str(data.get("request_id"))))
             except OmnideskError as exc:
-                if name == cmd.ROUTING_COMMAND:
+                if name == EventName.ROUTING_COMMAND:
                     replies.append(cmd.reply(str(data.get("request_id")), exc))
                 else:
                     log.warning("router ignored %s %s: %s", name, data, exc.message)
             except (KeyError, TypeError, ValueError) as exc:
-                if name == cmd.ROUTING_COMMAND:
+                if name == EventName.ROUTING_COMMAND:
                     replies.append(
                         cmd.reply(
                             str(data.get("request_id")), ValidationError(f"bad command: {exc}")
@@ -398,13 +398,15 @@ class RouterService(Feed):
         except Exception as exc:
             err = exc if isinstance(exc, OmnideskError) else StoreError("the router failed")
             for r in replies:
-                await self._announce(Event(cmd.ROUTING_REPLY, cmd.reply(r["request_id"], err)))
+                await self._announce(
+                    Event(EventName.ROUTING_REPLY, cmd.reply(r["request_id"], err))
+                )
             raise
         for event in presence_events:
             await self._announce(event)
 
     # == persist, then announce ===========================================================
-    async def _commit(self, out: list[Decision], replies: list[dict[str, Any]]) -> None:
+    async def _commit(self, out: list[Decision], replies: list[RoutingReply]) -> None:
         rounds = 0
         while out:
             decisions, out = out, []
@@ -433,7 +435,7 @@ class RouterService(Feed):
                 self._need_rebuild = True
                 break
         for r in replies:
-            await self._announce(Event(cmd.ROUTING_REPLY, r))
+            await self._announce(Event(EventName.ROUTING_REPLY, r))
 
     async def _reconcile(self, stale: set[int]) -> list[Decision]:
         """The database refused a decision on these conversations: take them as stored."""
@@ -460,5 +462,7 @@ class RouterService(Feed):
         return out
 
     def _presence_event(self, agent_id: int, reason: str) -> Event:
-        data = {"agent_id": agent_id, "presence": "offline", "reason": reason, "source": cmd.SOURCE}
+        data = PresenceChanged(
+            agent_id=agent_id, presence="offline", reason=reason, source=cmd.SOURCE
+        )
         return Event(EventName.AGENT_PRESENCE, data)

@@ -40,9 +40,6 @@ _ZIP_KINDS: tuple[tuple[bytes, str], ...] = (
     (b"ppt/", "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
 )
 
-# Types we are willing to label as-is; everything else downloads as octet-stream.
-SAFE_INLINE = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
-
 
 def sniff(data: bytes) -> str:
     """The content type the bytes show; looks at the first 4 KiB only."""

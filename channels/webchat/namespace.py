@@ -15,9 +15,9 @@ Protocol (every call that answers does so through the socket.io acknowledgement)
   twice. Refusals: {ok: false, error: too_long | rate_limited | invalid | unavailable}.
 * `typing` {typing}, `read` {seq}, `profile` {name?, email?, consent?}.
 * server -> visitor: `message` (same shape as resync items, with `seq`), `typing`,
-  `read` {up_to}, `availability`.
+  `availability`.
 
-Several web processes (Redis configured): typing, read receipts and availability follow
+Several web processes (Redis configured): typing and availability follow
 bus events that every process hears, so each emits them to its own sockets only
 (`ignore_queue=True`); a visitor's message, shown on their other tabs, goes through the
 Redis manager. Which conversation rooms have a visitor socket is kept in `inbox.presence`
@@ -44,7 +44,7 @@ from channels.webchat.settings import WebchatSettings, WidgetSettings
 from inbox.bus import EventBus
 from inbox.client_address import client_address
 from inbox.errors import BusError, OmnideskError, ValidationError
-from inbox.events import Event, EventName
+from inbox.events import DeliveryChanged, Event, EventName, VisitorTyping
 from inbox.identity import normalize_email, normalize_external
 from inbox.ports import IngestFn
 from inbox.presence import MemoryPresence, SocketPresence
@@ -57,11 +57,6 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/widget"
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 MAX_FILES = 5
-# events other parts publish on the bus for the widget (the agent UI, when it has them)
-AGENT_TYPING = "agent.typing"  # {conversation_id, typing: bool, name}
-MESSAGES_READ = "messages.read"  # {conversation_id, up_to: message id, by: "agent"}
-# events the widget publishes for the agent UI
-VISITOR_TYPING = "visitor.typing"  # {conversation_id, visitor_id, typing: bool}
 
 
 def room(token: str) -> str:
@@ -115,8 +110,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         self.presence = presence or MemoryPresence()
 
     def attach(self, bus: EventBus) -> None:
-        bus.subscribe(AGENT_TYPING, self._on_agent_typing)
-        bus.subscribe(MESSAGES_READ, self._on_messages_read)
+        bus.subscribe(EventName.AGENT_TYPING, self._on_agent_typing)
         bus.subscribe(EventName.AGENT_PRESENCE, self._on_presence)
 
     # -- connection -----------------------------------------------------------------------
@@ -443,12 +437,12 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         conversation_id = max(visitor.conversations)
         await self._bus.publish(
             Event(
-                VISITOR_TYPING,
-                {
-                    "conversation_id": conversation_id,
-                    "visitor_id": visitor.visitor_id,
-                    "typing": typing,
-                },
+                EventName.VISITOR_TYPING,
+                VisitorTyping(
+                    conversation_id=conversation_id,
+                    visitor_id=visitor.visitor_id,
+                    typing=typing,
+                ),
             )
         )
 
@@ -463,11 +457,11 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
             await self._bus.publish(
                 Event(
                     EventName.MESSAGE_DELIVERY_CHANGED,
-                    {
-                        "message_id": message_id,
-                        "conversation_id": conversation_id,
-                        "status": DeliveryStatus.READ.value,
-                    },
+                    DeliveryChanged(
+                        message_id=message_id,
+                        conversation_id=conversation_id,
+                        status=DeliveryStatus.READ.value,
+                    ),
                 )
             )
 
@@ -490,15 +484,6 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         if token is not None:
             payload = {"typing": bool(event.data.get("typing")), "name": event.data.get("name")}
             await self.emit("typing", payload, room=room(token), ignore_queue=True)
-
-    async def _on_messages_read(self, event: Event) -> None:
-        if not self.visitors:
-            return
-        token = await self._token(event.data.get("conversation_id"))
-        if token is not None and event.data.get("by", "agent") == "agent":
-            await self.emit(
-                "read", {"up_to": event.data.get("up_to")}, room=room(token), ignore_queue=True
-            )
 
     async def _on_presence(self, event: Event) -> None:
         self._online = None

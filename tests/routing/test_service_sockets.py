@@ -9,9 +9,8 @@ import asyncio
 
 import pytest
 
-from inbox.events import Event
+from inbox.events import Event, EventName
 from inbox.presence import MemoryPresence, RedisPresence
-from routing import commands as cmd
 from routing.service import RouterService
 from routing.settings import RoutingSettings
 
@@ -49,7 +48,7 @@ async def socket_change(desk, web, agent_id: int, connected: bool) -> None:
     else:
         await web.agent_disconnected(agent_id)
     await desk.bus.publish(
-        Event(cmd.AGENT_CONNECTION, {"agent_id": agent_id, "connected": connected})
+        Event(EventName.AGENT_CONNECTION, {"agent_id": agent_id, "connected": connected})
     )
     await desk.settle()
 
