@@ -39,7 +39,7 @@ from typing import Any
 import socketio
 
 from channels.webchat import history, signing
-from channels.webchat.limits import ConnectionCounter, RateLimiter
+from channels.webchat.limits import ConnectionCounter
 from channels.webchat.settings import WebchatSettings, WidgetSettings
 from inbox.bus import EventBus
 from inbox.client_address import client_address
@@ -48,6 +48,7 @@ from inbox.events import Event, EventName
 from inbox.identity import normalize_email, normalize_external
 from inbox.ports import IngestFn
 from inbox.presence import MemoryPresence, SocketPresence
+from inbox.ratelimit import RateLimiter
 from inbox.store import Store
 from inbox.types import Attachment, Channel, DeliveryStatus, IdentityKind, InboundMessage
 from inbox.untrusted import Refused, is_id, surrogate_path

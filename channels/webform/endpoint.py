@@ -20,13 +20,13 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from channels.webform.ratelimit import RateLimiter
 from channels.webform.render import form_page, message_page
 from channels.webform.settings import FormSettings, FormsSettings
 from channels.webform.validate import Cleaned, Upload, idempotency_key, message_text, validate
 from inbox.client_address import request_client_address
 from inbox.errors import ValidationError
 from inbox.ports import FileStore, IngestFn
+from inbox.ratelimit import RateLimiter
 from inbox.types import Attachment, Channel, InboundMessage, IngestResult
 from inbox.untrusted import loads
 

@@ -1,4 +1,6 @@
-"""A sliding-window limit per key (client address), kept in this process."""
+"""The one rate limiter of the HTTP and socket surfaces (form submissions per client
+address, chat messages and uploads per visitor): a sliding window per key, in this
+process."""
 
 from __future__ import annotations
 
@@ -6,9 +8,15 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 
+__all__ = ["RateLimiter"]
+
 
 class RateLimiter:
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
+    """Sliding window per key; the least recently used keys beyond `max_keys` are dropped."""
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ) -> None:
         self._clock = clock
         self._hits: OrderedDict[Hashable, deque[float]] = OrderedDict()
         self._max_keys = max_keys
