@@ -48,7 +48,7 @@ from inbox.events import Event, EventName
 from inbox.identity import normalize_email, normalize_external
 from inbox.ports import IngestFn
 from inbox.presence import MemoryPresence, SocketPresence
-from inbox.ratelimit import RateLimiter
+from inbox.ratelimit import Limiter, RateLimiter
 from inbox.store import Store
 from inbox.types import Attachment, Channel, DeliveryStatus, IdentityKind, InboundMessage
 from inbox.untrusted import Refused, is_id, surrogate_path
@@ -98,6 +98,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         file_url: Callable[[dict[str, Any]], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         presence: SocketPresence | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         super().__init__(NAMESPACE)
         self.settings = settings
@@ -107,7 +108,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         self._bus = bus
         self.file_url = file_url
         self._clock = clock
-        self._limiter = RateLimiter(clock=clock)
+        self._limiter: Limiter = limiter or RateLimiter(clock=clock)
         self.connections = ConnectionCounter()
         self.visitors: dict[str, Visitor] = {}
         self._sids: dict[str, set[str]] = {}  # visitor id -> connected sids
@@ -322,7 +323,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         if not text.strip() and not attachments:
             return {"ok": False, "error": "invalid", "message": "the message is empty"}
         if client_id not in visitor.acked:  # a retry of an acked message is never refused
-            wait = self._limiter.hit(
+            wait = await self._limiter.hit(
                 ("msg", visitor.visitor_id),
                 self.settings.rate_limit,
                 self.settings.rate_window_seconds,
