@@ -35,7 +35,7 @@ from rapidfuzz import fuzz, process
 
 from autoreply.fields import Table
 from autoreply.text import normalize
-from autoreply.tomlpos import TomlSource
+from inbox.tomlpos import TomlSource
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from autoreply.tomlpos import TomlSource, format_path
 from inbox.errors import ConfigError
+from inbox.tomlpos import TomlSource, format_path
 
 _MISSING: Any = object()
 

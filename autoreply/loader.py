@@ -45,9 +45,9 @@ from autoreply.rules import (
 )
 from autoreply.templates import ReplyTemplate, TemplateCheckError, compile_template
 from autoreply.text import PhraseIndex, fold
-from autoreply.tomlpos import TomlSource
 from inbox.config import DEFAULT_PRIORITIES
 from inbox.errors import ConfigError
+from inbox.tomlpos import TomlSource
 from inbox.types import Channel
 
 PHRASE_KEYS = {

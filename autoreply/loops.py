@@ -1,4 +1,5 @@
-"""Mail-loop protection (RFC 3834 and common practice), as pure functions.
+"""Mail-loop protection for the auto-reply engine, over the core's one classifier
+(`inbox.mail_loops`).
 
 `loop_reason(inbound, ...)` says why a message must never get an automatic answer, or
 None. Headers come from `inbound.metadata["headers"]` (lower-cased name -> value, as the
@@ -11,29 +12,13 @@ them when `Outbound.auto_reply` is true, so another system (or another omnidesk)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from inbox.mail_loops import INSTANCE_HEADER, auto_reply_headers, loop_reasons
 from inbox.types import Channel, InboundMessage
 
-INSTANCE_HEADER = "X-Omnidesk-Instance"
-
-_ROBOT_SENDER = re.compile(
-    r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?)([+.-][^@]*)?@",
-    re.IGNORECASE,
-)
-_BULK_PRECEDENCE = {"bulk", "list", "junk", "auto_reply"}
-_DOMAIN = re.compile(r"@([^>\s]+)>?\s*$")
-
-
-def auto_reply_headers(instance_id: str) -> dict[str, str]:
-    """Headers every automatic answer carries (RFC 3834 section 5, plus Microsoft's)."""
-    return {
-        "Auto-Submitted": "auto-replied",
-        "X-Auto-Response-Suppress": "All",
-        INSTANCE_HEADER: instance_id,
-    }
+__all__ = ["INSTANCE_HEADER", "auto_reply_headers", "headers_of", "loop_reason"]
 
 
 def _text(value: Any) -> str:
@@ -61,41 +46,14 @@ def loop_reason(
     if inbound.auto_submitted:
         return "the channel marked the message as automatic (auto_submitted)"
     headers = headers_of(inbound)
-    if headers:  # chat, SMS and form messages have none
-        reason = _header_reason(headers)
-        if reason is not None:
-            return reason
+    email = inbound.channel == Channel.EMAIL
     return_path = inbound.metadata.get("return_path")
-    if return_path == "" or headers.get("return-path", "x").strip() == "<>":
-        return "empty return path (a bounce or notification)"
-    if instance_id and headers.get(INSTANCE_HEADER.lower(), "").strip() == instance_id:
-        return "our own outbound message came back"
-    if own_domains:
-        message_id = headers.get("message-id") or (
-            inbound.external_id if inbound.channel == Channel.EMAIL else ""
-        )
-        match = _DOMAIN.search(message_id.strip())
-        if match and match.group(1).lower() in {d.lower() for d in own_domains}:
-            return f"Message-ID {message_id.strip()} is ours"
-    if inbound.channel == Channel.EMAIL and _ROBOT_SENDER.match(inbound.sender.strip("<> ")):
-        return f"sender {inbound.sender} is a robot address"
-    return None
-
-
-def _header_reason(headers: Mapping[str, str]) -> str | None:
-    """The RFC 3834 / auto-responder header checks, in order."""
-    auto = headers.get("auto-submitted")
-    if auto is not None and auto.split(";")[0].strip().lower() != "no":
-        return f"Auto-Submitted: {auto.strip()} (RFC 3834: never answer automatic mail)"
-    precedence = headers.get("precedence", "").strip().lower()
-    if precedence in _BULK_PRECEDENCE:
-        return f"Precedence: {precedence} (bulk or list mail)"
-    list_headers = sorted(h for h in headers if h.startswith("list-"))
-    if list_headers:
-        return f"mailing-list header {list_headers[0]} present"
-    suppress = headers.get("x-auto-response-suppress", "").lower()
-    if any(word in suppress for word in ("all", "autoreply", "oof")):
-        return f"X-Auto-Response-Suppress: {suppress}"
-    if "x-autoreply" in headers or "x-autorespond" in headers:
-        return "X-Autoreply header present (another auto-responder)"
-    return None
+    reasons = loop_reasons(
+        headers,
+        sender=inbound.sender if email else None,
+        return_path=return_path if isinstance(return_path, str) else None,
+        message_id=headers.get("message-id") or (inbound.external_id if email else None),
+        instance_id=instance_id,
+        own_domains=own_domains,
+    )
+    return reasons[0] if reasons else None

@@ -35,6 +35,7 @@ from typing import Any, NoReturn
 from inbox import metrics
 from inbox.errors import BusError
 from inbox.events import Event, EventName
+from inbox.tasks import cancel_and_wait
 
 log = logging.getLogger("omnidesk.bus")
 
@@ -166,11 +167,7 @@ class EventBus(abc.ABC):
 
     async def close(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            try:
-                await self._listener
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._listener)
             self._listener = None
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inbox.config_section import ConfigSection, _Source
+from inbox.config_section import ConfigSection
 from inbox.errors import ConfigError
+from inbox.tomlpos import TomlSource
 
 __all__ = ["DEFAULT_PRIORITIES", "Config", "ConfigSection", "load"]
 
@@ -125,18 +126,11 @@ def load(
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read: {exc}", file=name) from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(
-            f"not valid TOML: {exc}",
-            file=name,
-            line=int(match.group(1)) if match else None,
-            fix="check quotes, brackets and `key = value` syntax on that line",
-        ) from None
+    source = TomlSource(name, text)
+    data = source.parse()
     changed = [_override(data, item, name) for item in overrides]
-    root = ConfigSection(data, (), _Source(name, text, changed), env)
+    source.overridden = frozenset(changed)
+    root = ConfigSection(data, (), source, env)
     return _build(name, root, env, extra_sections)
 
 

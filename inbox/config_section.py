@@ -8,65 +8,14 @@ from __future__ import annotations
 
 import builtins
 import difflib
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from inbox.errors import ConfigError
+from inbox.tomlpos import TomlSource, format_path
 
 T = TypeVar("T")
 _MISSING: Any = object()
-
-
-class _Source:
-    """The text of one config file, to point errors at lines."""
-
-    def __init__(self, name: str, text: str, overridden: Iterable[str] = ()) -> None:
-        self.name = name
-        self.lines = text.splitlines()
-        self.overridden = frozenset(overridden)  # dotted keys set on the command line
-
-    def line_of(self, path: Sequence[str | int]) -> int | None:
-        """Best-effort line number of a dotted key path such as ("routing", "queues", 1, "x")."""
-        if not path or ".".join(str(p) for p in path) in self.overridden:
-            return None
-        *tables, last = path
-        want = [p for p in tables if isinstance(p, str)]
-        array_index = [p for p in tables if isinstance(p, int)]
-        header_re = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-        key_re = re.compile(rf"^\s*[\"']?{re.escape(str(last))}[\"']?\s*=")
-        current: list[str] = []
-        seen_arrays: dict[str, int] = {}
-        header_line: int | None = None
-        for number, line in enumerate(self.lines, start=1):
-            match = header_re.match(line)
-            if match:
-                current = [part.strip().strip("\"'") for part in match.group(2).split(".")]
-                dotted = ".".join(current)
-                if match.group(1) == "[[":
-                    seen_arrays[dotted] = seen_arrays.get(dotted, -1) + 1
-                index_ok = not array_index or seen_arrays.get(dotted, 0) == array_index[-1]
-                if current == want and index_ok:
-                    header_line = number
-                    if isinstance(last, int):
-                        return number
-                continue
-            if isinstance(last, str) and key_re.match(line):
-                dotted = ".".join(current)
-                index_ok = not array_index or seen_arrays.get(dotted, 0) == array_index[-1]
-                if current == want and index_ok:
-                    return number
-        return header_line
-
-
-def _format_path(path: Sequence[str | int]) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
 
 
 class ConfigSection:
@@ -76,12 +25,12 @@ class ConfigSection:
         self,
         data: Mapping[builtins.str, Any],
         path: tuple[str | builtins.int, ...] = (),
-        source: _Source | None = None,
+        source: TomlSource | None = None,
         environ: Mapping[builtins.str, builtins.str] | None = None,
     ) -> None:
         self._data = dict(data)
         self._path = path
-        self._source = source or _Source("<config>", "")
+        self._source = source or TomlSource("<config>", "")
         self._environ = environ if environ is not None else {}
         self._read: set[builtins.str] = set()
 
@@ -92,7 +41,7 @@ class ConfigSection:
 
     def where(self, key: builtins.str | builtins.int | None = None) -> builtins.str:
         path = (*self._path, key) if key is not None else self._path
-        return _format_path(path)
+        return format_path(path)
 
     def error(
         self,
@@ -105,7 +54,7 @@ class ConfigSection:
             message,
             file=self._source.name,
             line=self._source.line_of(path),
-            key=_format_path(path) or None,
+            key=format_path(path) or None,
             fix=fix,
         )
 

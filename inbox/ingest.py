@@ -45,6 +45,7 @@ from inbox.ingest_reads import (
 )
 from inbox.repo import attachments_to_json
 from inbox.store import Store, translate_error
+from inbox.tasks import cancel_and_wait
 from inbox.types import (
     ConversationStatus,
     InboundMessage,
@@ -414,11 +415,7 @@ class Ingestor:
     async def close(self) -> None:
         if self._task is not None:
             await self.idle()
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

@@ -33,6 +33,7 @@ from inbox.events import DeliveryChanged, Event, EventName
 from inbox.identity import SENDER_KIND
 from inbox.ports import Outbound, Sender
 from inbox.store import Store
+from inbox.tasks import cancel_and_wait
 from inbox.types import AuthorKind, Channel, DeliveryStatus, Direction, IdentityKind
 
 log = logging.getLogger("omnidesk.outbox")
@@ -351,11 +352,7 @@ class OutboxWorker:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _loop(self) -> None:

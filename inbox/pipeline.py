@@ -32,6 +32,7 @@ from inbox.identity import SENDER_KIND
 from inbox.outbox import enqueue
 from inbox.ports import Triage, TriageDecision
 from inbox.store import Store
+from inbox.tasks import cancel_and_wait
 from inbox.types import (
     AuthorKind,
     Contact,
@@ -246,11 +247,7 @@ class Pipeline:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def recover(self, older_than: float | None = None) -> int:

@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from inbox.errors import BusError
+from inbox.tasks import cancel_and_wait
 
 log = logging.getLogger("omnidesk.presence")
 
@@ -197,9 +198,7 @@ class RedisPresence(SocketPresence):
         """A clean stop: this process's sockets are gone now, not after the TTL."""
         if self._beat is not None:
             self._closing = True
-            self._beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beat
+            await cancel_and_wait(self._beat)
             self._beat = None
 
             async def forget() -> None:

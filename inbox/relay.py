@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection
 
 from inbox import schema as t
 from inbox.store import Store
+from inbox.tasks import cancel_and_wait
 
 try:
     import redis
@@ -167,9 +168,7 @@ class RqRelay:
             if self._ids or self._scan:  # enqueue what was poked before going
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._pass(), 5)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         self.executor.shutdown(wait=True)
         self.redis.close()
@@ -281,9 +280,7 @@ class Sweeper:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _loop(self) -> None:

@@ -36,6 +36,7 @@ from inbox.pipeline import Pipeline
 from inbox.ports import Sender
 from inbox.presence import MemoryPresence, SocketPresence, open_presence
 from inbox.store import Store, open_store
+from inbox.tasks import cancel_and_wait
 from inbox.token_cache import TokenCache, stamp_path
 from inbox.untrusted import SocketJson
 from omnidesk import metrics, worker
@@ -190,9 +191,7 @@ async def close_socketio(sio: socketio.AsyncServer | None) -> None:
     manager = getattr(sio, "manager", None)
     task = getattr(manager, "thread", None)
     if isinstance(task, asyncio.Task):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
     redis = getattr(manager, "redis", None)
     if redis is not None:
         await redis.aclose()
@@ -340,7 +339,7 @@ async def run_roles(
             reloader.install_sighup(loop)
             if reloader.settings.watch:
                 watcher = asyncio.create_task(reloader.watch(stop), name="rules-watch")
-                services.closers.append(lambda: _cancel(watcher))
+                services.closers.append(lambda: cancel_and_wait(watcher))
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("omnidesk %s role started", role)
@@ -387,14 +386,6 @@ def _name(fn: Callable[..., Any]) -> str:
     owner = getattr(fn, "__self__", None)
     name = getattr(fn, "__qualname__", repr(fn))
     return f"{type(owner).__name__}.{fn.__name__}" if owner is not None else name
-
-
-async def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
 
 
 def _site_url(site: web.TCPSite) -> str:

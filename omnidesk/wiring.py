@@ -20,6 +20,7 @@ from inbox.fastsql import Sql
 from inbox.files import FileStore
 from inbox.optouts import SqlOptOuts
 from inbox.outbox import enqueue, record_delivery
+from inbox.ratelimit import rate_limiter
 from inbox.types import AuthorKind, Channel, DeliveryStatus, IngestResult
 
 log = logging.getLogger("omnidesk")
@@ -142,6 +143,8 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
             )
             services.outbox.poke(message_id)
 
+        form_limits = rate_limiter(config.redis_url)  # one count across web processes
+        parts.closers.append(form_limits.close)
         endpoint = FormEndpoint(
             ingest=ingest,
             settings=forms,
@@ -149,6 +152,7 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
             attachment_store=files,
             confirm=confirm,
             default_country=config.ingest.default_country,
+            limiter=form_limits,
         )
         parts.routes += endpoint.routes()
 
@@ -216,8 +220,16 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
         chat = read_webchat_settings(config.section("webchat"), inboxes=config.inboxes)
         secret, public_url = config.secret_key, config.server.public_url
         presence = services.presence  # visitors in conversation rooms, every web process
+        chat_limits = rate_limiter(config.redis_url)  # one count across web processes
+        parts.closers.append(chat_limits.close)
         namespace = WidgetNamespace(
-            chat, secret=secret, ingest=ingest, store=store, bus=bus, presence=presence
+            chat,
+            secret=secret,
+            ingest=ingest,
+            store=store,
+            bus=bus,
+            presence=presence,
+            limiter=chat_limits,
         )
         chat_http = WidgetHttp(namespace, secret=secret, files=files, public_url=public_url)
         namespace.file_url = chat_http.file_url  # both halves sign file links alike

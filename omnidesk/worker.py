@@ -34,6 +34,7 @@ from typing import Any
 
 from inbox.config import Config
 from inbox.relay import RqRelay, Sweeper, outbox_counts
+from inbox.tasks import cancel_and_wait
 from omnidesk import jobs
 
 log = logging.getLogger("omnidesk.worker")
@@ -141,9 +142,7 @@ class RecoverLoop:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         while True:

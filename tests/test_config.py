@@ -96,6 +96,26 @@ def test_toml_syntax_error_carries_the_line(tmp_path):
     assert "not valid TOML" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        GOOD + 'server.port = "eighty"\n',  # a dotted key
+        GOOD + 'server = { host = "x", port = "eighty" }\n',  # an inline table
+        GOOD
+        + '[server]\nport = "eighty"\n'.replace(
+            "[server]\n", '[server]\nbanner = """\nport = 1\n"""\n'
+        ),
+    ],
+)
+def test_config_errors_find_the_line_as_rule_file_errors_do(tmp_path, text):
+    """One locator (inbox.tomlpos) for the config, rule and FAQ files: dotted keys, inline
+    tables and multi-line strings are read the same way everywhere."""
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    want = next(n for n, line in enumerate(text.splitlines(), 1) if '"eighty"' in line)
+    assert (info.value.key, info.value.line) == ("server.port", want), str(info.value)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         config_mod.load(tmp_path / "nope.toml", environ={})

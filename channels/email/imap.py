@@ -36,6 +36,7 @@ from channels.email.parse import ParseOptions, parse_message
 from channels.email.settings import IMAPMailbox
 from inbox.errors import ValidationError
 from inbox.ports import IngestFn
+from inbox.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +138,7 @@ class IMAPPoller:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(task)
 
     def health(self) -> dict[str, Any]:
         return self.status.as_dict()

@@ -157,7 +157,7 @@ class WidgetHttp:
         limit = self.settings.max_file_bytes
         if request.content_length is not None and request.content_length > limit:
             return refuse(413, f"the file is larger than {limit // 1024} KiB")
-        wait = self.ns._limiter.hit(
+        wait = await self.ns._limiter.hit(
             ("msg", visitor_id), self.settings.rate_limit, self.settings.rate_window_seconds
         )
         if wait is not None:

@@ -39,7 +39,7 @@ from typing import Any
 import socketio
 
 from channels.webchat import history, signing
-from channels.webchat.limits import ConnectionCounter, RateLimiter
+from channels.webchat.limits import ConnectionCounter
 from channels.webchat.settings import WebchatSettings, WidgetSettings
 from inbox.bus import EventBus
 from inbox.client_address import client_address
@@ -48,6 +48,7 @@ from inbox.events import DeliveryChanged, Event, EventName, VisitorTyping
 from inbox.identity import normalize_email, normalize_external
 from inbox.ports import IngestFn
 from inbox.presence import MemoryPresence, SocketPresence
+from inbox.ratelimit import Limiter, RateLimiter
 from inbox.store import Store
 from inbox.types import Attachment, Channel, DeliveryStatus, IdentityKind, InboundMessage
 from inbox.untrusted import Refused, is_id, surrogate_path
@@ -92,6 +93,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         file_url: Callable[[dict[str, Any]], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         presence: SocketPresence | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         super().__init__(NAMESPACE)
         self.settings = settings
@@ -101,7 +103,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         self._bus = bus
         self.file_url = file_url
         self._clock = clock
-        self._limiter = RateLimiter(clock=clock)
+        self._limiter: Limiter = limiter or RateLimiter(clock=clock)
         self.connections = ConnectionCounter()
         self.visitors: dict[str, Visitor] = {}
         self._sids: dict[str, set[str]] = {}  # visitor id -> connected sids
@@ -315,7 +317,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketi
         if not text.strip() and not attachments:
             return {"ok": False, "error": "invalid", "message": "the message is empty"}
         if client_id not in visitor.acked:  # a retry of an acked message is never refused
-            wait = self._limiter.hit(
+            wait = await self._limiter.hit(
                 ("msg", visitor.visitor_id),
                 self.settings.rate_limit,
                 self.settings.rate_window_seconds,

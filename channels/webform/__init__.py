@@ -1,9 +1,9 @@
 """Web forms: config-defined forms, `POST /forms/{name}`, and an embeddable snippet."""
 
 from channels.webform.endpoint import AttachmentStore, Confirm, FormEndpoint
-from channels.webform.ratelimit import RateLimiter
 from channels.webform.render import snippet
 from channels.webform.settings import FieldSpec, FormSettings, FormsSettings, read_forms_settings
+from inbox.ratelimit import RateLimiter
 
 __all__ = [
     "AttachmentStore",

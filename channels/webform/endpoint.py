@@ -20,13 +20,13 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from channels.webform.ratelimit import RateLimiter
 from channels.webform.render import form_page, message_page
 from channels.webform.settings import FormSettings, FormsSettings
 from channels.webform.validate import Cleaned, Upload, idempotency_key, message_text, validate
 from inbox.client_address import request_client_address
 from inbox.errors import ValidationError
 from inbox.ports import FileStore, IngestFn
+from inbox.ratelimit import Limiter, RateLimiter
 from inbox.types import Attachment, Channel, InboundMessage, IngestResult
 from inbox.untrusted import loads
 
@@ -61,7 +61,7 @@ class FormEndpoint:
         attachment_store: AttachmentStore | None = None,
         confirm: Confirm | None = None,
         default_country: str = "US",
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._ingest = ingest
@@ -70,7 +70,7 @@ class FormEndpoint:
         self._store = attachment_store
         self._confirm = confirm
         self._country = default_country
-        self._limiter = limiter or RateLimiter()
+        self._limiter: Limiter = limiter or RateLimiter()
         self._clock = clock
         if attachment_store is None and any(f.has_files for f in settings.forms.values()):
             raise ValueError("a form has file fields: FormEndpoint needs an attachment_store")
@@ -145,7 +145,7 @@ class FormEndpoint:
         form = self._form(request)
         as_json = self.wants_json(request)
         cors = self._cors(form, request)
-        retry = self._limiter.hit(
+        retry = await self._limiter.hit(
             (form.name, self.client_address(request)), form.rate_limit, form.rate_window_seconds
         )
         if retry is not None:

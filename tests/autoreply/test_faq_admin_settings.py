@@ -13,8 +13,9 @@ from autoreply.engine import Engine
 from autoreply.faq import FaqEntry, FaqIndex, load_faq_files, load_faq_text
 from autoreply.settings import read_settings
 from autoreply.text import normalize
-from inbox.config_section import ConfigSection, _Source
+from inbox.config_section import ConfigSection
 from inbox.errors import ConfigError
+from inbox.tomlpos import TomlSource
 from tests.autoreply.factories import FAQ_TEXT, NOON, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +116,9 @@ holidays = ["2026-12-25", 2027-01-01]
 
 
 def section(text: str) -> ConfigSection:
-    return ConfigSection(tomllib.loads(text), (), _Source("config.toml", text)).section("autoreply")
+    return ConfigSection(tomllib.loads(text), (), TomlSource("config.toml", text)).section(
+        "autoreply"
+    )
 
 
 def test_settings_and_explain_with_the_demo_rules():

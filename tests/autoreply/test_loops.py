@@ -35,6 +35,11 @@ ANSWER_ALL = '[templates.t]\ntext = "We got your message"\n[[rule]]\nname = "ack
         ({"auto_submitted": True}, "auto_submitted"),
         ({"headers": {INSTANCE_HEADER.lower(): "me"}}, "our own outbound"),
         ({"external_id": "<abc@mail.me.example>"}, "is ours"),
+        # the parser's rules, which the engine lacked before the classifier was shared
+        ({"headers": {"precedence": "auto-reply"}}, "Precedence"),
+        ({"headers": {"x-auto-reply": "yes"}}, "x-auto-reply"),
+        ({"metadata": {"return_path": "<>"}}, "empty return path"),
+        ({"sender": "shop-noreply@shop.example"}, "robot"),
     ],
 )
 def test_never_auto_answer(kwargs, expect):

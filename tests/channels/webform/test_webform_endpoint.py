@@ -205,6 +205,39 @@ async def test_rate_limit_per_address(client, ingest):
     assert len(ingest.messages) == 3
 
 
+@pytest.mark.redis
+async def test_rate_limit_is_one_count_across_web_processes(
+    aiohttp_client, ingest, store, redis_url
+):
+    """Two web processes behind one load balancer: the limit holds for the pair (Redis)."""
+    from inbox.ratelimit import rate_limiter
+
+    clients, limiters = [], []
+    for _ in range(2):
+        limiter = rate_limiter(redis_url)
+        limiters.append(limiter)
+        endpoint = FormEndpoint(
+            ingest=ingest,
+            settings=forms_settings(),
+            public_url=PUBLIC,
+            attachment_store=store,
+            limiter=limiter,
+        )
+        app = web.Application()
+        app.add_routes(endpoint.routes())
+        clients.append(await aiohttp_client(app))
+    try:
+        statuses = []
+        for i in range(3):  # first, second, first: a per-process count would allow all three
+            data = {"email": f"u{i}@example.com", "message": f"m{i}"}
+            resp = await clients[i % 2].post("/forms/simple", data=data, allow_redirects=False)
+            statuses.append(resp.status)
+        assert statuses == [303, 303, 429]
+    finally:
+        for limiter in limiters:
+            await limiter.close()
+
+
 async def test_redirect_to_configured_thank_you_url(client):
     resp = await client.post(
         "/forms/simple", data={"email": "a@example.com"}, allow_redirects=False

@@ -1,19 +1,23 @@
-"""Where keys sit in a TOML file, because `tomllib` gives values but no positions.
+"""Where keys sit in a TOML file, because `tomllib` gives values but no positions: the one
+line locator behind every config, rule-file and FAQ error.
 
 `TomlSource(name, text).line_of(("rule", 2, "when", "body_any"))` returns the line of that
 key (or of the nearest enclosing table when the key itself is not written out). It
 understands `[table]`, `[[array]]`, dotted keys, one-line inline tables and skips
-multi-line strings, which is all rule and FAQ files use.
+multi-line strings. Keys named in `overridden` (dotted, set on the command line) have no
+line: the error then names the key alone.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from inbox.errors import ConfigError
+
+__all__ = ["TomlSource", "format_path"]
 
 Path = tuple[str | int, ...]
 
@@ -39,9 +43,10 @@ def format_path(path: Sequence[str | int]) -> str:
 class TomlSource:
     """The text of one TOML file, parsed, with a map from key paths to line numbers."""
 
-    def __init__(self, name: str, text: str) -> None:
+    def __init__(self, name: str, text: str, overridden: Iterable[str] = ()) -> None:
         self.name = name
         self.text = text
+        self.overridden = frozenset(overridden)
         self._lines: dict[Path, int] = {}
         self._index()
 
@@ -101,6 +106,8 @@ class TomlSource:
     def line_of(self, path: Sequence[str | int]) -> int | None:
         """Line of `path`, else of its nearest written ancestor."""
         probe = tuple(path)
+        if ".".join(str(p) for p in probe) in self.overridden:
+            return None
         while probe:
             line = self._lines.get(probe)
             if line is not None:
