@@ -132,7 +132,7 @@ def _agent_id(body: dict[str, Any], *, required: bool) -> int | None:
     value = field(body, "agent_id", int, required=required)
     if value is not None and not is_id(value):
         raise ValidationError("'agent_id' must be a positive whole number", field="agent_id")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 async def _in_scope(request: web.Request, scope: Scope, cid: int) -> None:
