@@ -156,7 +156,8 @@ def make_socketio(config: Config, role: str = "all") -> socketio.AsyncServer:
         # pub/sub channels are server-wide, not per database (as for the event bus)
         from redis.connection import parse_url
 
-        db = parse_url(config.redis_url).get("db", 0)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        # redis-py leaves parse_url unannotated
+        db = parse_url(config.redis_url).get("db", 0)  # type: ignore[no-untyped-call]
         from omnidesk.socket_manager import RedisSocketManager
 
         manager = RedisSocketManager(
