@@ -27,7 +27,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -84,8 +84,11 @@ class RoutingClient:
         request_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
-        data = ev.RoutingCommand(
-            op=op, request_id=request_id, conversation_id=conversation_id, **args
+        # `args` are the op's keys of RoutingCommand (agent_id, force, skills), which a
+        # TypedDict cannot take from a **dict: the cast names the payload's type
+        data = cast(
+            ev.RoutingCommand,
+            {"op": op, "request_id": request_id, "conversation_id": conversation_id, **args},
         )
         try:
             await self.bus.publish(Event(EventName.ROUTING_COMMAND, data))
