@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 export OMNIDESK_CONFIG ?= $(CONFIG)
 
-.PHONY: run test setup system-deps lint bench bench-deps clean cluster
+.PHONY: run test test-fast check setup system-deps lint bench bench-deps clean cluster
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,8 @@ var/secret_key:
 	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))' > $@
 	chmod 600 $@
 
-# the chat widget's socket.io client, pinned in package-lock.json; served locally, no CDN
+# the chat widget's socket.io client, pinned in package-lock.json; served locally, no CDN;
+# and eslint (a devDependency) for `make check`
 node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -63,6 +64,16 @@ system-deps:
 TEST_WORKERS ?= 3
 test: setup system-deps
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
+
+# the edit-test loop: the suite without the subprocess and browser tests, in parallel
+test-fast: setup
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow and not browser"
+
+# the quality gate CI runs before the tests: lint and format (ruff), mypy strict on every
+# package (the list in pyproject.toml), eslint's recommended rules on our own JavaScript
+check: lint
+	$(BIN)/mypy
+	node_modules/.bin/eslint .
 
 lint: setup
 	$(BIN)/ruff check .

@@ -155,7 +155,7 @@ def clean_skills(raw: object) -> list[str]:
         raise ValidationError("'skills' must be a list of 1 to 10 skill names", field="skills")
     if not all(isinstance(s, str) and _SKILL.fullmatch(s) for s in raw):
         raise ValidationError("a skill is lower-case letters, digits, . _ -", field="skills")
-    return sorted(set(raw))  # type: ignore[arg-type]
+    return sorted(set(raw))
 
 
 def set_presence(conn: Connection, agent_id: int, presence: str) -> bool:

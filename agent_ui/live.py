@@ -78,7 +78,7 @@ def _int(data: Any, key: str) -> int | None:
     return value if is_id(value) else None
 
 
-class AgentNamespace(socketio.AsyncNamespace):
+class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is untyped
     def __init__(self, ws: Workspace, presence: SocketPresence | None = None) -> None:
         super().__init__(NAMESPACE)
         self.ws = ws
@@ -291,8 +291,10 @@ class AgentNamespace(socketio.AsyncNamespace):
         agent_id = event.data.get("agent_id")
         if not isinstance(agent_id, int) or not self.conns:
             return
-        presence = event.data.get("presence")
-        if not isinstance(presence, str):
+        sent = event.data.get("presence")
+        if isinstance(sent, str):
+            presence = sent
+        else:
             presence = await self.ws.store.read(lambda c: queries.presence_of(c, agent_id))
         notice = {"agent_id": agent_id, "presence": presence[:16]}
         rooms = ["supervisors", f"agent:{agent_id}"]

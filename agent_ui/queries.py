@@ -146,7 +146,7 @@ class AgentLoad:
 
 
 def agents_with_load(conn: Connection) -> list[AgentLoad]:
-    load = dict(
+    load: dict[int, int] = dict(
         conn.execute(
             sa.select(c.assignee_id, sa.func.count())
             .where(c.assignee_id.is_not(None), c.status.in_(("open", "pending")))
@@ -225,7 +225,7 @@ def conversation_page(
     agent_ids = {m.author_id for m in timeline if m.author_kind.value == "agent" and m.author_id}
     if conv.assignee_id:
         agent_ids.add(conv.assignee_id)
-    names = agent_names(conn, agent_ids)  # type: ignore[arg-type]
+    names = agent_names(conn, agent_ids)
     triage = conn.execute(sa.select(c.triage).where(c.id == conversation_id)).scalar()
     return ConversationPage(
         conv,

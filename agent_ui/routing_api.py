@@ -27,7 +27,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -84,8 +84,11 @@ class RoutingClient:
         request_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
-        data = ev.RoutingCommand(
-            op=op, request_id=request_id, conversation_id=conversation_id, **args
+        # `args` are the op's keys of RoutingCommand (agent_id, force, skills), which a
+        # TypedDict cannot take from a **dict: the cast names the payload's type
+        data = cast(
+            ev.RoutingCommand,
+            {"op": op, "request_id": request_id, "conversation_id": conversation_id, **args},
         )
         try:
             await self.bus.publish(Event(EventName.ROUTING_COMMAND, data))
@@ -132,7 +135,7 @@ def _agent_id(body: dict[str, Any], *, required: bool) -> int | None:
     value = field(body, "agent_id", int, required=required)
     if value is not None and not is_id(value):
         raise ValidationError("'agent_id' must be a positive whole number", field="agent_id")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 async def _in_scope(request: web.Request, scope: Scope, cid: int) -> None:

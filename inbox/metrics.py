@@ -6,9 +6,9 @@ histograms are this process's, and gauges describing shared state (the waiting q
 outbox, sockets, IMAP) are set at scrape time by the callbacks the composition root
 registers with `on_scrape`.
 
-Hot paths pay little: a labelled child is looked up once and kept (`labels()` costs ~3 us,
-an `inc()` on a kept child ~0.4 us), ingest counts once per batch, and nothing here takes
-a lock of ours or does I/O.
+Hot paths pay little: a labelled child is looked up once and kept (`labels()` costs
+several times an `inc()` on a kept child), ingest counts once per batch, and nothing here
+takes a lock of ours or does I/O.
 """
 
 from __future__ import annotations

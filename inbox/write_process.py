@@ -43,9 +43,9 @@ def main(argv: list[str]) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s writer %(message)s")
     # A background worker: it should not take the CPU from the event loop that just woke
-    # it. Under the default policy it often did (wakeup preemption): in bench/email.py the
-    # loop's pipe write of a batch stalled ~0.9 ms of wall time, the child running in its
-    # place; SCHED_BATCH (Linux; no privileges needed) turns that off: ~0.2-0.4 ms.
+    # it. Under the default policy it often did (wakeup preemption: the loop's pipe write
+    # of a batch stalled while the child ran in its place; bench/README.md has the
+    # figures); SCHED_BATCH (Linux; no privileges needed) turns that off.
     if hasattr(os, "SCHED_BATCH"):
         with contextlib.suppress(OSError):
             os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))

@@ -7,7 +7,8 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from inbox.http import (
 from inbox.ingest import Ingestor, IngestSettings
 from inbox.outbox import OutboxWorker
 from inbox.pipeline import Pipeline
-from inbox.ports import Sender
+from inbox.ports import IngestFn, Sender
 from inbox.presence import MemoryPresence, SocketPresence, open_presence
 from inbox.store import Store, open_store
 from inbox.tasks import cancel_and_wait
@@ -156,7 +157,8 @@ def make_socketio(config: Config, role: str = "all") -> socketio.AsyncServer:
         # pub/sub channels are server-wide, not per database (as for the event bus)
         from redis.connection import parse_url
 
-        db = parse_url(config.redis_url).get("db", 0)
+        # redis-py leaves parse_url unannotated
+        db = parse_url(config.redis_url).get("db", 0)  # type: ignore[no-untyped-call]
         from omnidesk.socket_manager import RedisSocketManager
 
         manager = RedisSocketManager(
@@ -229,7 +231,8 @@ def make_web_app(services: Services) -> web.Application:
     tokens = TokenCache(services.store, stamp=stamp_path(config.data_dir))
     tokens.listen(services.bus)  # revocations by any process forget cached tokens at once
     app[TOKENS_KEY] = tokens
-    app[inbound_api.INGEST_KEY] = services.ingest
+    ingest: IngestFn = services.ingest
+    app[inbound_api.INGEST_KEY] = ingest
     app[read_api.READINESS_KEY] = Readiness(ready_checks(services))
     # the agent workspace: "/", sign-in, queue, conversations, the /agent socket namespace
     agent_web.setup(app, services)
@@ -389,8 +392,9 @@ def _name(fn: Callable[..., Any]) -> str:
 
 
 def _site_url(site: web.TCPSite) -> str:
-    server = site._server
-    if server is not None and getattr(server, "sockets", None):
-        host, port = server.sockets[0].getsockname()[:2]
+    # asyncio's Server has `sockets`; its AbstractServer (what aiohttp declares) does not
+    sockets: Sequence[socket.socket] | None = getattr(site._server, "sockets", None)
+    if sockets:
+        host, port = sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"
     return site.name

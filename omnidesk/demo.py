@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from functools import partial
 
 from agent_ui.passwords import hash_password
 from inbox.agents import add_agent, list_agents
@@ -56,15 +57,15 @@ def seed(config: Config) -> list[str]:
                 password = secrets.token_urlsafe(9)
                 hashed = hash_password(password)
                 await store.write(
-                    lambda conn, n=name, e=email, r=role, s=skills, t=teams, h=hashed: add_agent(
-                        conn,
-                        name=n,
-                        email=e,
-                        role=r,
-                        skills=s,
+                    partial(
+                        add_agent,
+                        name=name,
+                        email=email,
+                        role=role,
+                        skills=skills,
                         capacity=CAPACITY,
-                        teams=t,
-                        password_hash=h,
+                        teams=teams,
+                        password_hash=hashed,
                     )
                 )
                 lines.append(f"  agent {email:<28} {role.value:<10} password: {password}")

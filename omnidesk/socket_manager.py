@@ -25,6 +25,8 @@ from inbox.bus import RedisBus
 
 
 class RedisSocketManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    redis: Any  # the redis.asyncio client, None until first used (set by the base class)
+
     def __init__(self, url: str, channel: str, *, write_only: bool, logger: Any) -> None:
         super().__init__(url, channel=channel, write_only=write_only, logger=logger)
         self._backoff = EqualJitterBackoff(cap=RedisBus.BACKOFF_CAP, base=RedisBus.BACKOFF_BASE)

@@ -102,7 +102,7 @@ class Router(ManualMoves, Queries, Engine):
 
         An assigned conversation queued again is taken from its agent first."""
         # subscripts in a try rather than dict.get: the try costs nothing when the key is
-        # there (the usual), a method call does (~100 instructions each)
+        # there (the usual), a method call does
         try:
             rank = self._rank[priority]
         except KeyError:

@@ -5,7 +5,7 @@ Times are epoch seconds (floats), as the pure core uses them.
 
 Decisions are immutable records. They are NamedTuples rather than frozen dataclasses
 because the core builds one per decision, and a frozen dataclass's `__init__` (one
-`object.__setattr__` per field) cost about twice as much: ~2 us of a ~25 us decision.
+`object.__setattr__` per field) costs about twice as much.
 On its hot paths the core builds them with `build(Assigned, (every field))`, which is
 `tuple.__new__` itself: the same object without the generated `__new__`'s Python frame.
 """

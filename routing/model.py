@@ -40,10 +40,9 @@ EMPTY: ConvItem = 1 << 400
 # the best live item of every bucket, at the bucket's slot; slot 0 stays EMPTY
 Tops = list[ConvItem]
 # an agent's buckets on one channel, as itemgetter(0, *their slots): their tops in one
-# C call. An agent about to pull compares the tops of its ~15 buckets: min() over
-# map(attrgetter("top"), buckets) took ~6,500 instructions of a ~63,000 decision, min()
-# over a pick ~4,200 (callgrind, bench cell 10k x 1,000). Slot 0 is in every pick so
-# that it always returns a tuple, even for one bucket.
+# C call, as an agent about to pull compares the tops of all its buckets (cheaper than
+# reading each bucket's top; bench/README.md). Slot 0 is in every pick so that it always
+# returns a tuple, even for one bucket.
 Pick = Callable[[Tops], tuple[ConvItem, ...]]
 TOKEN_BITS = 48
 TOKEN_MASK = (1 << TOKEN_BITS) - 1
@@ -70,11 +69,10 @@ NOBODY: frozenset[int] = frozenset()  # shared: no agent excluded
 NO_SKILLS: frozenset[str] = frozenset()  # shared: no optional skills (no set per conversation)
 # a conversation's relax_due, sla_due or accept_due when it has no such timer: a float, so
 # that comparing a due to it is the interpreter's float comparison rather than a generic
-# one (~150 instructions each, twice per new conversation); a timer at infinity would
-# never fire either
+# one; a timer at infinity would never fire either
 NO_DUE = math.inf
 # Presence.ONLINE looked up once: an enum member read from its class goes through
-# EnumType.__getattr__'s slot hook (~1,100 instructions, ~2% of a decision's)
+# EnumType.__getattr__'s slot hook each time
 ONLINE = Presence.ONLINE
 
 
@@ -157,8 +155,7 @@ class Seat:
 
     One object per (agent, channel) rather than a dict per field keyed by channel: an
     assignment and a release read or write these, and a slot's attribute costs less
-    than a dict's get or store (load, capacity and last_at dicts: ~940 more instructions
-    of a ~57,600 decision; callgrind, bench cell 10k x 1,000)."""
+    than a dict's get or store."""
 
     __slots__ = ("capacity", "last_at", "load", "pick")
 
@@ -324,7 +321,7 @@ class Bucket:
         self.live += 1
         self.waiting[token] = conv
         # conv_key, inline: once per decision; + rather than | to join fields whose bits do
-        # not overlap, as the interpreter specializes + on ints (~230 fewer instructions)
+        # not overlap, as the interpreter specializes + on ints
         bits = _unpack_int64(_pack_double(conv.enqueued_at + 0.0))[0]
         if bits < 0:
             bits ^= _SIGN

@@ -10,8 +10,8 @@ would give. A lane keeps its timers in three lists side by side (dues, seqs, con
 ids; fired ones before `head`) rather than one list of tuples: the router sets three
 timers per decision, and a tuple is an object the cyclic collector tracks; list.append
 is also cheaper to call than deque.append (the interpreter specializes it). One heap of
-tuples for all timers, with the young collections it caused, took ~4,200 instructions of
-a ~57,000 decision (callgrind, bench cell 10k x 1,000).
+tuples for all timers cost more, mostly in the young collections it caused (the figures
+are in bench/README.md).
 
 Timers are not cancelled: the router fires one only while its due is still that
 conversation's due for that kind.

@@ -44,7 +44,7 @@ export async function post(path, body = {}, key = actionKey()) {
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json", "Idempotency-Key": key },
         body: JSON.stringify(body),
       });
-    } catch (err) {
+    } catch {
       resp = null;
       if (attempt >= 2) throw new Error("the connection dropped; send again (it will not be sent twice)");
     }

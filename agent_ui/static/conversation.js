@@ -4,7 +4,6 @@
 import { el, getJSON, post, actionKey, socket, debounce, announce, shortcuts, me } from "./app.js";
 
 const cid = Number(document.body.dataset.conversation);
-const channel = document.body.dataset.channel;
 const timeline = document.getElementById("timeline");
 const form = document.getElementById("reply-form");
 const text = document.getElementById("reply-text");

@@ -4,8 +4,8 @@ length, and two fast paths, for the addresses of MAIL FROM and RCPT TO and for r
 DATA.
 
 aiosmtpd reads `<local@domain>` with the RFC 5322 header parser of the standard library
-(`get_angle_addr`), about 100 µs per command, twice per message: on a busy listener that
-is a third of the protocol's own cost. The plain shape (dot-atoms of ASCII atext, no
+(`get_angle_addr`), twice per message: on a busy listener, a large part of the protocol's
+own cost (bench/README.md). The plain shape (dot-atoms of ASCII atext, no
 comments, no quoting, no source route, no domain literal) is read here with one regex and
 gives exactly what the stdlib parser gives; anything else still goes to aiosmtpd's own
 `_getaddr` (a differential test keeps the two in agreement).
