@@ -267,6 +267,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     if not ok or agent_id is None:
         metrics.SIGNIN_FAILURES.inc()
+        await ws.store.write(lambda conn: signin_throttle.failed(conn, keys))
         return _login_page(ws, error=WRONG, email=email_raw, status=401, next_url=next_url)
 
     old = _cookie_value(request, ws)

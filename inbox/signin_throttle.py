@@ -152,6 +152,18 @@ def release(conn: Connection, keys: Sequence[str], attempts: int = 1) -> None:
     )
 
 
+def failed(conn: Connection, keys: Sequence[str], now: float | None = None) -> None:
+    """A wrong password: the waits count from the end of its check, not from when it was
+    reserved (a check slowed by a busy machine must not use up the wait)."""
+    now = time.time() if now is None else now
+    row = t.login_failures.c
+    conn.execute(
+        sa.update(t.login_failures)
+        .where(row.key.in_(list(keys)), row.last_at < now)
+        .values(last_at=now)
+    )
+
+
 def succeeded(
     conn: Connection,
     pair_key: str,

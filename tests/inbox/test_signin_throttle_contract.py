@@ -96,3 +96,13 @@ async def test_a_quiet_key_starts_anew_and_is_deleted_on_a_success(store):
     await _reserve(store, other)
     await store.write(lambda c: th.succeeded(c, keys[0], keys[1], POLICY, now=later + 3600.5))
     assert await _count(store, other[0]) == 0  # forgotten: deleted
+
+
+async def test_a_failed_check_moves_the_wait_to_its_end(store):
+    keys = th.keys_for("ann@a.test", "203.0.113.21")
+    for _ in range(POLICY.free_attempts):
+        assert await _reserve(store, keys, NOW) == 0.0
+    slow = NOW + 30  # the last check ended long after it was counted (a busy machine)
+    await store.write(lambda c: th.failed(c, keys, now=slow))
+    assert await _waiting(store, keys, slow + 1) == POLICY.wait_after(POLICY.free_attempts) - 1
+    assert await _reserve(store, keys, slow + 1) > 0  # still refused right after the check
