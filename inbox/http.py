@@ -15,7 +15,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from inbox.errors import AuthError, Forbidden, OmnideskError, PayloadTooLarge, ValidationError
+from inbox.errors import (
+    AddressInUse,
+    AuthError,
+    Forbidden,
+    OmnideskError,
+    PayloadTooLarge,
+    ValidationError,
+)
 from inbox.store import Store
 from inbox.token_cache import TokenCache
 from inbox.tokens import Scope
@@ -158,3 +165,17 @@ def log_bad_requests_as_warnings() -> None:
     logger = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, BadRequestLogFilter) for f in logger.filters):
         logger.addFilter(BadRequestLogFilter())
+
+
+async def listen(
+    runner: web.AppRunner, host: str, port: int, *, what: str, key: str
+) -> web.TCPSite:
+    """Start a set-up runner's site on host:port; an address in use is one AddressInUse
+    naming `what` and the config `key` to change (the caller cleans its runner up)."""
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        AddressInUse.check(exc, what, host, port, key)
+        raise
+    return site

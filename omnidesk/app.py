@@ -22,13 +22,13 @@ from agent_ui import web as agent_web
 from channels import api as inbound_api
 from inbox.bus import EventBus, open_bus
 from inbox.config import Config
-from inbox.errors import AddressInUse
 from inbox.health import Check, Readiness, bus_check, store_check, writer_check
 from inbox.http import (
     MAX_BODY_KEY,
     STORE_KEY,
     TOKENS_KEY,
     errors_middleware,
+    listen,
     log_bad_requests_as_warnings,
 )
 from inbox.ingest import Ingestor, IngestSettings
@@ -321,12 +321,7 @@ async def run_roles(
             )
             await runner.setup()
             host, port = config.server.host, config.server.port
-            site = web.TCPSite(runner, host, port, reuse_address=True)
-            try:
-                await site.start()
-            except OSError as exc:
-                AddressInUse.check(exc, "HTTP", host, port, "server.port")
-                raise
+            site = await listen(runner, host, port, what="HTTP", key="server.port")
             log.info(
                 "web listening on %s (public URL %s)", _site_url(site), config.server.public_url
             )

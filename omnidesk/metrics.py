@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inbox import metrics
 from inbox.config import Config
-from inbox.errors import AddressInUse
+from inbox.http import listen
 from inbox.relay import outbox_counts
 
 log = logging.getLogger("omnidesk.metrics")
@@ -150,13 +150,11 @@ async def start_listener(services: Any) -> web.AppRunner | None:
     app.add_routes(found.routes())
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    host, port = found.settings.host, found.settings.port
-    site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
-        await site.start()
-    except OSError as exc:
+        host, port = found.settings.host, found.settings.port
+        await listen(runner, host, port, what="metrics", key="metrics.port")
+    except OSError:
         await runner.cleanup()
-        AddressInUse.check(exc, "metrics", host, port, "metrics.port")
         raise
     log.info("metrics listening on %s", runner.addresses)
     return runner

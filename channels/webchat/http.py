@@ -17,8 +17,8 @@ from aiohttp import web
 from channels.webchat import signing
 from channels.webchat.namespace import WidgetNamespace
 from channels.webchat.settings import WidgetSettings
-from inbox.errors import AddressInUse
 from inbox.files import FileStore
+from inbox.http import listen
 
 log = logging.getLogger(__name__)
 
@@ -264,10 +264,15 @@ class DemoSite:
         )
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, self.host, self.port, reuse_address=True).start()
-        except OSError as exc:
+            await listen(
+                self._runner,
+                self.host,
+                self.port,
+                what="the chat demo page",
+                key="webchat.demo_port",
+            )
+        except OSError:
             await self.stop()
-            AddressInUse.check(exc, "the chat demo page", self.host, self.port, "webchat.demo_port")
             raise
         log.info("web chat demo page on http://%s:%d/", self.host, self.port)
 
