@@ -110,6 +110,9 @@ class Conflict(OmnideskError):
 class StoreError(OmnideskError):
     status = 503
     code = "store_unavailable"
+    # the storage failed (disk full, I/O, read-only, connection lost), not the data:
+    # /readyz reports it; an instance attribute when set, so it survives pickling
+    storage: bool = False
 
 
 class QueueError(OmnideskError):

@@ -73,7 +73,7 @@ class Store(abc.ABC):
 
     def _wrote(self, exc: BaseException) -> None:
         """Note a write transaction that failed for a storage reason (for /readyz)."""
-        if isinstance(exc, StoreError) and getattr(exc, "storage", False):
+        if isinstance(exc, StoreError) and exc.storage:
             self.outcomes.failed(exc.message)
 
     async def ping(self) -> bool:
@@ -97,9 +97,8 @@ def translate_error(exc: Exception) -> Exception:
     if isinstance(exc, SQLAlchemyError | OSError):
         err = StoreError(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         err.__cause__ = exc
-        # the storage failed (disk full, I/O, read-only, connection lost), not the data:
-        # /readyz reports it (a constraint violation is the caller's business)
-        err.storage = isinstance(exc, OperationalError | InterfaceError | OSError)  # type: ignore[attr-defined]
+        # a constraint violation is the caller's business, not the storage's
+        err.storage = isinstance(exc, OperationalError | InterfaceError | OSError)
         return err
     return exc
 
