@@ -29,6 +29,7 @@ from channels.email.settings import EmailSettings
 from channels.email.text import sanitize_html
 from inbox.errors import PermanentDeliveryError
 from inbox.identity import normalize_email
+from inbox.mail_loops import INSTANCE_HEADER, auto_reply_headers
 from inbox.ports import Outbound
 
 DEFAULT_TEMPLATES = {
@@ -144,10 +145,13 @@ class Composer:
             references = [references[0], *references[-(_MAX_REFERENCES - 1) :]]
         if references:
             msg["References"] = " ".join(references)
-        if item.auto_reply:
-            msg["Auto-Submitted"] = "auto-replied"
-            msg["X-Auto-Response-Suppress"] = "All"
-        msg["X-Omnidesk-Instance"] = self.instance
+        stamp = (
+            auto_reply_headers(self.instance)
+            if item.auto_reply
+            else {INSTANCE_HEADER: self.instance}
+        )
+        for name, value in stamp.items():
+            msg[name] = value
 
         context = {
             "text": item.text,
