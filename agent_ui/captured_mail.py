@@ -17,7 +17,7 @@ from aiohttp import web
 
 from agent_ui import access, queries
 from agent_ui.sessions import Session
-from agent_ui.views import _common, page_session
+from agent_ui.views import page_context, page_session
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.email.capture import MailFolder
 
@@ -49,7 +49,7 @@ async def _admin(request: web.Request) -> Session:
 
 async def _context(ws: Workspace, session: Session) -> dict[str, Any]:
     presence = await ws.store.read(lambda conn: queries.presence_of(conn, session.agent.id))
-    return _common(ws, session, presence)
+    return page_context(ws, session, presence)
 
 
 async def mail_page(request: web.Request) -> web.Response:

@@ -37,7 +37,8 @@ async def page_session(request: web.Request) -> Session:
     return session
 
 
-def _common(ws: Workspace, session: Session, presence: str) -> dict[str, Any]:
+def page_context(ws: Workspace, session: Session, presence: str) -> dict[str, Any]:
+    """What every workspace page's layout reads (the agent, CSRF token, presence, role)."""
     return {
         "me": session.agent,
         "csrf": session.csrf_token,
@@ -71,7 +72,7 @@ async def queue_page(request: web.Request) -> web.Response:
     data = await _queue_data(ws, session)
     return ws.render(
         "queue.html",
-        **_common(ws, session, data["presence"]),
+        **page_context(ws, session, data["presence"]),
         now=datetime.now(UTC),
         mine=data["mine"],
         waiting=data["waiting"],
@@ -174,7 +175,7 @@ async def conversation_page(request: web.Request) -> web.Response:
     try:
         page = await _conversation(ws, session, cid)
     except NotFound:
-        return ws.render("not_found.html", status=404, **_common(ws, session, "online"))
+        return ws.render("not_found.html", status=404, **page_context(ws, session, "online"))
 
     def others(conn: Any) -> tuple[str, list[queries.AgentLoad]]:
         agents = [
@@ -188,7 +189,7 @@ async def conversation_page(request: web.Request) -> web.Response:
     presence, targets = await ws.store.read(others)
     return ws.render(
         "conversation.html",
-        **_common(ws, session, presence),
+        **page_context(ws, session, presence),
         page=page,
         conv=page.conversation,
         contact=page.contact,
@@ -228,10 +229,10 @@ async def contact_page(request: web.Request) -> web.Response:
     try:
         page = await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes, me))
     except NotFound:
-        return ws.render("not_found.html", status=404, **_common(ws, session, "online"))
+        return ws.render("not_found.html", status=404, **page_context(ws, session, "online"))
     presence = await ws.store.read(lambda conn: queries.presence_of(conn, session.agent.id))
     return ws.render(
-        "contact.html", **_common(ws, session, presence), page=page, contact=page.contact
+        "contact.html", **page_context(ws, session, presence), page=page, contact=page.contact
     )
 
 
