@@ -18,13 +18,14 @@ import aiosmtplib
 import pytest
 import socketio
 from aiohttp import ClientSession
-from aiosmtpd.smtp import SMTP
 from prometheus_client.parser import text_string_to_metric_families
 from twilio.request_validator import RequestValidator
 
 from inbox import metrics
 from tests.agent_ui.conftest import Desk, add_people, build_desk
+from tests.processes import until
 from tests.test_crash import free_port
+from tests.test_form_email_thread import relay  # noqa: F401 - a fixture
 
 METRICS_TOKEN = "metrics-token-0123456789abcdef"
 SID = "AC" + "0123456789abcdef" * 2
@@ -104,15 +105,6 @@ send_backoff_seconds = 0
 """
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.received: list[bytes] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.received.append(envelope.content)
-        return "250 OK"
-
-
 def scrape_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """(sample name, sorted labels) -> value, from the Prometheus text format."""
     values = {}
@@ -128,27 +120,8 @@ def total(values, name: str, **labels: str) -> float:
     return sum(v for (n, lab), v in values.items() if n == name and want <= set(lab))
 
 
-async def eventually(predicate, seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
 @pytest.fixture
-async def relay():
-    sink = Sink()
-    server = await asyncio.get_running_loop().create_server(
-        lambda: SMTP(sink, hostname="relay.test"), "127.0.0.1", 0
-    )
-    yield sink, server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
-
-
-@pytest.fixture
-async def everything(tmp_path, aiohttp_client, relay):
+async def everything(tmp_path, aiohttp_client, relay):  # noqa: F811
     """The desk of tests/agent_ui with every channel, auto-answers and [metrics] on."""
     from omnidesk import metrics as endpoint
     from omnidesk.app import make_web_app
@@ -288,7 +261,7 @@ async def test_traffic_through_every_channel_moves_every_family(everything):
                 >= 5
             )
 
-        await eventually(delivered)
+        await until(delivered, 15, "the deliveries and assignments to show in a scrape")
         after = scrape_values(await scrape(desk))
     finally:
         await visitor.disconnect()
