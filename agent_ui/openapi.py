@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from inbox.untrusted import MAX_ID
+from inbox.web.untrusted import MAX_ID
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 

@@ -23,12 +23,12 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from channels.webform.render import form_page, message_page
 from channels.webform.settings import FormSettings, FormsSettings
 from channels.webform.validate import Cleaned, Upload, idempotency_key, message_text, validate
-from inbox.client_address import request_client_address
 from inbox.errors import ValidationError
 from inbox.ports import FileStore, IngestFn
-from inbox.ratelimit import Limiter, RateLimiter
 from inbox.types import Attachment, Channel, InboundMessage, IngestResult
-from inbox.untrusted import loads
+from inbox.web.client_address import request_client_address
+from inbox.web.ratelimit import Limiter, RateLimiter
+from inbox.web.untrusted import loads
 
 log = logging.getLogger(__name__)
 

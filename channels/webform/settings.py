@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from inbox.client_address import read_trusted_proxies
 from inbox.config import ConfigSection
+from inbox.web.client_address import read_trusted_proxies
 
 FIELD_TYPES = ("text", "email", "phone", "textarea", "select", "checkbox", "number", "file")
 RESERVED_NAMES = frozenset({"submission_id"})

@@ -25,11 +25,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from inbox.bus import EventBus
+from inbox.accounts.tokens import LAST_USED_PRECISION, Scope, note_used, verify_and_last_used
+from inbox.bus.backends import EventBus
 from inbox.errors import AuthError
 from inbox.events import Event, EventName, TokenRevoked
-from inbox.store import Store
-from inbox.tokens import LAST_USED_PRECISION, Scope, note_used, verify_and_last_used
+from inbox.store.backends import Store
 
 TTL = 30.0
 STAMP_NAME = "api_tokens.revoked"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import inbox.schema
+import inbox.store.schema
 
 revision = "0006"
 down_revision = "0005"
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=100), nullable=False),
         sa.Column("action", sa.String(length=200), nullable=False),
         sa.Column("result", sa.JSON(), nullable=False),
-        sa.Column("created_at", inbox.schema.UTCDateTime(), nullable=False),
+        sa.Column("created_at", inbox.store.schema.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["agent_id"], ["agents.id"], name=op.f("fk_action_keys_agent_id")),
         sa.PrimaryKeyConstraint("agent_id", "key", name=op.f("pk_action_keys")),
     )

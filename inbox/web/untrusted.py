@@ -1,7 +1,7 @@
 """Reading what outsiders send: JSON text, ids and text fields, refused with a
 `ValidationError` that says what is wrong (and where) instead of failing further in.
 
-Every edge reads through here: the HTTP JSON bodies (`inbox.http.read_json`), the web
+Every edge reads through here: the HTTP JSON bodies (`inbox.web.http.read_json`), the web
 form's JSON, socket.io packets (the composition root gives the server `SocketJson`), ids in
 paths, queries and socket events. What it refuses:
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import inbox.schema
+import inbox.store.schema
 
 revision = "0001"
 down_revision = None
@@ -32,8 +32,8 @@ def upgrade() -> None:
         sa.Column("teams", sa.JSON(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("presence", sa.String(length=16), nullable=False),
-        sa.Column("password_changed_at", inbox.schema.UTCDateTime(), nullable=True),
-        sa.Column("created_at", inbox.schema.UTCDateTime(), nullable=False),
+        sa.Column("password_changed_at", inbox.store.schema.UTCDateTime(), nullable=True),
+        sa.Column("created_at", inbox.store.schema.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agents")),
         sa.UniqueConstraint("email", name=op.f("uq_agents_email")),
     )
@@ -42,8 +42,8 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("token_hash", sa.String(length=128), nullable=False),
-        sa.Column("created_at", inbox.schema.UTCDateTime(), nullable=False),
-        sa.Column("last_used_at", inbox.schema.UTCDateTime(), nullable=True),
+        sa.Column("created_at", inbox.store.schema.UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", inbox.store.schema.UTCDateTime(), nullable=True),
         sa.Column("revoked", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.Column(
             "merged_into", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
-        sa.Column("created_at", inbox.schema.UTCDateTime(), nullable=False),
+        sa.Column("created_at", inbox.store.schema.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["merged_into"], ["contacts.id"], name=op.f("fk_contacts_merged_into")
         ),
@@ -68,7 +68,7 @@ def upgrade() -> None:
         "cursors",
         sa.Column("source", sa.String(length=200), nullable=False),
         sa.Column("position", sa.String(length=200), nullable=False),
-        sa.Column("updated_at", inbox.schema.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", inbox.store.schema.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("source", name=op.f("pk_cursors")),
     )
     op.create_table(
@@ -89,12 +89,12 @@ def upgrade() -> None:
         sa.Column("token", sa.String(length=64), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("triage", sa.JSON(), nullable=True),
-        sa.Column("created_at", inbox.schema.UTCDateTime(), nullable=False),
-        sa.Column("last_message_at", inbox.schema.UTCDateTime(), nullable=False),
-        sa.Column("first_response_at", inbox.schema.UTCDateTime(), nullable=True),
-        sa.Column("resolved_at", inbox.schema.UTCDateTime(), nullable=True),
-        sa.Column("waiting_since", inbox.schema.UTCDateTime(), nullable=True),
-        sa.Column("assigned_at", inbox.schema.UTCDateTime(), nullable=True),
+        sa.Column("created_at", inbox.store.schema.UTCDateTime(), nullable=False),
+        sa.Column("last_message_at", inbox.store.schema.UTCDateTime(), nullable=False),
+        sa.Column("first_response_at", inbox.store.schema.UTCDateTime(), nullable=True),
+        sa.Column("resolved_at", inbox.store.schema.UTCDateTime(), nullable=True),
+        sa.Column("waiting_since", inbox.store.schema.UTCDateTime(), nullable=True),
+        sa.Column("assigned_at", inbox.store.schema.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignee_id"], ["agents.id"], name=op.f("fk_conversations_assignee_id")
         ),
@@ -129,7 +129,7 @@ def upgrade() -> None:
         sa.Column("value", sa.String(length=320), nullable=False),
         sa.Column("verified", sa.Boolean(), nullable=False),
         sa.Column("opted_out", sa.Boolean(), nullable=False),
-        sa.Column("created_at", inbox.schema.UTCDateTime(), nullable=False),
+        sa.Column("created_at", inbox.store.schema.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_identities_contact_id")
         ),
@@ -147,8 +147,8 @@ def upgrade() -> None:
         ),
         sa.Column("agent_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=False),
-        sa.Column("assigned_at", inbox.schema.UTCDateTime(), nullable=False),
-        sa.Column("ended_at", inbox.schema.UTCDateTime(), nullable=True),
+        sa.Column("assigned_at", inbox.store.schema.UTCDateTime(), nullable=False),
+        sa.Column("ended_at", inbox.store.schema.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["agent_id"], ["agents.id"], name=op.f("fk_assignments_agent_id")),
         sa.ForeignKeyConstraint(
             ["conversation_id"], ["conversations.id"], name=op.f("fk_assignments_conversation_id")
@@ -180,7 +180,7 @@ def upgrade() -> None:
         sa.Column("failure_reason", sa.Text(), nullable=True),
         sa.Column("meta", sa.JSON(), nullable=False),
         sa.Column("needs_triage", sa.Boolean(), nullable=False),
-        sa.Column("created_at", inbox.schema.UTCDateTime(), nullable=False),
+        sa.Column("created_at", inbox.store.schema.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["conversation_id"], ["conversations.id"], name=op.f("fk_messages_conversation_id")
         ),
@@ -202,10 +202,10 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", inbox.schema.UTCDateTime(), nullable=False),
-        sa.Column("lease_until", inbox.schema.UTCDateTime(), nullable=True),
+        sa.Column("next_attempt_at", inbox.store.schema.UTCDateTime(), nullable=False),
+        sa.Column("lease_until", inbox.store.schema.UTCDateTime(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("created_at", inbox.schema.UTCDateTime(), nullable=False),
+        sa.Column("created_at", inbox.store.schema.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["message_id"], ["messages.id"], name=op.f("fk_outbox_message_id")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
         sa.UniqueConstraint("message_id", name=op.f("uq_outbox_message_id")),

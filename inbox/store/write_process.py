@@ -22,8 +22,8 @@ import logging
 import os
 import sys
 
-from inbox.child_process import Answers, ChildProcess, serve
 from inbox.errors import StoreError
+from inbox.store.child_process import Answers, ChildProcess, serve
 
 
 class WriteProcess(ChildProcess):
@@ -39,7 +39,7 @@ class WriteProcess(ChildProcess):
 
 
 def main(argv: list[str]) -> None:
-    from inbox.store import WriterConnection, sqlite_engine, translate_error
+    from inbox.store.backends import WriterConnection, sqlite_engine, translate_error
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s writer %(message)s")
     # A background worker: it should not take the CPU from the event loop that just woke

@@ -33,7 +33,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    import inbox.schema
+    import inbox.store.schema
 
     op.drop_index(op.f("ix_login_failures_last_at"), table_name="login_failures")
     op.drop_table("login_failures")
@@ -41,7 +41,7 @@ def downgrade() -> None:
         "login_failures",
         sa.Column("id", _ID, nullable=False),
         sa.Column("key", sa.String(length=400), nullable=False),
-        sa.Column("at", inbox.schema.UTCDateTime(), nullable=False),
+        sa.Column("at", inbox.store.schema.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
     )
     op.create_index(op.f("ix_login_failures_key_at"), "login_failures", ["key", "at"])

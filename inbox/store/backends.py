@@ -8,7 +8,7 @@ to run them:
   writer anyway), so a batch of many statements costs no thread hop per statement, and
   reads on a small pool of reader threads (WAL lets them run beside the writer). With
   `write_process=True` (what `omnidesk serve` uses for a database file), `call` runs in a
-  child process instead (`inbox.write_process`: the hot ingest path stops sharing the
+  child process instead (`inbox.store.write_process`: the hot ingest path stops sharing the
   event loop's GIL); thread and child take turns, one write transaction at a time.
 * PostgreSQL runs them on asyncpg through `AsyncConnection.run_sync`.
 
@@ -35,7 +35,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from inbox.errors import OmnideskError, StoreError, ValidationError
 from inbox.health import WriteOutcomes
-from inbox.write_process import WriteProcess
+from inbox.store.write_process import WriteProcess
 
 T = TypeVar("T")
 log = logging.getLogger("omnidesk.store")

@@ -1,4 +1,4 @@
-"""The one SQL schema (SQLAlchemy Core). Migrations in inbox/migrations follow it.
+"""The one SQL schema (SQLAlchemy Core). Migrations in inbox/store/migrations follow it.
 
 Times are stored as naive UTC and handed out as aware UTC (`UTCDateTime`), identically
 on SQLite and PostgreSQL.
@@ -219,7 +219,7 @@ agent_sessions = sa.Table(
 )
 
 # sign-in attempts counted per (account, client address) and per client address
-# (inbox.signin_throttle); times are epoch seconds, so the throttle's arithmetic is the
+# (inbox.accounts.signin_throttle); times are epoch seconds, so the throttle's arithmetic is the
 # same SQL on both engines
 login_failures = sa.Table(
     "login_failures",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import inbox.schema
+import inbox.store.schema
 
 revision = "0003"
 down_revision = "0002"
@@ -26,7 +26,9 @@ def upgrade() -> None:
         "api_tokens",
         sa.Column("read_only", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
-    op.add_column("api_tokens", sa.Column("revoked_at", inbox.schema.UTCDateTime(), nullable=True))
+    op.add_column(
+        "api_tokens", sa.Column("revoked_at", inbox.store.schema.UTCDateTime(), nullable=True)
+    )
 
 
 def downgrade() -> None:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from inbox.schema import metadata
+from inbox.store.schema import metadata
 
 config = context.config
 

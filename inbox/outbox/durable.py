@@ -20,8 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from inbox import metrics
-from inbox import schema as t
-from inbox.bus import EventBus
+from inbox.bus.backends import EventBus
 from inbox.errors import (
     BusError,
     DeliveryError,
@@ -32,7 +31,8 @@ from inbox.errors import (
 from inbox.events import DeliveryChanged, Event, EventName
 from inbox.identity import SENDER_KIND
 from inbox.ports import Outbound, Sender
-from inbox.store import Store
+from inbox.store import schema as t
+from inbox.store.backends import Store
 from inbox.tasks import cancel_and_wait
 from inbox.types import AuthorKind, Channel, DeliveryStatus, Direction, IdentityKind
 
@@ -333,7 +333,7 @@ class OutboxWorker:
         self.batch = batch
         # with a short lease (cluster), a send must end before another worker may claim it
         self.send_timeout = send_timeout
-        # cluster mode: pokes go to the RQ relay (inbox.relay) and this loop is not started
+        # cluster mode: pokes go to the RQ relay (inbox.outbox.rq_relay); this loop is not started
         self.relay: Callable[..., None] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

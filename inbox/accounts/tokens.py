@@ -18,13 +18,13 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import schema as t
 from inbox.errors import Conflict, NotFound, ValidationError
+from inbox.store import schema as t
 
 PREFIX = "odk_"
 
 # last_used_at is written when a process checks a token in the store (not on every call,
-# see inbox.token_cache), and at most this often
+# see inbox.accounts.token_cache), and at most this often
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 

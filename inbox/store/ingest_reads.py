@@ -1,7 +1,7 @@
 """What ingest reads and writes, and how: the plain SQL, the per-message lookups (`Reads`)
 and the set-based ones a batch makes up front (`BatchReads`). `inbox.ingest` holds the
 decisions (contact, thread, status) and the group commit; this module holds the store
-side of them, for SQLite and PostgreSQL alike (see `inbox.fastsql` for how each runs)."""
+side of them, for SQLite and PostgreSQL alike (see `inbox.store.fastsql` for how each runs)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from inbox import threads
-from inbox.fastsql import Sql, as_utc, in_list
-from inbox.fastsql import _sqlite_value as sqlite_value
+from inbox.store.fastsql import Sql, as_utc, in_list
+from inbox.store.fastsql import _sqlite_value as sqlite_value
 from inbox.types import ConversationStatus, InboundMessage, IngestResult, pickled_by_fields
 
 
@@ -32,7 +32,7 @@ class Prepared:
     sender_key: str
 
 
-# Plain SQL shared by SQLite and PostgreSQL, run by inbox.fastsql (see why there).
+# Plain SQL shared by SQLite and PostgreSQL, run by inbox.store.fastsql (see why there).
 Q_EXISTING = (
     "SELECT m.id, m.conversation_id, c.contact_id FROM messages m "
     "JOIN conversations c ON c.id = m.conversation_id "
@@ -57,7 +57,7 @@ _CONV = "SELECT id, status, last_message_at FROM conversations "
 Q_BY_TOKEN = _CONV + "WHERE token = :token"
 # header evidence: the latest message named, with its conversation and that conversation's
 # contact; a message of this channel (received on it, or sent in it), or, on email, a
-# message of a channel whose answers we send by email (`inbox.outbox`: a form or API
+# message of a channel whose answers we send by email (`inbox.outbox.durable`: a form or API
 # conversation, a chat visitor who left) whose provider id is a Message-ID (`left@right`,
 # not a held `webchat:<id>`). Headers and recency thread only within the message's inbox:
 # a conversation belongs to one inbox, and who may write into an inbox (an API token's

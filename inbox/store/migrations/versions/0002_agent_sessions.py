@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import inbox.schema
+import inbox.store.schema
 
 revision = "0002"
 down_revision = "0001"
@@ -26,9 +26,9 @@ def upgrade() -> None:
         sa.Column("id_hash", sa.String(length=64), nullable=False),
         sa.Column("agent_id", _ID, nullable=False),
         sa.Column("csrf_token", sa.String(length=64), nullable=False),
-        sa.Column("created_at", inbox.schema.UTCDateTime(), nullable=False),
-        sa.Column("last_seen_at", inbox.schema.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", inbox.schema.UTCDateTime(), nullable=False),
+        sa.Column("created_at", inbox.store.schema.UTCDateTime(), nullable=False),
+        sa.Column("last_seen_at", inbox.store.schema.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", inbox.store.schema.UTCDateTime(), nullable=False),
         sa.Column("ip", sa.String(length=64), nullable=True),
         sa.Column("user_agent", sa.String(length=200), nullable=True),
         sa.ForeignKeyConstraint(
@@ -41,7 +41,7 @@ def upgrade() -> None:
         "login_failures",
         sa.Column("id", _ID, nullable=False),
         sa.Column("key", sa.String(length=400), nullable=False),
-        sa.Column("at", inbox.schema.UTCDateTime(), nullable=False),
+        sa.Column("at", inbox.store.schema.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
     )
     op.create_index(op.f("ix_login_failures_key_at"), "login_failures", ["key", "at"])

@@ -15,6 +15,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from inbox.accounts.token_cache import TokenCache
+from inbox.accounts.tokens import Scope
 from inbox.errors import (
     AddressInUse,
     AuthError,
@@ -23,10 +25,8 @@ from inbox.errors import (
     PayloadTooLarge,
     ValidationError,
 )
-from inbox.store import Store
-from inbox.token_cache import TokenCache
-from inbox.tokens import Scope
-from inbox.untrusted import MAX_ID, loads
+from inbox.store.backends import Store
+from inbox.web.untrusted import MAX_ID, loads
 
 log = logging.getLogger("omnidesk.http")
 

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from inbox import schema as t
+from inbox.store import schema as t
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import schema as t
 from inbox.errors import Conflict, NotFound, ValidationError
 from inbox.identity import normalize_email
-from inbox.repo import agent_from_row
+from inbox.store import schema as t
+from inbox.store.repo import agent_from_row
 from inbox.types import Agent, Presence, Role
 
 

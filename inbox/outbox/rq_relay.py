@@ -36,8 +36,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import schema as t
-from inbox.store import Store
+from inbox.store import schema as t
+from inbox.store.backends import Store
 from inbox.tasks import cancel_and_wait
 
 try:

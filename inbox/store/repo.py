@@ -11,8 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from inbox import schema as t
 from inbox.errors import NotFound, ValidationError
+from inbox.store import schema as t
 from inbox.types import (
     Agent,
     Attachment,
@@ -28,7 +28,7 @@ from inbox.types import (
     Message,
     Role,
 )
-from inbox.untrusted import is_id, loads
+from inbox.web.untrusted import is_id, loads
 
 
 def attachments_to_json(items: Sequence[Attachment]) -> list[dict[str, Any]]:

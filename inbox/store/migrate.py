@@ -9,7 +9,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-from inbox.store import sync_url
+from inbox.store.backends import sync_url
 
 HERE = Path(__file__).resolve().parent / "migrations"
 

@@ -14,8 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import schema as t
 from inbox.errors import Conflict
+from inbox.store import schema as t
 
 k = t.action_keys.c
 KEEP = timedelta(days=2)  # how long a key answers for itself
