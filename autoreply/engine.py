@@ -78,31 +78,8 @@ def decide(
         )
     if first_message is None:
         first_message = is_first_message(message, conversation)
-    view = _view(state, message, conversation, contact, now, settings, inbound, first_message)
-    said = asked_for_person(state.handoff, view.body_words, settings.handoff_max_words)
-    if said is not None:
-        extra = {"ruleset_version": ruleset.version}
-        return handoff_decision(said, conversation.priority, settings, extra, trace)
-    outcome = fire_rules(ruleset, view, settings.priorities, trace)
-    choose_template(outcome, view, state.faq, settings, trace)
-    case = Case(message, conversation, contact, inbound, view)
-    answer(outcome, case, ruleset.templates, settings, limiter, agents_available)
-    return outcome.decision(ruleset.version)
-
-
-def _view(
-    state: State,
-    message: Message,
-    conversation: Conversation,
-    contact: Contact,
-    now: datetime,
-    settings: AutoreplySettings,
-    inbound: InboundMessage | None,
-    first_message: bool,
-) -> MessageView:
-    """The message as the conditions see it: words and phrase hits found once."""
-    return MessageView(
-        phrases=state.ruleset.phrases,
+    view = MessageView(  # the message as the conditions see it: words and phrase hits found once
+        phrases=ruleset.phrases,
         channel=str(message.channel),
         inbox=inbound.inbox if inbound is not None else conversation.inbox,
         recipients=_recipients(inbound),
@@ -115,6 +92,15 @@ def _view(
         faq=state.faq,
         hours=settings.business_hours,
     )
+    said = asked_for_person(state.handoff, view.body_words, settings.handoff_max_words)
+    if said is not None:
+        extra = {"ruleset_version": ruleset.version}
+        return handoff_decision(said, conversation.priority, settings, extra, trace)
+    outcome = fire_rules(ruleset, view, settings.priorities, trace)
+    choose_template(outcome, view, state.faq, settings, trace)
+    case = Case(message, conversation, contact, inbound, view)
+    answer(outcome, case, ruleset.templates, settings, limiter, agents_available)
+    return outcome.decision(ruleset.version)
 
 
 def _recipients(inbound: InboundMessage | None) -> list[str]:
