@@ -14,7 +14,8 @@ A rule file holds reply templates and an ordered list of rules:
 
 Rules from several files are evaluated in the order the files are given, then in file
 order. Templates are shared by all files; the built-in template `faq` answers with the
-matched FAQ entry and how to reach a person.
+matched FAQ entry and how to reach a person. The keys of `when` are read by
+`autoreply.when`; this module reads the files, the templates, the rules and `then`.
 """
 
 from __future__ import annotations

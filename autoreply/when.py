@@ -58,7 +58,8 @@ def read_when(
 ) -> tuple[list[Condition], set[int]]:
     """The conditions of one `when` table, checked key by key, and the rule's keyword ids.
 
-    Checked in the order the keys are documented, so the first error reported is stable.
+    The key groups are read in the order of `WHEN_KEYS`, so a table with several bad keys
+    always reports the same one first.
     """
     table.reject_unknown(WHEN_KEYS)
     conditions = _arrival(table)
