@@ -20,7 +20,7 @@ from agent_ui.routing_api import RoutingClient
 from agent_ui.settings import read_ui_settings
 from agent_ui.workspace import HERE, WS_KEY, Workspace
 from channels.email.capture import MailFolder, captured_mail_dir
-from inbox.files import FileStore
+from inbox.store.files import FileStore
 
 # (method, path, handler): the whole surface, used by the authorization matrix test
 ROUTES: list[tuple[str, str, Any]] = [

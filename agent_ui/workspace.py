@@ -12,8 +12,8 @@ from aiohttp import web
 
 from agent_ui.passwords import PasswordWorker
 from agent_ui.settings import UiSettings
-from inbox.bus import EventBus
-from inbox.store import Store
+from inbox.bus.backends import EventBus
+from inbox.store.backends import Store
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,7 +31,7 @@ class Workspace:
     bus: EventBus
     settings: UiSettings
     passwords: PasswordWorker  # argon2 off the event loop
-    outbox: Any = None  # inbox.outbox.OutboxWorker: poke() after an agent reply
+    outbox: Any = None  # inbox.outbox.durable.OutboxWorker: poke() after an agent reply
     triage: Any = None  # the auto-answer engine (FAQ suggestions), or None when off
     sio: Any = None  # the one socketio.AsyncServer
     live: Any = None  # agent_ui.live.AgentNamespace

@@ -20,10 +20,18 @@ from agent_ui import api as read_api
 from agent_ui import routing_api
 from agent_ui import web as agent_web
 from channels import api as inbound_api
-from inbox.bus import EventBus, open_bus
+from inbox.accounts.token_cache import TokenCache, stamp_path
+from inbox.bus.backends import EventBus, open_bus
+from inbox.bus.presence import MemoryPresence, SocketPresence, open_presence
 from inbox.config import Config
 from inbox.health import Check, Readiness, bus_check, store_check, writer_check
-from inbox.http import (
+from inbox.ingest import Ingestor, IngestSettings
+from inbox.outbox.durable import OutboxWorker
+from inbox.pipeline import Pipeline
+from inbox.ports import IngestFn, Sender
+from inbox.store.backends import Store, open_store
+from inbox.tasks import cancel_and_wait
+from inbox.web.http import (
     MAX_BODY_KEY,
     STORE_KEY,
     TOKENS_KEY,
@@ -31,15 +39,7 @@ from inbox.http import (
     listen,
     log_bad_requests_as_warnings,
 )
-from inbox.ingest import Ingestor, IngestSettings
-from inbox.outbox import OutboxWorker
-from inbox.pipeline import Pipeline
-from inbox.ports import IngestFn, Sender
-from inbox.presence import MemoryPresence, SocketPresence, open_presence
-from inbox.store import Store, open_store
-from inbox.tasks import cancel_and_wait
-from inbox.token_cache import TokenCache, stamp_path
-from inbox.untrusted import SocketJson
+from inbox.web.untrusted import SocketJson
 from omnidesk import metrics, worker
 from omnidesk.wiring import Parts, build_parts, build_router
 
@@ -71,7 +71,7 @@ class Services:
     # with Redis configured its emits reach clients connected to any web process
     sio: socketio.AsyncServer | None = None
     # who is connected where (agent sockets, visitors in rooms, viewers): in this process,
-    # or with Redis configured over every web process (inbox.presence)
+    # or with Redis configured over every web process (inbox.bus.presence)
     presence: SocketPresence = field(default_factory=MemoryPresence)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -138,7 +138,7 @@ async def build_services(
 
 
 class GuardedPacket(socketio.packet.Packet):  # type: ignore[misc]  # socketio is untyped
-    """socket.io packets read with `inbox.untrusted.SocketJson`: a payload too deep, with
+    """socket.io packets read with `inbox.web.untrusted.SocketJson`: a payload too deep, with
     a huge integer or a lone surrogate reaches its handler as `Refused` (and is answered)
     rather than raising inside the server, which would only log it and never answer."""
 

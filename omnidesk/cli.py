@@ -22,7 +22,7 @@ def _load(args: argparse.Namespace) -> config_mod.Config:
 
 
 def _with_store(config: config_mod.Config, fn: Callable[[Any], T], *, write: bool = True) -> T:
-    from inbox.store import open_store
+    from inbox.store.backends import open_store
 
     async def run() -> T:
         store = open_store(config.database_url)
@@ -41,7 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args)
     logs.setup(args.log_format or config.server.log_format, config.server.log_level)
     if args.migrate:
-        from inbox.migrate import upgrade
+        from inbox.store.migrate import upgrade
 
         upgrade(config.database_url)
     on_ready = None
@@ -54,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from inbox.migrate import upgrade
+    from inbox.store.migrate import upgrade
 
     config = _load(args)
     upgrade(config.database_url)
@@ -79,7 +79,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_agent_add(args: argparse.Namespace) -> int:
     from agent_ui.passwords import hash_password
-    from inbox.agents import add_agent, parse_levels
+    from inbox.accounts.agents import add_agent, parse_levels
 
     config = _load(args)
     password = args.password or secrets.token_urlsafe(12)
@@ -106,7 +106,7 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
 
 
 def cmd_agent_list(args: argparse.Namespace) -> int:
-    from inbox.agents import list_agents
+    from inbox.accounts.agents import list_agents
 
     config = _load(args)
     agents = _with_store(config, list_agents, write=False)
@@ -118,7 +118,7 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
 
 
 def cmd_agent_disable(args: argparse.Namespace) -> int:
-    from inbox.agents import disable_agent
+    from inbox.accounts.agents import disable_agent
 
     config = _load(args)
     _with_store(config, lambda conn: disable_agent(conn, args.email))
@@ -146,7 +146,7 @@ def _read_new_password(from_stdin: bool) -> str:
 def cmd_agent_password(args: argparse.Namespace) -> int:
     from agent_ui.passwords import hash_password
     from agent_ui.sessions import end_all_sessions, set_password
-    from inbox.agents import list_agents
+    from inbox.accounts.agents import list_agents
     from inbox.identity import normalize_email
 
     config = _load(args)
@@ -167,7 +167,7 @@ def cmd_agent_password(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from inbox.tokens import create_token
+    from inbox.accounts.tokens import create_token
 
     config = _load(args)
     inboxes = args.inbox or None
@@ -188,7 +188,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    from inbox.tokens import list_tokens
+    from inbox.accounts.tokens import list_tokens
 
     config = _load(args)
     tokens = _with_store(config, lambda conn: list_tokens(conn, revoked=args.all), write=False)
@@ -205,10 +205,10 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    from inbox.bus import open_bus
-    from inbox.store import open_store
-    from inbox.token_cache import announce_revoked, stamp_path
-    from inbox.tokens import revoke_token
+    from inbox.accounts.token_cache import announce_revoked, stamp_path
+    from inbox.accounts.tokens import revoke_token
+    from inbox.bus.backends import open_bus
+    from inbox.store.backends import open_store
 
     config = _load(args)
 
@@ -236,7 +236,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from omnidesk.demo import seed
 
     config = _load(args)
-    from inbox.migrate import upgrade
+    from inbox.store.migrate import upgrade
 
     upgrade(config.database_url)
     for line in seed(config):

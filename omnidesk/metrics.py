@@ -25,8 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inbox import metrics
 from inbox.config import Config
-from inbox.http import listen
-from inbox.relay import outbox_counts
+from inbox.outbox.rq_relay import outbox_counts
+from inbox.web.http import listen
 
 log = logging.getLogger("omnidesk.metrics")
 

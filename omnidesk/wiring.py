@@ -16,12 +16,12 @@ from aiohttp import web
 from inbox import metrics
 from inbox.config import Config
 from inbox.events import DeliveryChanged, Event, EventName
-from inbox.fastsql import Sql
-from inbox.files import FileStore
 from inbox.optouts import SqlOptOuts
-from inbox.outbox import enqueue, record_delivery
-from inbox.ratelimit import rate_limiter
+from inbox.outbox.durable import enqueue, record_delivery
+from inbox.store.fastsql import Sql
+from inbox.store.files import FileStore
 from inbox.types import AuthorKind, Channel, DeliveryStatus, IngestResult
+from inbox.web.ratelimit import rate_limiter
 
 log = logging.getLogger("omnidesk")
 

@@ -9,7 +9,7 @@ job after the row committed. Workers (roles all/worker) also run:
 
 * an RQ worker thread for the outbox queue (omnidesk.jobs), delivering through this
   process's channel senders;
-* the sweeper (inbox.relay), re-enqueueing due retries, rows whose writer died before
+* the sweeper (inbox.outbox.rq_relay), re-enqueueing due retries, rows whose writer died before
   enqueueing, and rows whose lease expired with a killed worker;
 * the worker-duties lease (a RedisLease like the router's): its holder polls the IMAP
   mailboxes and re-runs triage recovery every `recover_interval_seconds`; a standby takes
@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from inbox.config import Config
-from inbox.relay import RqRelay, Sweeper, outbox_counts
+from inbox.outbox.rq_relay import RqRelay, Sweeper, outbox_counts
 from inbox.tasks import cancel_and_wait
 from omnidesk import jobs
 

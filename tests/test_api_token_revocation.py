@@ -11,8 +11,8 @@ import time
 import uuid
 
 from inbox import config as config_mod
-from inbox.migrate import upgrade
-from inbox.tokens import create_token, revoke_token
+from inbox.accounts.tokens import create_token, revoke_token
+from inbox.store.migrate import upgrade
 from omnidesk.app import build_services, make_web_app
 from tests.conftest import write_config
 

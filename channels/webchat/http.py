@@ -17,8 +17,8 @@ from aiohttp import web
 from channels.webchat import signing
 from channels.webchat.namespace import WidgetNamespace
 from channels.webchat.settings import WidgetSettings
-from inbox.files import FileStore
-from inbox.http import listen
+from inbox.store.files import FileStore
+from inbox.web.http import listen
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ Protocol (every call that answers does so through the socket.io acknowledgement)
 Several web processes (Redis configured): typing and availability follow
 bus events that every process hears, so each emits them to its own sockets only
 (`ignore_queue=True`); a visitor's message, shown on their other tabs, goes through the
-Redis manager. Which conversation rooms have a visitor socket is kept in `inbox.presence`
+Redis manager. Which conversation rooms have a visitor socket is kept in `inbox.bus.presence`
 (the chat sender asks it whether the visitor is away).
 """
 
@@ -41,17 +41,17 @@ import socketio
 from channels.webchat import history, signing
 from channels.webchat.limits import ConnectionCounter
 from channels.webchat.settings import WebchatSettings, WidgetSettings
-from inbox.bus import EventBus
-from inbox.client_address import client_address
+from inbox.bus.backends import EventBus
+from inbox.bus.presence import MemoryPresence, SocketPresence
 from inbox.errors import BusError, OmnideskError, ValidationError
 from inbox.events import DeliveryChanged, Event, EventName, VisitorTyping
 from inbox.identity import normalize_email, normalize_external
 from inbox.ports import IngestFn
-from inbox.presence import MemoryPresence, SocketPresence
-from inbox.ratelimit import Limiter, RateLimiter
-from inbox.store import Store
+from inbox.store.backends import Store
 from inbox.types import Attachment, Channel, DeliveryStatus, IdentityKind, InboundMessage
-from inbox.untrusted import Refused, is_id, surrogate_path
+from inbox.web.client_address import client_address
+from inbox.web.ratelimit import Limiter, RateLimiter
+from inbox.web.untrusted import Refused, is_id, surrogate_path
 
 log = logging.getLogger(__name__)
 

@@ -147,7 +147,7 @@ async def sign_in(
 
 async def add_people(services: Any) -> dict[str, Person]:
     from agent_ui.passwords import hash_password
-    from inbox.agents import add_agent
+    from inbox.accounts.agents import add_agent
     from inbox.types import Role
 
     hashed = hash_password(PASSWORD)
@@ -185,7 +185,7 @@ async def build_desk(
     tmp_path, extra: str = "", *, router: bool = True, port: int = 0, public_url: str = ""
 ):
     from inbox import config as config_mod
-    from inbox.migrate import upgrade
+    from inbox.store.migrate import upgrade
     from omnidesk.app import build_services
     from omnidesk.wiring import build_router
 

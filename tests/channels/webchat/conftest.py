@@ -39,7 +39,7 @@ async def chat_service(tmp_path, aiohttp_client, request):
 
     Limits can be overridden with `@pytest.mark.webchat(rate_limit=..., ...)`."""
     from inbox import config as config_mod
-    from inbox.migrate import upgrade
+    from inbox.store.migrate import upgrade
     from omnidesk.app import build_services, make_web_app
 
     marker = request.node.get_closest_marker("webchat")
