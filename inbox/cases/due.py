@@ -16,6 +16,7 @@ agent's back.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from inbox.cases.activity import SYSTEM, ActivityEntry, ChangeKind
@@ -25,7 +26,7 @@ from inbox.cases.sla import SlaEvent, SlaMetric, SlaState
 from inbox.cases.status import CaseStatus, auto_close_at
 from inbox.cases.transitions import move_status
 
-__all__ = ["next_wake", "tick"]
+__all__ = ["Summary", "next_wake", "summary", "tick"]
 
 
 def tick(case: Case, now: datetime, policies: CasePolicies) -> Change:
@@ -57,6 +58,37 @@ def next_wake(case: Case, policies: CasePolicies) -> datetime | None:
         case.sla.next_check(policy.calendar, policy.warn_at),
     ]
     return min((t for t in times if t is not None), default=None)
+
+
+# the state a case shows for its SLA: its worst clock's (no clock: None)
+_WORST_FIRST = (
+    SlaState.BREACHED,
+    SlaState.WARNING,
+    SlaState.RUNNING,
+    SlaState.PAUSED,
+    SlaState.MET,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a store keeps beside a case, derived from it: when to `tick` it next (the
+    sweeper's index), its earliest due time (the queue shows it and sorts by it), and the
+    state of its worst SLA clock (the queue's badge, the supervisors' filter)."""
+
+    wake_at: datetime | None
+    due_at: datetime | None
+    sla_state: SlaState | None
+
+
+def summary(case: Case, now: datetime, policies: CasePolicies) -> Summary:
+    policy = policies.for_inbox(case.inbox)
+    states = {c.state(now, policy.calendar, policy.warn_at) for c in case.sla}
+    return Summary(
+        wake_at=next_wake(case, policies),
+        due_at=case.sla.due_at(policy.calendar),
+        sla_state=next((s for s in _WORST_FIRST if s in states), None),
+    )
 
 
 def _passed(when: datetime | None, now: datetime) -> bool:

@@ -21,6 +21,7 @@ from inbox.cases import (
     set_status,
     tick,
 )
+from inbox.cases.due import Summary, summary
 from inbox.errors import Conflict, ValidationError
 from tests.cases.support import T0, H, new_case, policies
 
@@ -184,3 +185,17 @@ def test_nothing_due_is_no_change():
     case = new_case()
     nothing = tick(case, T0 + H / 10, P)
     assert not nothing.changed and nothing.entries == () and nothing.case == case
+
+
+def test_the_summary_a_store_keeps_beside_a_case():
+    case = new_case("high")
+    fresh = summary(case, T0, P)
+    assert fresh == Summary(wake_at=T0 + 0.8 * H, due_at=T0 + H, sla_state=SlaState.RUNNING)
+    late = tick(case, T0 + 2 * H, P).case
+    assert summary(late, T0 + 2 * H, P).sla_state is SlaState.BREACHED
+    solved = set_status(new_case(), S.SOLVED, actor=ANNA, at=T0, policies=P).case
+    assert summary(solved, T0, P) == Summary(
+        wake_at=T0 + P.default.auto_close_after, due_at=None, sla_state=SlaState.MET
+    )
+    bare = new_case(under=policies(targets={}))
+    assert summary(bare, T0, P) == Summary(None, None, None)
