@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -281,6 +281,7 @@ def leased_pollers(
 def check_sections(config: Config) -> None:
     """Validate every optional section a config has (`omnidesk config check`)."""
     autoreply_engine(config)
+    case_policies(config)
     routing_settings(config)
     if "sms" in config.root:
         from channels.sms import read_sms_settings
@@ -339,3 +340,21 @@ def build_router(config: Config, services: Any) -> Any:
 
 
 # --- end routing ------------------------------------------------------------------------
+
+
+if TYPE_CHECKING:  # here rather than at the top: one block for issue 17's wiring
+    from inbox.cases import CasePolicies
+
+
+def case_policies(config: Config) -> CasePolicies:
+    """[cases] read by its own reader (`inbox.cases.CasePolicies`; the defaults when the
+    section is absent); [routing.sla_seconds] gives the first-response targets it leaves out."""
+    from inbox.cases import read_case_policies
+
+    return read_case_policies(
+        config.section("cases"),
+        priorities=config.priorities,
+        inboxes=config.inboxes,
+        reopen_window_seconds=config.ingest.reopen_window_seconds,
+        first_response_defaults=routing_settings(config).sla_seconds,
+    )
