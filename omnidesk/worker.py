@@ -30,6 +30,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from channels.protocol import Duty
 from inbox.config import Config
@@ -38,7 +39,7 @@ from inbox.pipeline import Pipeline
 from inbox.ports import Triage, TriageDecision
 from inbox.store.backends import Store
 from inbox.tasks import cancel_and_wait
-from inbox.types import Contact, Conversation, InboundMessage, Message
+from inbox.types import Message
 from omnidesk import jobs
 from omnidesk.services import Services
 
@@ -205,19 +206,9 @@ class PerMessage:
     def __init__(self, triage: Triage) -> None:
         self.triage = triage
 
-    def decide(
-        self,
-        message: Message,
-        conversation: Conversation,
-        contact: Contact,
-        now: datetime,
-        *,
-        inbound: InboundMessage | None = None,
-        first_message: bool | None = None,
-    ) -> TriageDecision:
+    def decide(self, message: Message, *args: Any, **kwargs: Any) -> TriageDecision:
+        """`Triage.decide` of the engine, within `answering(message.id)`."""
         from autoreply.limiter import answering
 
         with answering(message.id):
-            return self.triage.decide(
-                message, conversation, contact, now, inbound=inbound, first_message=first_message
-            )
+            return self.triage.decide(message, *args, **kwargs)
