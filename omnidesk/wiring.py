@@ -93,7 +93,7 @@ async def build_services(
         )
         parts = open_channels(lent)
     except BaseException:
-        await close_all(closers)
+        await close_all([*closers, *([relay.stop] if relay is not None else [])])
         raise
     senders.update(parts.senders)
     closers += parts.closers
