@@ -324,6 +324,7 @@ class OutboxWorker:
         poll_interval: float = 0.5,
         batch: int = 20,
         send_timeout: float | None = None,
+        relay: Callable[..., None] | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -334,7 +335,7 @@ class OutboxWorker:
         # with a short lease (cluster), a send must end before another worker may claim it
         self.send_timeout = send_timeout
         # cluster mode: pokes go to the RQ relay (inbox.outbox.rq_relay); this loop is not started
-        self.relay: Callable[..., None] | None = None
+        self.relay = relay
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
