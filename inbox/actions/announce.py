@@ -44,7 +44,10 @@ class _Events:
         self.cid = change.case.id
         self.out: list[Event] = []
 
-    def add(self, name: EventName, data: Mapping[str, Any]) -> None:
+    def add(self, name: EventName, data: Mapping[str, Any], why: ChangeKind | None = None) -> None:
+        """An event of `data`, with the reason of the entry of kind `why` if given."""
+        if why is not None:
+            data = {**data, "reason": self.reason(why)}
         self.out.append(Event(name, data, self.at))
 
     def last(self, kind: ChangeKind) -> ActivityEntry | None:
@@ -63,24 +66,13 @@ def events_for(change: Change, at: datetime) -> list[Event]:
     _status(out)
     _assignee(out)
     if case.priority != before.priority:
-        out.add(
-            EventName.CONVERSATION_PRIORITY_CHANGED,
-            ev.PriorityChanged(
-                conversation_id=out.cid,
-                priority=case.priority,
-                previous_priority=before.priority,
-                reason=out.reason(ChangeKind.PRIORITY),
-            ),
+        priority = ev.PriorityChanged(
+            conversation_id=out.cid, priority=case.priority, previous_priority=before.priority
         )
+        out.add(EventName.CONVERSATION_PRIORITY_CHANGED, priority, ChangeKind.PRIORITY)
     if case.escalated != before.escalated:
-        out.add(
-            EventName.CONVERSATION_ESCALATED,
-            ev.Escalated(
-                conversation_id=out.cid,
-                escalated=case.escalated,
-                reason=out.reason(ChangeKind.ESCALATION),
-            ),
-        )
+        escalated = ev.Escalated(conversation_id=out.cid, escalated=case.escalated)
+        out.add(EventName.CONVERSATION_ESCALATED, escalated, ChangeKind.ESCALATION)
     _sla(out)
     if case.waiting and not before.waiting:
         queued = ev.Queued(conversation_id=out.cid, priority=case.priority)
@@ -113,15 +105,12 @@ def _status(out: _Events) -> None:
     before, case = out.change.before, out.change.case
     if case.status is before.status:
         return
-    out.add(
-        EventName.CONVERSATION_STATUS_CHANGED,
-        ev.StatusChanged(
-            conversation_id=out.cid,
-            status=stored_status(case.status),
-            previous_status=stored_status(before.status),
-            reason=out.reason(ChangeKind.STATUS),
-        ),
+    changed = ev.StatusChanged(
+        conversation_id=out.cid,
+        status=stored_status(case.status),
+        previous_status=stored_status(before.status),
     )
+    out.add(EventName.CONVERSATION_STATUS_CHANGED, changed, ChangeKind.STATUS)
     if case.status is CaseStatus.SOLVED:
         resolved = ev.Resolved(conversation_id=out.cid)
         by = out.last(ChangeKind.STATUS)

@@ -6,6 +6,7 @@ entries at once, the migration goes back and forth, and the migrated schema is t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import sqlalchemy as sa
 from alembic import command
@@ -61,16 +62,27 @@ def _seed_as_0006(conn) -> dict[str, int]:
     return ids
 
 
-async def test_rows_from_before_read_as_cases_and_answered_assignments_are_accepted(fresh_url):
-    upgrade(fresh_url, "0006")
-    store = open_store(fresh_url)
+@contextlib.asynccontextmanager
+async def opened(url: str):
+    store = open_store(url)
     try:
-        ids = await store.write(_seed_as_0006)
+        yield store
     finally:
         await store.close()
-    upgrade(fresh_url)
-    store = open_store(fresh_url)
-    try:
+
+
+async def migrated_from_0006(url: str) -> dict[str, int]:
+    """Rows written at 0006 (their ids by name), then the migration to head."""
+    upgrade(url, "0006")
+    async with opened(url) as store:
+        ids = await store.write(_seed_as_0006)
+    upgrade(url)
+    return ids
+
+
+async def test_rows_from_before_read_as_cases_and_answered_assignments_are_accepted(fresh_url):
+    ids = await migrated_from_0006(fresh_url)
+    async with opened(fresh_url) as store:
         cases = await store.read(lambda conn: repo.load_cases(conn, ids.values()))
         answered, offered = cases[ids["answered"]], cases[ids["offered"]]
         assert answered.accepted_at == T0 and not answered.offered
@@ -90,20 +102,11 @@ async def test_rows_from_before_read_as_cases_and_answered_assignments_are_accep
         )
         assert saved
         assert len(await store.read(lambda conn: repo.timeline(conn, case.id))) == 1
-    finally:
-        await store.close()
 
 
 async def test_the_migration_goes_back_and_forth(fresh_url):
-    upgrade(fresh_url, "0006")
-    store = open_store(fresh_url)
-    try:
-        ids = await store.write(_seed_as_0006)
-    finally:
-        await store.close()
-    upgrade(fresh_url)
-    store = open_store(fresh_url)
-    try:
+    ids = await migrated_from_0006(fresh_url)
+    async with opened(fresh_url) as store:
         # one on hold (0006 knows no such status), with an entry in the log
         held = await store.read(lambda conn: repo.load_case(conn, ids["held"]))
         change = escalate(held, actor=SYSTEM, at=T0, policies=POLICIES, note="x")
@@ -116,41 +119,26 @@ async def test_the_migration_goes_back_and_forth(fresh_url):
         assert await store.write(
             lambda conn: repo.save_change(conn, change, summary(change.case, T0, POLICIES), at=T0)
         )
-    finally:
-        await store.close()
     await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0006")
-    store = open_store(fresh_url)
-    try:
-        rows = await store.read(
-            lambda conn: conn.execute(
-                sa.text("SELECT id, status FROM conversations ORDER BY id")
-            ).all()
-        )
-        status = dict(rows)
+    async with opened(fresh_url) as store:
+        query = sa.text("SELECT id, status FROM conversations ORDER BY id")
+        status = dict(await store.read(lambda conn: conn.execute(query).all()))
         assert status[ids["held"]] == "pending"  # 0006 knows no on_hold
         assert status[ids["resolved"]] == "resolved"
         tables = await store.read(lambda conn: sa.inspect(conn).get_table_names())
         assert "activity" not in tables
-    finally:
-        await store.close()
     upgrade(fresh_url)
-    store = open_store(fresh_url)
-    try:
+    async with opened(fresh_url) as store:
         again = await store.read(lambda conn: repo.load_case(conn, ids["held"]))
         assert again.status is CaseStatus.PENDING and again.version == 0
-    finally:
-        await store.close()
 
 
 async def test_the_migrated_schema_is_the_declared_one(fresh_url):
     upgrade(fresh_url)
-    store = open_store(fresh_url)
-    try:
+    async with opened(fresh_url) as store:
         diffs = await store.read(
             lambda conn: compare_metadata(
                 MigrationContext.configure(conn, opts={"compare_type": True}), metadata
             )
         )
-    finally:
-        await store.close()
     assert diffs == []
