@@ -15,7 +15,8 @@ it. The policy:
 * an offer neither accepted nor answered in time goes to someone else;
 * transfers, unassign and supervisor assignment (over capacity only when forced).
 
-See `routing.model` for the indexes that keep a decision independent of queue length.
+See `routing.model` and `routing.bucket` for the indexes that keep a decision independent
+of queue length.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from inbox.errors import Conflict, NotFound, ValidationError
+from routing.bucket import Bucket
 from routing.decisions import (
     Assigned,
     Decision,
@@ -16,19 +17,8 @@ from routing.decisions import (
     Unassigned,
     build,
 )
-from routing.model import (
-    ASSIGNED,
-    EMPTY,
-    NO_DUE,
-    ONLINE,
-    TOKEN_MASK,
-    WAITING,
-    AgentState,
-    Bucket,
-    Conv,
-    Seat,
-    Tops,
-)
+from routing.keys import EMPTY, TOKEN_MASK, Tops
+from routing.model import ASSIGNED, NO_DUE, ONLINE, WAITING, AgentState, Conv, Seat
 from routing.settings import QueueRules, RoutingSettings
 from routing.timers import Lane, Timers
 
@@ -57,7 +47,7 @@ class Engine:
         self._waiting: dict[int, Conv] = {}  # token -> conversation, of each live bucket item
         self._agents: dict[int, AgentState] = {}
         self._buckets: dict[tuple[str, frozenset[str]], Bucket] = {}
-        self._tops: Tops = [EMPTY]  # every bucket's top, at its slot (see routing.model)
+        self._tops: Tops = [EMPTY]  # every bucket's top, at its slot (see routing.keys)
         # (due, seq, kind, conversation id): ids, not conversations, so that a resolved
         # conversation is freed at once; `tick` fires a timer only while its due is still
         # that conversation's due. The lanes of the timers set on every decision are
