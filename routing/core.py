@@ -26,13 +26,14 @@ from collections.abc import Iterable, Mapping
 from inbox.errors import Conflict
 from inbox.types import Presence
 from routing.decisions import Decision
-from routing.engine import ACCEPT, RELAX, SLA, SPARE_CONVS, UNEXCLUDE, Engine
-from routing.model import ASSIGNED, NO_DUE, NO_SKILLS, NOBODY, WAITING, AgentState, Conv
+from routing.engine import SPARE_CONVS, Engine
+from routing.model import ASSIGNED, NO_DUE, NO_SKILLS, AgentState, Conv
 from routing.moves import ManualMoves
 from routing.queries import Queries
+from routing.timed import TimedMoves
 
 
-class Router(ManualMoves, Queries, Engine):
+class Router(ManualMoves, TimedMoves, Queries, Engine):
     """The pure router. Construct with `RoutingSettings`; every method takes `now`."""
 
     # == agents ===========================================================================
@@ -222,29 +223,3 @@ class Router(ManualMoves, Queries, Engine):
             self._spare.append(conv)  # nothing refers to it any more: see Engine._spare
         out, self._out = self._out, []  # self._flush(), inline: a call per decision
         return out
-
-    # == time =============================================================================
-    def tick(self, now: float) -> list[Decision]:
-        """Fire every timer due by `now`: relaxation, SLA, accept timeouts, exclusions."""
-        pop_due = self._timers.pop_due
-        while (timer := pop_due(now)) is not None:
-            due, _, kind, cid = timer
-            conv = self._convs.get(cid)
-            if conv is None:  # resolved; a timer of an earlier life of this id fires only
-                continue  # at the very due the current one has, which then finds it done
-            if kind == RELAX and conv.state == WAITING and conv.relax_due == due:
-                self._relax(conv, now)
-            elif kind == SLA and conv.state == WAITING and conv.sla_due == due:
-                self._breach(conv, now)
-            elif kind == ACCEPT and conv.state == ASSIGNED and conv.accept_due == due:
-                self._accept_timeout(conv, now)
-            elif kind == UNEXCLUDE and conv.excl_due == due:
-                conv.excluded = NOBODY
-                conv.excl_due = None
-                if conv.state == WAITING:
-                    self._offer(conv, now)
-        return self._flush()
-
-    def next_due(self) -> float | None:
-        """When `tick` next has something to do (a lower bound), or None."""
-        return self._timers.next_due()
