@@ -22,6 +22,7 @@ of queue length.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Required, TypedDict, Unpack
 
 from inbox.errors import Conflict
 from inbox.types import Presence
@@ -31,6 +32,19 @@ from routing.model import ASSIGNED, NO_DUE, NO_SKILLS, AgentState, Conv
 from routing.moves import ManualMoves
 from routing.queries import Queries
 from routing.timed import TimedMoves
+
+
+class Placement(TypedDict, total=False):
+    """Where a conversation waits and its place in line: the keywords of
+    `Router.restore_assignment`, and of `Router.enqueue` (which spells them out: it is
+    called once per decision)."""
+
+    priority: Required[str]
+    channel: Required[str]
+    skills: Iterable[str]
+    optional_skills: Iterable[str]
+    queue: str  # whose rules (relaxation steps) apply
+    enqueued_at: float | None  # None: now
 
 
 class Router(ManualMoves, TimedMoves, Queries, Engine):
@@ -156,13 +170,8 @@ class Router(ManualMoves, TimedMoves, Queries, Engine):
         agent_id: int,
         now: float,
         *,
-        priority: str,
-        channel: str,
-        skills: Iterable[str] = (),
-        optional_skills: Iterable[str] = (),
-        queue: str = "default",
-        enqueued_at: float | None = None,
         accepted: bool = True,
+        **placement: Unpack[Placement],
     ) -> list[Decision]:
         """Rebuild at start: a conversation the database says is assigned. Load is taken
         as stored, even over capacity; an unaccepted offer gets a fresh accept timer."""
@@ -170,15 +179,15 @@ class Router(ManualMoves, TimedMoves, Queries, Engine):
         if conversation_id in self._convs:
             raise Conflict(f"conversation {conversation_id} is already known to the router")
         self._seq += 1
-        at = now if enqueued_at is None else enqueued_at
+        enqueued_at = placement.get("enqueued_at")
         conv = Conv(
             conversation_id,
-            channel,
-            self._rank_of(priority),
-            at,
-            frozenset(skills),
-            frozenset(optional_skills),
-            self.settings.rules_for(queue),
+            placement["channel"],
+            self._rank_of(placement["priority"]),
+            now if enqueued_at is None else enqueued_at,
+            frozenset(placement.get("skills", ())),
+            frozenset(placement.get("optional_skills", ())),
+            self.settings.rules_for(placement.get("queue", "default")),
             self._seq,
             accepted,  # responded
         )

@@ -13,7 +13,7 @@ from inbox.store import Store
 from inbox.types import Presence
 from routing import commands as cmd
 from routing import store as rstore
-from routing.core import Router
+from routing.core import Placement, Router
 from routing.decisions import Decision
 from routing.settings import TEAM_PREFIX, RoutingSettings
 
@@ -119,22 +119,10 @@ class Feed:
             team = [s for s in (view.required_skills if view else ()) if s.startswith(TEAM_PREFIX)]
             out += router.transfer_to_skills(cid, [*skills, *team], now)
 
-    def _priority(self, priority: str) -> str:
-        levels = self.settings.priorities
-        return priority if priority in levels else levels[-1]
-
     def _enqueue(self, router: Router, row: rstore.ConvRow, now: float) -> list[Decision]:
         since = row.waiting_since if row.waiting_since is not None else now
         self._since[row.id] = since
-        return router.enqueue(
-            row.id,
-            now,
-            priority=self._priority(row.priority),
-            channel=row.channel,
-            skills=row.skills,
-            queue=row.inbox,
-            enqueued_at=since,
-        )
+        return router.enqueue(row.id, now, **self._placement(row, since))
 
     def _restore(self, router: Router, row: rstore.ConvRow, now: float) -> list[Decision]:
         since = row.assigned_at if row.assigned_at is not None else now
@@ -143,12 +131,18 @@ class Feed:
             row.id,
             row.assignee_id,  # type: ignore[arg-type]
             now,
-            priority=self._priority(row.priority),
+            accepted=row.accepted,
+            **self._placement(row, since),
+        )
+
+    def _placement(self, row: rstore.ConvRow, since: float) -> Placement:
+        levels = self.settings.priorities
+        return Placement(
+            priority=row.priority if row.priority in levels else levels[-1],
             channel=row.channel,
             skills=row.skills,
             queue=row.inbox,
             enqueued_at=since,
-            accepted=row.accepted,
         )
 
     def _sync_agent(self, router: Router, agent_id: int, facts: _Facts, now: float
