@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import repo
-from inbox import schema as t
 from inbox.errors import Conflict, NotFound, ValidationError
-from inbox.outbox import enqueue
+from inbox.outbox.durable import enqueue
+from inbox.store import repo
+from inbox.store import schema as t
 from inbox.types import (
     AuthorKind,
     Channel,

@@ -6,12 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
-from inbox import repo
 from inbox.errors import NotFound, ValidationError
 from inbox.health import Readiness
-from inbox.http import STORE_KEY, require_inbox, require_token
+from inbox.store import repo
 from inbox.types import Channel, Contact, Conversation, ConversationStatus, Message
-from inbox.untrusted import parse_id
+from inbox.web.http import STORE_KEY, require_inbox, require_token
+from inbox.web.untrusted import parse_id
 
 # what /readyz asks: the store's writes, the writer process, the bus, IMAP mailboxes, ...
 READINESS_KEY: web.AppKey[Readiness] = web.AppKey("readiness", Readiness)

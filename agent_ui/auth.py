@@ -2,11 +2,11 @@
 
 * Passwords are argon2id (`agent_ui.passwords`); an unknown email is verified against a
   dummy hash and answered exactly like a wrong password.
-* Throttling (`inbox.signin_throttle`): per (account, client address) and per address,
+* Throttling (`inbox.accounts.signin_throttle`): per (account, client address) and per address,
   a few free attempts, then growing waits; a throttled attempt is answered 429 with
   Retry-After whatever the password, and checks no password. The attempt is counted before
   the password is checked, in one statement, so parallel attempts cannot slip through.
-  The client address honours `[agent_ui] trusted_proxies` (`inbox.client_address`).
+  The client address honours `[agent_ui] trusted_proxies` (`inbox.web.client_address`).
 * argon2 runs on `PasswordWorker`'s threads, never on the event loop; when too many checks
   wait already, sign-in answers 503 with Retry-After at once.
 * The session cookie is HttpOnly, SameSite=Lax, and Secure (with the `__Host-` prefix)
@@ -35,10 +35,11 @@ from agent_ui.passwords import Busy
 from agent_ui.sessions import Session
 from agent_ui.settings import UiSettings
 from agent_ui.workspace import WS_KEY, Workspace
-from inbox import metrics, signin_throttle
-from inbox.client_address import request_client_address
+from inbox import metrics
+from inbox.accounts import signin_throttle
 from inbox.errors import AuthError, Forbidden, OmnideskError
 from inbox.identity import normalize_email
+from inbox.web.client_address import request_client_address
 
 log = logging.getLogger("omnidesk.agent_ui")
 

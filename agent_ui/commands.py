@@ -23,13 +23,13 @@ from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.sms.segments import segments
 from inbox import events as ev
-from inbox import repo
-from inbox.agents import get_agent
+from inbox.accounts.agents import get_agent
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
-from inbox.http import MAX_BODY_KEY, read_json
+from inbox.store import repo
 from inbox.types import Conversation
-from inbox.untrusted import is_id
+from inbox.web.http import MAX_BODY_KEY, read_json
+from inbox.web.untrusted import is_id
 from routing.commands import TRANSFER
 
 log = logging.getLogger("omnidesk.agent_ui")

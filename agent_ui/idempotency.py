@@ -1,7 +1,7 @@
 """`Idempotency-Key` on agent actions: the page sends one per action attempt and the same
 one when it retries, so a resend after a dropped connection or an error page is answered
 with the first answer and changes nothing twice (the key and the answer are stored in the
-action's own transaction: `inbox.action_keys`). A request without the header acts as
+action's own transaction: `inbox.accounts.action_keys`). A request without the header acts as
 before."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aiohttp import web
 from sqlalchemy.engine import Connection
 
 from agent_ui.workspace import Workspace
-from inbox import action_keys
+from inbox.accounts import action_keys
 from inbox.errors import StoreError, ValidationError
 
 HEADER = "Idempotency-Key"

@@ -25,7 +25,7 @@ Several web processes (Redis configured): every process hears every bus event, s
 driven by bus events are emitted to this process's own sockets only (`ignore_queue=True`);
 the viewers notice starts in the process where an agent opened or left a conversation and
 goes through python-socketio's Redis manager to the room's sockets in every process. Who
-views what, and each agent's open sockets, live in `inbox.presence` (per process, or in
+views what, and each agent's open sockets, live in `inbox.bus.presence` (per process, or in
 Redis with expiry, where the router sums them).
 """
 
@@ -41,11 +41,11 @@ import socketio
 from agent_ui import access, queries, sessions
 from agent_ui.auth import same_origin
 from agent_ui.workspace import Workspace
+from inbox.bus.presence import MemoryPresence, SocketPresence
 from inbox.errors import BusError
 from inbox.events import AgentConnection, AgentTyping, Event, EventName
-from inbox.presence import MemoryPresence, SocketPresence
 from inbox.types import Agent
-from inbox.untrusted import is_id
+from inbox.web.untrusted import is_id
 
 log = logging.getLogger("omnidesk.agent_ui")
 

@@ -15,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import repo
-from inbox import schema as t
 from inbox.errors import NotFound
+from inbox.store import repo
+from inbox.store import schema as t
 from inbox.types import Contact, Conversation, Message
 
 c = t.conversations.c

@@ -35,15 +35,15 @@ from sqlalchemy.engine import Connection
 
 from agent_ui.api import conversation_json
 from inbox import events as ev
-from inbox import repo
-from inbox import schema as t
-from inbox.bus import EventBus
+from inbox.accounts.tokens import Scope
+from inbox.bus.backends import EventBus
 from inbox.errors import BusError, Conflict, Forbidden, NotFound, OmnideskError, ValidationError
 from inbox.events import Event, EventName
-from inbox.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
-from inbox.tokens import Scope
+from inbox.store import repo
+from inbox.store import schema as t
 from inbox.types import Presence
-from inbox.untrusted import is_id, parse_id
+from inbox.web.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
+from inbox.web.untrusted import is_id, parse_id
 from routing import commands as cmd
 from routing.store import waiting_query
 

@@ -1,5 +1,5 @@
 """Server-side agent sessions, as sync functions of a Connection (sign-in throttling:
-`inbox.signin_throttle`).
+`inbox.accounts.signin_throttle`).
 
 The cookie carries a random session id; the database keeps only its SHA-256, so a leaked
 database backup does not sign anyone in. Each session has its own CSRF token. A session
@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import schema as t
-from inbox.repo import agent_from_row
+from inbox.store import schema as t
+from inbox.store.repo import agent_from_row
 from inbox.types import Agent
 
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from inbox.client_address import Network, read_trusted_proxies
+from inbox.accounts.signin_throttle import ThrottlePolicy
 from inbox.config import Config
-from inbox.signin_throttle import ThrottlePolicy
+from inbox.web.client_address import Network, read_trusted_proxies
 from routing.settings import RoutingSettings
 
 _SHORTCUT = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")

@@ -15,9 +15,9 @@ from agent_ui.sessions import Session
 from agent_ui.settings import fill_canned
 from agent_ui.workspace import WS_KEY, Workspace
 from inbox.errors import NotFound, ValidationError
-from inbox.files import FileStore
+from inbox.store.files import FileStore
 from inbox.types import Message
-from inbox.untrusted import parse_id
+from inbox.web.untrusted import parse_id
 
 FILES_KEY: web.AppKey[FileStore] = web.AppKey("agent_files", FileStore)
 

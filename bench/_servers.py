@@ -175,11 +175,11 @@ async def committing_ingest(triage: bool = False) -> tuple[Any, Any]:
 
     With triage=True the pipeline runs in this process beside ingest, as the all-in-one
     `omnidesk serve` runs it (see embedded_ingest)."""
-    from inbox.bus import MemoryBus
+    from inbox.bus.backends import MemoryBus
     from inbox.ingest import Ingestor
-    from inbox.migrate import upgrade
     from inbox.pipeline import Pipeline
-    from inbox.store import open_store
+    from inbox.store.backends import open_store
+    from inbox.store.migrate import upgrade
 
     tmp = tempfile.mkdtemp(prefix="omnidesk-bench-")
     url = f"sqlite:///{tmp}/omnidesk.db"

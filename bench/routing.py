@@ -57,10 +57,10 @@ from typing import Any
 _HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [str(Path(_HERE).parent)] + [p for p in sys.path if p != _HERE]
 
-from inbox.bus import MemoryBus  # noqa: E402
+from inbox.bus.backends import MemoryBus  # noqa: E402
 from inbox.events import Event, EventName  # noqa: E402
-from inbox.migrate import upgrade  # noqa: E402
-from inbox.store import open_store  # noqa: E402
+from inbox.store.backends import open_store  # noqa: E402
+from inbox.store.migrate import upgrade  # noqa: E402
 from inbox.types import Presence  # noqa: E402
 from routing.core import Router  # noqa: E402
 from routing.decisions import Assigned  # noqa: E402

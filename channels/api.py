@@ -14,12 +14,12 @@ import nh3
 import orjson
 from aiohttp import web
 
-from inbox import repo
+from inbox.accounts.tokens import Scope
 from inbox.errors import Conflict, Forbidden, UnknownChannel, ValidationError
-from inbox.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_inbox, require_token
 from inbox.ports import IngestFn
-from inbox.tokens import Scope
+from inbox.store import repo
 from inbox.types import Channel, InboundMessage
+from inbox.web.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_inbox, require_token
 
 INGEST_KEY: web.AppKey[IngestFn] = web.AppKey("ingest", object)  # type: ignore[arg-type]
 

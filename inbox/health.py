@@ -23,8 +23,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from inbox.fastsql import Sql
-from inbox.ingest_reads import U_CURSOR
+from inbox.store.fastsql import Sql
+from inbox.store.ingest_reads import U_CURSOR
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 

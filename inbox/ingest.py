@@ -5,7 +5,7 @@ Concurrent calls are grouped: while one transaction commits, the calls that arri
 and then go together in the next one (group commit). Should the batch fail, it runs again
 with each message inside its own SAVEPOINT, so a bad message cannot fail its neighbours.
 A caller's await returns only after its message is durable, so it may acknowledge to the
-sender then. The store side (SQL, per-message and set-based reads) is `inbox.ingest_reads`.
+sender then. The store side (SQL, per-message and set-based reads) is `inbox.store.ingest_reads`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from inbox import metrics, threads
-from inbox.bus import EventBus, Scalar, received_event
+from inbox.bus.backends import EventBus, Scalar, received_event
 from inbox.errors import BusError, OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
-from inbox.fastsql import Sql, in_list, to_json
 from inbox.identity import normalize, sender_identity
-from inbox.ingest_reads import (
+from inbox.store.backends import Store, translate_error
+from inbox.store.fastsql import Sql, in_list, to_json
+from inbox.store.ingest_reads import (
     I_CONTACT,
     I_CONVERSATION,
     I_IDENTITY,
@@ -43,8 +44,7 @@ from inbox.ingest_reads import (
     follow_merges,
     lock_senders,
 )
-from inbox.repo import attachments_to_json
-from inbox.store import Store, translate_error
+from inbox.store.repo import attachments_to_json
 from inbox.tasks import cancel_and_wait
 from inbox.types import (
     ConversationStatus,

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.engine import Connection
 
-from inbox import schema as t
+from inbox.store import schema as t
 from inbox.types import IngestResult
 
 REGISTRY = CollectorRegistry()

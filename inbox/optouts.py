@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from inbox.fastsql import Sql
-from inbox.store import Store
+from inbox.store.backends import Store
+from inbox.store.fastsql import Sql
 
 
 class SqlOptOuts:

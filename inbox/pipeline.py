@@ -22,16 +22,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import metrics, repo
-from inbox import schema as t
-from inbox.bus import EventBus
+from inbox import metrics
+from inbox.bus.backends import EventBus
 from inbox.errors import BusError
 from inbox.events import Event, EventName, MessageSent, Queued, Resolved
-from inbox.fastsql import Sql, as_utc, decode, from_json, in_list
 from inbox.identity import SENDER_KIND
-from inbox.outbox import enqueue
+from inbox.outbox.durable import enqueue
 from inbox.ports import Triage, TriageDecision
-from inbox.store import Store
+from inbox.store import repo
+from inbox.store import schema as t
+from inbox.store.backends import Store
+from inbox.store.fastsql import Sql, as_utc, decode, from_json, in_list
 from inbox.tasks import cancel_and_wait
 from inbox.types import (
     AuthorKind,

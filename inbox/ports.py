@@ -102,7 +102,7 @@ class Sender(Protocol):
 
 
 class FileStore(Protocol):
-    """Where attachment bytes go (`inbox.files.FileStore` in production); returns the
+    """Where attachment bytes go (`inbox.store.files.FileStore` in production); returns the
     storage key kept on `Attachment.storage_key`."""
 
     async def put(self, data: bytes, *, filename: str, content_type: str) -> str: ...

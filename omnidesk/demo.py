@@ -11,10 +11,10 @@ import secrets
 from functools import partial
 
 from agent_ui.passwords import hash_password
-from inbox.agents import add_agent, list_agents
+from inbox.accounts.agents import add_agent, list_agents
+from inbox.accounts.tokens import create_token
 from inbox.config import Config
-from inbox.store import open_store
-from inbox.tokens import create_token
+from inbox.store.backends import open_store
 from inbox.types import Role
 
 DEMO_AGENTS = [

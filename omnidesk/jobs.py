@@ -26,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 from rq import Queue, SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
-from inbox.outbox import OutboxWorker, claim_message
-from inbox.relay import QUEUE
-from inbox.store import Store
+from inbox.outbox.durable import OutboxWorker, claim_message
+from inbox.outbox.rq_relay import QUEUE
+from inbox.store.backends import Store
 
 log = logging.getLogger("omnidesk.jobs")
 

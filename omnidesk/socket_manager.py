@@ -21,7 +21,7 @@ import socketio
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import RedisError
 
-from inbox.bus import RedisBus
+from inbox.bus.backends import RedisBus
 
 
 class RedisSocketManager(socketio.AsyncRedisManager):  # type: ignore[misc]

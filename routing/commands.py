@@ -6,7 +6,7 @@ applies it, persists what it decided, and publishes `routing.reply` with the sam
 `request_id` (ok, or the error's status/code/message). Standbys ignore commands.
 
 Socket layers report agent connections as `agent.connection` events
-({"agent_id": n, "connected": bool}) after recording them in `inbox.presence`. A router
+({"agent_id": n, "connected": bool}) after recording them in `inbox.bus.presence`. A router
 given that presence (`sockets=`, as `omnidesk` wires it) reads the counts from it (over
 every live web process with Redis) and takes the event as "re-read now"; one without it
 counts the events. Either way it sets an agent offline when the last socket has been gone

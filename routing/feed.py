@@ -12,7 +12,7 @@ from typing import Any
 
 from inbox.errors import Conflict, NotFound, OmnideskError, ValidationError
 from inbox.events import EventName, RoutingReply
-from inbox.store import Store
+from inbox.store.backends import Store
 from inbox.types import Presence
 from routing import commands as cmd
 from routing import store as rstore

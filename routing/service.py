@@ -24,7 +24,7 @@ decides, then announces it.
 * **Presence.** `agents.presence` holds what the agent chose; an agent whose sockets have
   all been gone for `offline_grace_seconds` is set offline here. Without `sockets` the
   router counts `agent.connection` events (`note_agent_connected` / `_disconnected`).
-  With `sockets` (an `inbox.presence.SocketPresence`: per process, or in Redis where
+  With `sockets` (an `inbox.bus.presence.SocketPresence`: per process, or in Redis where
   each web process's agents expire with its heartbeat) the counts are read from it: at
   every rebuild (a router taking over starts from the live counts, not from zero), every
   `routing.sockets.SYNC_SECONDS`, and at once after an `agent.connection` event. An agent that had
@@ -46,12 +46,12 @@ from collections.abc import Callable
 from typing import Any
 
 from inbox import metrics
-from inbox.bus import EventBus
+from inbox.bus.backends import EventBus
+from inbox.bus.presence import SocketPresence
 from inbox.errors import BusError, OmnideskError, StoreError
 from inbox.events import Event, EventName, PresenceChanged, RoutingReply
-from inbox.fastsql import Sql
-from inbox.presence import SocketPresence
-from inbox.store import Store
+from inbox.store.backends import Store
+from inbox.store.fastsql import Sql
 from inbox.types import Presence
 from routing import commands as cmd
 from routing import store as rstore

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from inbox.bus.presence import SocketPresence
 from inbox.errors import OmnideskError
-from inbox.presence import SocketPresence
 
 log = logging.getLogger("omnidesk.routing")
 

@@ -1,5 +1,5 @@
 """The router service's reads and writes, as sync functions of a Connection (run by
-`inbox.store.Store`). The database is the source of truth; the router's memory is rebuilt
+`inbox.store.backends.Store`). The database is the source of truth; the router's memory is rebuilt
 from `snapshot` and kept in step by `persist`.
 
 Writes are guarded so that a stale decision cannot overwrite a newer fact:
@@ -23,9 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import schema as t
 from inbox.errors import Conflict
-from inbox.fastsql import Sql, as_utc
+from inbox.store import schema as t
+from inbox.store.fastsql import Sql, as_utc
 from routing.decisions import Assigned, Decision, Requeued, SlaBreached, Unassigned
 from routing.settings import TEAM_PREFIX, team_skill
 

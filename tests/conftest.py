@@ -91,7 +91,7 @@ def postgres_database() -> Iterator[str]:
 
     import asyncpg
 
-    from inbox.migrate import upgrade
+    from inbox.store.migrate import upgrade
 
     name = f"omnidesk_t_{uuid.uuid4().hex[:10]}"
     admin = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
@@ -120,7 +120,7 @@ def postgres_database() -> Iterator[str]:
 
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
-    from inbox.migrate import upgrade
+    from inbox.store.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'omnidesk.db'}"
     upgrade(url)
@@ -141,7 +141,7 @@ WITH_WRITE_PROCESS = [
 @pytest.fixture(params=STORES)
 async def store(request):
     """Each store backend, empty and migrated: one contract suite runs on both."""
-    from inbox.store import open_store
+    from inbox.store.backends import open_store
 
     if request.param.startswith("sqlite"):
         url = request.getfixturevalue("sqlite_url")
@@ -179,9 +179,10 @@ def write_config(tmp_path, extra: str = "", database_url: str | None = None) -> 
 async def service(tmp_path, aiohttp_client):
     """The web app wired as `omnidesk serve` wires it, with a test client and an API token."""
     from inbox import config as config_mod
-    from inbox.migrate import upgrade
-    from inbox.tokens import create_token
-    from omnidesk.app import build_services, make_web_app
+    from inbox.accounts.tokens import create_token
+    from inbox.store.migrate import upgrade
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_services
 
     config = config_mod.load(write_config(tmp_path), environ={})
     upgrade(config.database_url)

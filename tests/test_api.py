@@ -8,7 +8,7 @@ import json
 
 import sqlalchemy as sa
 
-from inbox import schema as t
+from inbox.store import schema as t
 
 
 async def stored(service) -> int:

@@ -50,7 +50,7 @@ class ServedApp:
 
     def start(self) -> None:
         from inbox import config as config_mod
-        from inbox.migrate import upgrade
+        from inbox.store.migrate import upgrade
 
         self.config = config_mod.load(self.config_path, environ={})
         upgrade(self.config.database_url)
@@ -60,11 +60,11 @@ class ServedApp:
     async def _start(self) -> None:
         from aiohttp import web
 
-        from inbox.agents import add_agent
-        from inbox.tokens import create_token
+        from inbox.accounts.agents import add_agent
+        from inbox.accounts.tokens import create_token
         from inbox.types import Channel, InboundMessage, Role
-        from omnidesk.app import build_services, make_web_app
-        from omnidesk.wiring import build_router
+        from omnidesk.app import make_web_app
+        from omnidesk.wiring import build_router, build_services
 
         services = self._services = await build_services(self.config)
         services.pipeline.attach()

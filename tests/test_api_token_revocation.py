@@ -11,9 +11,10 @@ import time
 import uuid
 
 from inbox import config as config_mod
-from inbox.migrate import upgrade
-from inbox.tokens import create_token, revoke_token
-from omnidesk.app import build_services, make_web_app
+from inbox.accounts.tokens import create_token, revoke_token
+from inbox.store.migrate import upgrade
+from omnidesk.app import make_web_app
+from omnidesk.wiring import build_services
 from tests.conftest import write_config
 
 LIST = "/api/v1/conversations"

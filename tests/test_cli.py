@@ -111,8 +111,8 @@ def test_readme_commands_find_the_secret_make_run_created(tmp_path):
 def _agent_with_session(config: Path) -> str:
     """Add an agent and sign it in once (a stored session); returns the session id."""
     from agent_ui.sessions import create_session
-    from inbox.agents import add_agent
-    from inbox.store import open_store
+    from inbox.accounts.agents import add_agent
+    from inbox.store.backends import open_store
     from inbox.types import Role
 
     url = config_mod.load(config, environ={}).database_url
@@ -145,7 +145,7 @@ def _agent_with_session(config: Path) -> str:
 
 def _session_alive(config: Path, session_id: str) -> bool:
     from agent_ui.sessions import load_session
-    from inbox.store import open_store
+    from inbox.store.backends import open_store
 
     url = config_mod.load(config, environ={}).database_url
 
@@ -165,7 +165,7 @@ def _session_alive(config: Path, session_id: str) -> bool:
 def _signs_in(config: Path, password: str) -> bool:
     from agent_ui.passwords import verify_password
     from agent_ui.sessions import password_hash_of
-    from inbox.store import open_store
+    from inbox.store.backends import open_store
 
     url = config_mod.load(config, environ={}).database_url
 

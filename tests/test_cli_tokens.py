@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from inbox.migrate import upgrade
-from inbox.store import open_store
-from inbox.tokens import hash_token, verify_token
+from inbox.accounts.tokens import hash_token, verify_token
+from inbox.store.backends import open_store
+from inbox.store.migrate import upgrade
 from omnidesk.cli import main
 from tests.conftest import write_config
 

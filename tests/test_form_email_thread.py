@@ -12,7 +12,7 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from inbox.outbox import enqueue
+from inbox.outbox.durable import enqueue
 from inbox.types import AuthorKind
 from tests.conftest import write_config
 from tests.test_crash import free_port
@@ -50,8 +50,9 @@ async def test_form_is_answered_by_email_and_the_reply_threads_back(
     tmp_path, relay, aiohttp_client
 ):
     from inbox import config as config_mod
-    from inbox.migrate import upgrade
-    from omnidesk.app import build_services, make_web_app
+    from inbox.store.migrate import upgrade
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_services
 
     sink, relay_port = relay
     smtp_port = free_port()

@@ -15,7 +15,7 @@ import pytest
 import socketio
 import sqlalchemy as sa
 
-from inbox import schema as t
+from inbox.store import schema as t
 from tests.channels.webchat.webchat_support import ORIGIN, Visitor, webchat_toml
 from tests.conftest import write_config
 
@@ -43,9 +43,10 @@ async def app(tmp_path, aiohttp_client):
     """The web app wired as `omnidesk serve` wires it, with a form, a chat widget and an
     API token."""
     from inbox import config as config_mod
-    from inbox.migrate import upgrade
-    from inbox.tokens import create_token
-    from omnidesk.app import build_services, make_web_app
+    from inbox.accounts.tokens import create_token
+    from inbox.store.migrate import upgrade
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_services
 
     config = config_mod.load(write_config(tmp_path, webchat_toml() + FORM), environ={})
     upgrade(config.database_url)
@@ -336,7 +337,7 @@ async def test_unparseable_requests_are_one_warning_line_not_a_traceback(app, ca
 
 
 def test_the_log_filter_leaves_other_errors_alone():
-    from inbox.http import BadRequestLogFilter
+    from inbox.web.http import BadRequestLogFilter
 
     try:
         raise RuntimeError("a bug of ours")

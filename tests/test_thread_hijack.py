@@ -13,7 +13,7 @@ from email.message import EmailMessage
 import aiosmtplib
 import pytest
 
-from inbox.outbox import enqueue
+from inbox.outbox.durable import enqueue
 from inbox.types import AuthorKind
 from tests.conftest import write_config
 from tests.test_crash import free_port
@@ -37,8 +37,8 @@ def mail(sender: str, message_id: str, text: str, **headers: str) -> EmailMessag
 @pytest.fixture
 async def desk(tmp_path, relay):  # noqa: F811
     from inbox import config as config_mod
-    from inbox.migrate import upgrade
-    from omnidesk.app import build_services
+    from inbox.store.migrate import upgrade
+    from omnidesk.wiring import build_services
 
     sink, relay_port = relay
     smtp_port = free_port()

@@ -1,7 +1,7 @@
 """Where attachment bytes go before `ingest`: a callable `store(file) -> storage key`.
 
 Keys are content addresses, so storing the same attachment twice (a redelivered message,
-a crash before commit) keeps one copy. Production uses `inbox.files.FileStore` through
+a crash before commit) keeps one copy. Production uses `inbox.store.files.FileStore` through
 `put_store`; `MemoryAttachmentStore` serves tests and benchmarks.
 """
 
@@ -37,7 +37,7 @@ class _Puts(Protocol):
 
 def put_store(store: _Puts) -> StoreFn:
     """A `StoreFn` over an object with `async put(data, *, filename, content_type) -> key`,
-    such as `inbox.files.FileStore`."""
+    such as `inbox.store.files.FileStore`."""
 
     async def put(file: AttachmentFile) -> str:
         return await store.put(

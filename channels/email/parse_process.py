@@ -28,8 +28,8 @@ from typing import Any
 
 from channels.email.limits import HostileMessage
 from channels.email.parse import ParsedEmail, ParseOptions, parse_message
-from inbox.child_process import Answers, ChildProcess, serve
 from inbox.errors import OmnideskError
+from inbox.store.child_process import Answers, ChildProcess, serve
 
 LARGE_BYTES = 256 * 1024  # a message over this parses apart from the small ones
 

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox import schema as t
+from inbox.store import schema as t
 from inbox.types import AuthorKind, Channel, DeliveryStatus, Direction, IdentityKind
 
 HISTORY = 100  # messages shown when the widget opens with nothing seen yet

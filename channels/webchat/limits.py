@@ -1,5 +1,5 @@
 """Per-address connection counts, kept in this process (the message rate is counted by
-`inbox.ratelimit.RateLimiter`)."""
+`inbox.web.ratelimit.RateLimiter`)."""
 
 from __future__ import annotations
 

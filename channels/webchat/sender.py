@@ -5,7 +5,7 @@ message id). A visitor who is offline simply is not in the room: the message sta
 database and reaches them by resync when the widget reconnects, so this never fails for
 an absent visitor. With Redis configured, python-socketio's manager carries the emit to
 whichever web process holds the visitor's socket (from a worker, through its write-only
-manager), and whether the visitor is away is asked of `inbox.presence`, which knows the
+manager), and whether the visitor is away is asked of `inbox.bus.presence`, which knows the
 visitor sockets of every live web process.
 """
 
@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import socketio
 
 from channels.webchat.history import wire_message
-from channels.webchat.namespace import NAMESPACE, room
+from channels.webchat.visitors import NAMESPACE, room
+from inbox.bus.presence import MemoryPresence, SocketPresence
 from inbox.errors import DeliveryError, OmnideskError, RecipientAway
 from inbox.ports import Outbound
-from inbox.presence import MemoryPresence, SocketPresence
 from inbox.types import DeliveryStatus
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from channels.webchat.hours import BusinessHours, read_hours
-from inbox.client_address import read_trusted_proxies
 from inbox.config import ConfigSection
+from inbox.web.client_address import read_trusted_proxies
 
 PRECHAT_FIELDS = ("name", "email", "consent")
 DEFAULT_FILE_TYPES = (

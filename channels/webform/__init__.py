@@ -3,7 +3,7 @@
 from channels.webform.endpoint import AttachmentStore, Confirm, FormEndpoint
 from channels.webform.render import snippet
 from channels.webform.settings import FieldSpec, FormSettings, FormsSettings, read_forms_settings
-from inbox.ratelimit import RateLimiter
+from inbox.web.ratelimit import RateLimiter
 
 __all__ = [
     "AttachmentStore",

@@ -147,7 +147,7 @@ async def sign_in(
 
 async def add_people(services: Any) -> dict[str, Person]:
     from agent_ui.passwords import hash_password
-    from inbox.agents import add_agent
+    from inbox.accounts.agents import add_agent
     from inbox.types import Role
 
     hashed = hash_password(PASSWORD)
@@ -185,9 +185,8 @@ async def build_desk(
     tmp_path, extra: str = "", *, router: bool = True, port: int = 0, public_url: str = ""
 ):
     from inbox import config as config_mod
-    from inbox.migrate import upgrade
-    from omnidesk.app import build_services
-    from omnidesk.wiring import build_router
+    from inbox.store.migrate import upgrade
+    from omnidesk.wiring import build_router, build_services
 
     config = config_mod.load(
         write_desk_config(tmp_path, EXTRA + extra, port, public_url), environ={}

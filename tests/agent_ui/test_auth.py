@@ -8,7 +8,7 @@ import sys
 
 import sqlalchemy as sa
 
-from inbox import schema as t
+from inbox.store import schema as t
 from tests.agent_ui.conftest import PASSWORD, sign_in
 
 
@@ -114,7 +114,7 @@ async def test_five_failures_per_account_then_429_even_with_the_right_password(d
 
 
 async def test_failures_over_many_accounts_from_one_address_block_every_account_from_it(desk):
-    from inbox.signin_throttle import ThrottlePolicy
+    from inbox.accounts.signin_throttle import ThrottlePolicy
 
     for i in range(ThrottlePolicy().address_free_attempts):
         assert (await _attempt(desk.client, f"a{i}@x.test", f"p{i}")).status == 401
@@ -124,7 +124,7 @@ async def test_failures_over_many_accounts_from_one_address_block_every_account_
 
 
 async def test_one_agents_typos_do_not_hold_back_the_others_on_a_shared_address(desk):
-    from inbox import signin_throttle
+    from inbox.accounts import signin_throttle
 
     for i in range(6):  # one agent mistypes until throttled
         await _attempt(desk.client, "bob@b.test", f"wrong{i}")
@@ -141,7 +141,7 @@ async def test_one_agents_typos_do_not_hold_back_the_others_on_a_shared_address(
 async def test_failures_older_than_the_window_do_not_count(desk):
     import time
 
-    from inbox import signin_throttle
+    from inbox.accounts import signin_throttle
 
     policy = signin_throttle.ThrottlePolicy()  # the defaults, as the desk runs
     old = time.time() - policy.forget - 60
@@ -282,7 +282,7 @@ def test_migrations_have_one_head():
         [
             sys.executable,
             "-c",
-            "from alembic.script import ScriptDirectory; from inbox.migrate import alembic_config;"
+            "from alembic.script import ScriptDirectory; from inbox.store.migrate import alembic_config;"
             "print(len(ScriptDirectory.from_config(alembic_config('sqlite://')).get_heads()))",
         ],
         capture_output=True,

@@ -11,7 +11,7 @@ import socketio
 
 from agent_ui.web import ROUTES
 from channels.email.capture import MailFolder, captured_mail_dir
-from inbox.files import FileStore
+from inbox.store.files import FileStore
 from inbox.types import Attachment
 
 WHO = ["anon", "agent_a", "agent_b", "supervisor", "admin"]
@@ -74,7 +74,7 @@ async def test_http_authorization_matrix(desk):
         inbox: await _conversation_with_file(desk, inbox) for inbox in ("inbox-a", "inbox-b")
     }
     from agent_ui import actions
-    from inbox.agents import add_agent
+    from inbox.accounts.agents import add_agent
     from inbox.types import Role
 
     victim = await desk.store.write(

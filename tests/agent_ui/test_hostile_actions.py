@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from inbox import schema as t
+from inbox.store import schema as t
 
 
 async def messages(desk) -> int:

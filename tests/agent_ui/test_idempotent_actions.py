@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
-from inbox import schema as t
+from inbox.store import schema as t
 from tests.agent_ui.conftest import EXTRA, Desk, Recorder, add_people
 from tests.conftest import _TABLES, SECRET, STORES
 
@@ -26,9 +26,9 @@ async def desk(request, tmp_path):
     """The workspace on a real port (so a client can drop its connection), on each store,
     with the router and the delivery worker running and a recording email sender."""
     from inbox import config as config_mod
-    from inbox.migrate import upgrade
-    from omnidesk.app import build_services, make_web_app
-    from omnidesk.wiring import build_router
+    from inbox.store.migrate import upgrade
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_router, build_services
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'omnidesk.db'}"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from inbox import schema as t
+from inbox.store import schema as t
 from tests.agent_ui.browser import ARTIFACTS, WATCH, Watch, sign_in_page
 from tests.agent_ui.conftest import PASSWORD
 

@@ -170,7 +170,7 @@ async def test_a_busy_answer_gives_the_attempt_back(tmp_path, aiohttp_client):
         assert busy and all(r.headers["Retry-After"] == "1" for r in busy)
         assert "The server is busy" in await busy[0].text()
         # only the checked attempts count against the pair
-        from inbox import signin_throttle
+        from inbox.accounts import signin_throttle
 
         pair = signin_throttle.keys_for("ann@a.test", "127.0.0.1")[0]
         counted = await services.store.read(lambda c: signin_throttle.counted(c, pair))

@@ -9,8 +9,8 @@ import pytest
 
 from agent_ui.settings import read_ui_settings
 from inbox import config as config_mod
+from inbox.accounts.signin_throttle import ThrottlePolicy
 from inbox.errors import ConfigError
-from inbox.signin_throttle import ThrottlePolicy
 
 GOOD = 'secret_key = "0123456789abcdef0123"\n'
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from inbox.files import FileStore
+from inbox.store.files import FileStore
 from inbox.types import Attachment
 from tests.agent_ui.browser import WATCH, Watch, sign_in_page
 from tests.agent_ui.conftest import PASSWORD

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inbox.bus import EventBus, MemoryBus, RedisBus, open_bus
+from inbox.bus.backends import EventBus, MemoryBus, RedisBus, open_bus
 from inbox.errors import BusError
 from inbox.events import Event, EventName
 

@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from inbox import metrics
-from inbox import schema as t
-from inbox.bus import RedisBus
+from inbox.bus.backends import RedisBus
 from inbox.errors import BusError
 from inbox.events import Event, EventName
 from inbox.ingest import Ingestor
+from inbox.store import schema as t
 from inbox.types import Channel, InboundMessage
 from tests.redis_server import RedisServer, own_redis  # noqa: F401 (a fixture)
 
@@ -94,7 +94,7 @@ async def test_ingest_answers_every_request_while_redis_is_down(
     own_redis: RedisServer,  # noqa: F811
     sqlite_url: str,
 ) -> None:
-    from inbox.store import open_store
+    from inbox.store.backends import open_store
 
     store = open_store(sqlite_url)
     bus = RedisBus(own_redis.url(11))

@@ -1,4 +1,4 @@
-"""The one client-address rule (inbox.client_address): X-Forwarded-For is read only
+"""The one client-address rule (inbox.web.client_address): X-Forwarded-For is read only
 behind a trusted proxy, from the right, up to the first hop that is not a trusted proxy."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from inbox.client_address import client_address
+from inbox.web.client_address import client_address
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
 

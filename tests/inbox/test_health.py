@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox.bus import MemoryBus, RedisBus
+from inbox.bus.backends import MemoryBus, RedisBus
 from inbox.errors import StoreError
 from inbox.health import HEARTBEAT_SOURCE, Readiness, bus_check, store_check, writer_check
 from tests.conftest import WITH_WRITE_PROCESS
@@ -90,7 +90,7 @@ async def test_a_full_database_is_not_ready_though_reads_work(store) -> None:
 
 
 async def test_writer_check_follows_the_writer_process(sqlite_url) -> None:
-    from inbox.store import SQLiteStore
+    from inbox.store.backends import SQLiteStore
 
     assert writer_check(SQLiteStore(sqlite_url)) is None  # no process, no check
     store = SQLiteStore(sqlite_url, write_process=True)

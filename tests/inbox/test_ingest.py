@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from inbox import repo
-from inbox import schema as t
-from inbox.bus import MemoryBus
+from inbox.bus.backends import MemoryBus
 from inbox.errors import ValidationError
 from inbox.events import Event, EventName
 from inbox.ingest import Ingestor, IngestSettings
+from inbox.store import repo
+from inbox.store import schema as t
 from inbox.types import Channel, ConversationStatus, IdentityKind, InboundMessage
 from tests.conftest import WITH_WRITE_PROCESS
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inbox.fastsql import Sql
 from inbox.ingest import IngestSettings, ingest_batch, ingest_in, prepare
-from inbox.store import open_store
+from inbox.store.backends import open_store
+from inbox.store.fastsql import Sql
 from inbox.types import Channel, IdentityKind, InboundMessage
 
 SETTINGS = IngestSettings()

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from inbox.errors import OmnideskError
-from inbox.migrate import upgrade
-from inbox.store import open_store
+from inbox.store.backends import open_store
+from inbox.store.migrate import upgrade
 from tests.conftest import POSTGRES_URL, require_server
 
 NOW = datetime(2026, 1, 1)

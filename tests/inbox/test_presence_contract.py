@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
+from inbox.bus.presence import MemoryPresence, RedisPresence, SocketPresence, open_presence
 from inbox.errors import BusError
-from inbox.presence import MemoryPresence, RedisPresence, SocketPresence, open_presence
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

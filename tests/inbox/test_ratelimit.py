@@ -1,11 +1,11 @@
-"""`inbox.ratelimit`: one limiter for forms and chat, in this process or shared through
+"""`inbox.web.ratelimit`: one limiter for forms and chat, in this process or shared through
 Redis (real Redis: two limiters stand for two web processes)."""
 
 from __future__ import annotations
 
 import pytest
 
-from inbox.ratelimit import RateLimiter, RedisRateLimiter, rate_limiter
+from inbox.web.ratelimit import RateLimiter, RedisRateLimiter, rate_limiter
 
 
 async def test_in_process_window_per_key() -> None:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from inbox import signin_throttle as th
+from inbox.accounts import signin_throttle as th
 
 POLICY = th.ThrottlePolicy(free_attempts=5, delay=10.0, max_delay=80.0, forget=3600.0)
 NOW = 1_800_000_000.0

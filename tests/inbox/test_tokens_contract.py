@@ -11,9 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from inbox import schema as t
-from inbox.errors import Conflict, NotFound, ValidationError
-from inbox.tokens import (
+from inbox.accounts.tokens import (
     PREFIX,
     Scope,
     create_token,
@@ -23,6 +21,8 @@ from inbox.tokens import (
     revoke_token,
     verify_token,
 )
+from inbox.errors import Conflict, NotFound, ValidationError
+from inbox.store import schema as t
 from tests.conftest import POSTGRES_URL, require_server
 
 
@@ -135,8 +135,8 @@ def empty_database(request, tmp_path):
 async def test_tokens_made_before_scopes_keep_full_access(empty_database):
     from alembic import command
 
-    from inbox.migrate import alembic_config, upgrade
-    from inbox.store import open_store
+    from inbox.store.backends import open_store
+    from inbox.store.migrate import alembic_config, upgrade
 
     upgrade(empty_database, "0002")
     secret = PREFIX + "made-before-scopes"

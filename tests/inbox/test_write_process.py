@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox.bus import MemoryBus
+from inbox.bus.backends import MemoryBus
 from inbox.errors import StoreError, ValidationError
-from inbox.fastsql import Sql
 from inbox.ingest import Ingestor
-from inbox.store import SQLiteStore
+from inbox.store.backends import SQLiteStore
+from inbox.store.fastsql import Sql
 from tests.inbox.test_ingest import msg
 
 # -- functions the child runs (module-level: they travel by name) -------------------------

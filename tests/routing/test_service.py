@@ -8,8 +8,8 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from inbox import schema as t
 from inbox.events import Event, EventName
+from inbox.store import schema as t
 from inbox.types import Channel
 
 

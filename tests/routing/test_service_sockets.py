@@ -1,4 +1,4 @@
-"""The router reads agents' socket counts from `inbox.presence` (in-process or Redis): an
+"""The router reads agents' socket counts from `inbox.bus.presence` (in-process or Redis): an
 agent with a socket left stays; with none past the grace, offline and chats re-queued; a
 router taking over starts from the live counts; a web process that stops refreshing its
 Redis key (killed) takes its agents' sockets with it."""
@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
+from inbox.bus.presence import MemoryPresence, RedisPresence
 from inbox.events import Event, EventName
-from inbox.presence import MemoryPresence, RedisPresence
 from routing.service import RouterService
 from routing.settings import RoutingSettings
 

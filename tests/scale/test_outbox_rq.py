@@ -27,12 +27,12 @@ import sqlalchemy as sa
 from aiosmtpd.smtp import SMTP
 from rq import Queue, Worker
 
-from inbox import schema as t
-from inbox.bus import MemoryBus
+from inbox.bus.backends import MemoryBus
 from inbox.ingest import Ingestor
-from inbox.outbox import enqueue
-from inbox.relay import QUEUE, RqRelay
-from inbox.store import Store, open_store
+from inbox.outbox.durable import enqueue
+from inbox.outbox.rq_relay import QUEUE, RqRelay
+from inbox.store import schema as t
+from inbox.store.backends import Store, open_store
 from inbox.types import AuthorKind, Channel, InboundMessage
 from omnidesk.jobs import DELIVER
 from tests.conftest import _TABLES, SECRET, write_config

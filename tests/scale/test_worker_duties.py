@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from inbox.bus import MemoryBus
+from inbox.bus.backends import MemoryBus
 from inbox.ingest import Ingestor
-from inbox.store import open_store
+from inbox.store.backends import open_store
 from inbox.types import Channel, InboundMessage
 from omnidesk.cluster import Cluster
 from tests.conftest import _TABLES, SECRET, write_config

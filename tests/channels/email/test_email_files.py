@@ -6,7 +6,7 @@ from emailtest_support import build_mail
 
 from channels.email.files import put_store, store_attachments
 from channels.email.parse import parse_message
-from inbox.files import FileStore
+from inbox.store.files import FileStore
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"p" * 50
 

@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 from test_email_imap import PASSWORD, USER, Dovecot, dovecot  # noqa: F401 - the fixture
 
-from inbox.store import open_store
+from inbox.store.backends import open_store
 from omnidesk.cluster import Cluster
 from tests.conftest import _TABLES, IN_CI, SECRET, write_config
 from tests.processes import lease_pid, until

@@ -12,7 +12,7 @@ import pytest
 from aiosmtpd.smtp import SMTP
 from webchat_support import ORIGIN, Visitor, wait_for, webchat_toml
 
-from inbox.outbox import enqueue
+from inbox.outbox.durable import enqueue
 from inbox.types import AuthorKind
 from tests.conftest import write_config
 
@@ -29,8 +29,9 @@ class Sink:
 @pytest.fixture
 async def desk(tmp_path, aiohttp_client):
     from inbox import config as config_mod
-    from inbox.migrate import upgrade
-    from omnidesk.app import build_services, make_web_app
+    from inbox.store.migrate import upgrade
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_services
 
     sink = Sink()
     relay = await asyncio.get_running_loop().create_server(

@@ -210,7 +210,7 @@ async def test_rate_limit_is_one_count_across_web_processes(
     aiohttp_client, ingest, store, redis_url
 ):
     """Two web processes behind one load balancer: the limit holds for the pair (Redis)."""
-    from inbox.ratelimit import rate_limiter
+    from inbox.web.ratelimit import rate_limiter
 
     clients, limiters = [], []
     for _ in range(2):

@@ -1,0 +1,8 @@
+"""The store room: everything that speaks SQL, and nothing else does.
+
+Public: `backends` (`Store`, `open_store`: run a function of a SQLAlchemy Connection in a
+committed transaction on SQLite or PostgreSQL), `schema` (the one SQL schema),
+`migrate` (Alembic upgrades), `repo` (rows to core types), `fastsql` (plain SQL for hot
+paths), `ingest_reads` (the reads and writes of ingest), `files` (the attachment file
+store). Private: `write_process` and `child_process` (SQLite writes in a child process).
+"""
