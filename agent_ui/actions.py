@@ -172,44 +172,9 @@ def set_presence(conn: Connection, agent_id: int, presence: str) -> bool:
     )
 
 
-def set_contact_notes(conn: Connection, contact_id: int, notes: str) -> None:
+def clean_notes(notes: object) -> str:
+    if not isinstance(notes, str):
+        raise ValidationError("'notes' must be a string", field="notes")
     if len(notes) > MAX_TEXT:
         raise ValidationError(f"notes are longer than {MAX_TEXT} characters", field="notes")
-    if not conn.execute(
-        sa.update(t.contacts).where(t.contacts.c.id == contact_id).values(notes=notes)
-    ).rowcount:
-        raise NotFound(f"no contact {contact_id}")
-
-
-def merge_contacts(conn: Connection, source: int, target: int) -> list[int]:
-    """Fold `source` into `target`: identities and conversations move, tags and notes join;
-    `source` stays as a pointer (merged_into). Returns the moved conversation ids."""
-    if source == target:
-        raise ValidationError("a contact cannot be merged into itself", field="into")
-    ct = t.contacts.c
-    rows = {r.id: r for r in conn.execute(sa.select(t.contacts).where(ct.id.in_((source, target))))}
-    if source not in rows or target not in rows:
-        raise NotFound("no such contact")
-    if rows[source].merged_into is not None or rows[target].merged_into is not None:
-        raise Conflict("that contact was already merged into another")
-    moved = [int(r.id) for r in conn.execute(sa.select(c.id).where(c.contact_id == source))]
-    conn.execute(sa.update(t.conversations).where(c.contact_id == source).values(contact_id=target))
-    conn.execute(
-        sa.update(t.identities).where(t.identities.c.contact_id == source).values(contact_id=target)
-    )
-    conn.execute(
-        sa.update(t.messages)
-        .where(
-            t.messages.c.author_kind == AuthorKind.CONTACT.value, t.messages.c.author_id == source
-        )
-        .values(author_id=target)
-    )
-    tags = list(dict.fromkeys([*(rows[target].tags or []), *(rows[source].tags or [])]))
-    notes = "\n\n".join(n for n in (rows[target].notes, rows[source].notes) if n)
-    conn.execute(
-        sa.update(t.contacts)
-        .where(ct.id == target)
-        .values(tags=tags, notes=notes, name=rows[target].name or rows[source].name)
-    )
-    conn.execute(sa.update(t.contacts).where(ct.id == source).values(merged_into=target))
-    return moved
+    return notes

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from inbox.errors import NotFound, ValidationError
 from inbox.health import Readiness
-from inbox.store import repo
+from inbox.store import contacts, repo
 from inbox.types import Channel, Contact, Conversation, ConversationStatus, Message
 from inbox.web.http import STORE_KEY, require_inbox, require_token
 from inbox.web.untrusted import parse_id
@@ -129,7 +129,7 @@ async def get_contact(request: web.Request) -> web.Response:
     cid = _int(request.match_info["id"], "id")
 
     def load(conn: Any) -> tuple[Contact, list[Conversation]]:
-        contact = repo.get_contact(conn, cid)
+        contact = contacts.get(conn, cid)
         convs = [c for c in repo.conversations_of_contact(conn, cid) if scope.sees(c.inbox)]
         if scope.inboxes is not None and not convs:
             # a token limited to some inboxes sees the contacts who wrote to them

@@ -26,7 +26,7 @@ from inbox import events as ev
 from inbox.accounts.agents import get_agent
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
-from inbox.store import repo
+from inbox.store import contacts, repo
 from inbox.types import Conversation
 from inbox.web.http import MAX_BODY_KEY, read_json
 from inbox.web.untrusted import is_id
@@ -250,12 +250,10 @@ async def contact_notes(request: web.Request) -> web.Response:
     session = await require_session(request)
     contact_id = int_param(request, "id")
     await _visible_contact(ws, session, contact_id)
-    notes = (await _body(request)).get("notes")
-    if not isinstance(notes, str):
-        raise ValidationError("'notes' must be a string", field="notes")
+    notes = actions.clean_notes((await _body(request)).get("notes"))
 
     def run(conn: Any) -> dict[str, Any]:
-        actions.set_contact_notes(conn, contact_id, notes)
+        contacts.set_notes(conn, contact_id, notes)
         return {}
 
     await write_once(ws, request, session.agent.id, run)
@@ -276,7 +274,7 @@ async def merge_contacts(request: web.Request) -> web.Response:
         ws,
         request,
         session.agent.id,
-        lambda conn: {"into": into, "conversations": actions.merge_contacts(conn, source, into)},
+        lambda conn: {"into": into, "conversations": contacts.merge(conn, source, into)},
     )
     if fresh:
         await _announce(

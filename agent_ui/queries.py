@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from inbox.errors import NotFound
-from inbox.store import repo
+from inbox.store import contacts, repo
 from inbox.store import schema as t
 from inbox.types import Contact, Conversation, Message
 
@@ -208,7 +208,7 @@ def conversation_page(
     conv = repo.get_conversation(conn, conversation_id)
     if not _visible(conv, inboxes, agent_id):
         raise NotFound(f"no conversation {conversation_id}")
-    contact = repo.get_contact(conn, conv.contact_id)
+    contact = contacts.get(conn, conv.contact_id)
     history = [
         h
         for h in repo.conversations_of_contact(conn, contact.id)
@@ -249,23 +249,14 @@ class ContactPage:
 def contact_page(
     conn: Connection, contact_id: int, inboxes: Sequence[str] | None, agent_id: int
 ) -> ContactPage:
-    contact = repo.get_contact(conn, contact_id)
+    contact = contacts.get(conn, contact_id)
     convs = [
         h for h in repo.conversations_of_contact(conn, contact_id) if _visible(h, inboxes, agent_id)
     ]
     if inboxes is not None and not convs:
         raise NotFound(f"no contact {contact_id}")
-    notes = conn.execute(
-        sa.select(t.contacts.c.notes).where(t.contacts.c.id == contact_id)
-    ).scalar_one()
-    merged_ids = [
-        r.id
-        for r in conn.execute(
-            sa.select(t.contacts.c.id).where(t.contacts.c.merged_into == contact_id)
-        )
-    ]
-    merged = list(repo.get_contacts(conn, merged_ids).values())
-    return ContactPage(contact, notes or "", convs, merged)
+    notes = contacts.notes_of(conn, contact_id)
+    return ContactPage(contact, notes, convs, contacts.merged_into(conn, contact_id))
 
 
 def message_for_download(

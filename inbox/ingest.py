@@ -26,6 +26,7 @@ from inbox.errors import BusError, OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName
 from inbox.identity import normalize, sender_identity
 from inbox.store.backends import Store, translate_error
+from inbox.store.contacts import follow_merges
 from inbox.store.fastsql import Sql, in_list, to_json
 from inbox.store.ingest_reads import (
     I_CONTACT,
@@ -41,7 +42,6 @@ from inbox.store.ingest_reads import (
     by_headers_query,
     candidate,
     first_result,
-    follow_merges,
     lock_senders,
 )
 from inbox.store.repo import attachments_to_json
@@ -139,7 +139,7 @@ def _resolve_contact(
     name = display_name[:200] if display_name else None
     if contact_id is not None:
         if merged_into is not None:
-            contact_id, has_name = follow_merges(sql, merged_into)
+            contact_id, has_name = follow_merges(sql.conn, merged_into)
         if name and not has_name:
             sql.run(Q_NAME, name=name, id=contact_id)
     else:

@@ -29,18 +29,17 @@ from inbox.events import Event, EventName, MessageSent, Queued, Resolved
 from inbox.identity import SENDER_KIND
 from inbox.outbox.durable import enqueue
 from inbox.ports import Triage, TriageDecision
+from inbox.store import contacts as store_contacts
 from inbox.store import repo
 from inbox.store import schema as t
 from inbox.store.backends import Store
-from inbox.store.fastsql import Sql, as_utc, decode, from_json, in_list
+from inbox.store.fastsql import Sql, as_utc, decode, in_list
 from inbox.tasks import cancel_and_wait
 from inbox.types import (
     AuthorKind,
     Contact,
     Conversation,
     ConversationStatus,
-    Identity,
-    IdentityKind,
     InboundMessage,
     Message,
 )
@@ -117,7 +116,7 @@ def _load(conn: Connection, ids: Sequence[int]) -> list[_Loaded]:
             f"SELECT {_C_COLS} FROM conversations WHERE id IN {conv_list}", **conv_params
         )
     }
-    contacts = _contacts(sql, sorted({c.contact_id for c in convs.values()}))
+    contacts = store_contacts.get_many(conn, {c.contact_id for c in convs.values()})
     firsts = {
         r["conversation_id"]: r["first"]
         for r in sql.dicts(
@@ -151,35 +150,6 @@ def _load(conn: Connection, ids: Sequence[int]) -> list[_Loaded]:
         )
         out.append(_Loaded(m, conv, contact, inbound, firsts.get(conv.id) == m.id))
     return out
-
-
-def _contacts(sql: Sql, ids: list[int]) -> dict[int, Contact]:
-    listed, params = in_list("p", ids)
-    idents: dict[int, list[Identity]] = {}
-    for r in sql.dicts(
-        f"SELECT contact_id, kind, value, verified FROM identities WHERE contact_id IN {listed} "
-        "ORDER BY id",
-        **params,
-    ):
-        idents.setdefault(r["contact_id"], []).append(
-            Identity(IdentityKind(r["kind"]), r["value"], bool(r["verified"]))
-        )
-    return {
-        r["id"]: Contact(
-            id=r["id"],
-            name=r["name"],
-            identities=tuple(idents.get(r["id"], ())),
-            created_at=as_utc(r["created_at"]),
-            attributes=dict(from_json(r["attributes"]) or {}),
-            tags=tuple(from_json(r["tags"]) or ()),
-            merged_into=r["merged_into"],
-        )
-        for r in sql.dicts(
-            "SELECT id, name, attributes, tags, merged_into, created_at FROM contacts "
-            f"WHERE id IN {listed}",
-            **params,
-        )
-    }
 
 
 class Pipeline:

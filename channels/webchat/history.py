@@ -13,8 +13,23 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from inbox.store import contacts
 from inbox.store import schema as t
+from inbox.store.contacts import save_followup
 from inbox.types import AuthorKind, Channel, DeliveryStatus, Direction, IdentityKind
+
+__all__ = [
+    "HISTORY",
+    "PAGE",
+    "Conversations",
+    "agents_online",
+    "conversations_of",
+    "mark_read",
+    "messages_after",
+    "save_followup",
+    "token_of",
+    "wire_message",
+]
 
 HISTORY = 100  # messages shown when the widget opens with nothing seen yet
 PAGE = 500  # most messages returned by one resync
@@ -26,32 +41,14 @@ class Conversations:
     tokens: dict[int, str]  # conversation id -> token (socket.io room)
 
 
-def _contact(conn: Connection, kind: IdentityKind, value: str) -> int | None:
-    found = conn.execute(
-        sa.select(t.identities.c.contact_id).where(
-            t.identities.c.kind == kind.value, t.identities.c.value == value
-        )
-    ).scalar()
-    for _ in range(16):  # follow merges
-        if found is None:
-            return None
-        merged = conn.execute(
-            sa.select(t.contacts.c.merged_into).where(t.contacts.c.id == found)
-        ).scalar()
-        if merged is None:
-            return int(found)
-        found = merged
-    return int(found) if found is not None else None
-
-
 def conversations_of(
     conn: Connection, visitor_id: str, external_id: str | None = None
 ) -> Conversations:
     """The visitor's contact (through the visitor id, else a verified host-site id) and its
     chat conversations."""
-    contact_id = _contact(conn, IdentityKind.VISITOR, visitor_id)
+    contact_id = contacts.of_identity(conn, IdentityKind.VISITOR, visitor_id)
     if contact_id is None and external_id is not None:
-        contact_id = _contact(conn, IdentityKind.EXTERNAL, external_id)
+        contact_id = contacts.of_identity(conn, IdentityKind.EXTERNAL, external_id)
     if contact_id is None:
         return Conversations(None, {})
     c = t.conversations.c
@@ -188,23 +185,6 @@ def mark_read(
             .values(delivery_status=DeliveryStatus.READ.value)
         )
     return rows
-
-
-def save_followup(conn: Connection, contact_id: int, email: str, consent: bool | None) -> None:
-    """Keep the address a visitor left for a follow-up as a contact attribute (not an
-    identity: nobody verified it)."""
-    attrs = dict(
-        conn.execute(
-            sa.select(t.contacts.c.attributes).where(t.contacts.c.id == contact_id)
-        ).scalar()
-        or {}
-    )
-    attrs["email_for_followup"] = email
-    if consent is not None:
-        attrs["chat_consent"] = consent
-    conn.execute(
-        sa.update(t.contacts).where(t.contacts.c.id == contact_id).values(attributes=attrs)
-    )
 
 
 def agents_online(conn: Connection) -> int:

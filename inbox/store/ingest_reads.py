@@ -42,7 +42,6 @@ Q_IDENTITY = (
     "SELECT i.contact_id, c.merged_into, c.name FROM identities i "
     "JOIN contacts c ON c.id = i.contact_id WHERE i.kind = :kind AND i.value = :value"
 )
-Q_CONTACT = "SELECT merged_into, name FROM contacts WHERE id = :id"
 Q_NAME = "UPDATE contacts SET name = :name WHERE id = :id AND name IS NULL"
 I_CONTACT = (
     "INSERT INTO contacts (name, attributes, tags, notes, created_at) "
@@ -159,16 +158,6 @@ def lock_senders(sql: Sql, items: Sequence[Prepared]) -> None:
     if not sql.sqlite and items:
         # a tuple: fastsql would send a list as JSON text
         sql.run(Q_LOCKS, keys=tuple({item.sender_key for item in items}))
-
-
-def follow_merges(sql: Sql, contact_id: int) -> tuple[int, bool]:
-    """The contact a merged one lives on in, and whether it has a name."""
-    for _ in range(16):
-        row = sql.first(Q_CONTACT, id=contact_id)
-        if row is None or row[0] is None:
-            return contact_id, bool(row is not None and row[1])
-        contact_id = row[0]
-    return contact_id, True
 
 
 # a status read back as text -> the enum member (a dict lookup; calling the enum is slower)

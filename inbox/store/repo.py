@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,13 +18,10 @@ from inbox.types import (
     Attachment,
     AuthorKind,
     Channel,
-    Contact,
     Conversation,
     ConversationStatus,
     DeliveryStatus,
     Direction,
-    Identity,
-    IdentityKind,
     Message,
     Role,
 )
@@ -136,40 +133,6 @@ def messages_of(conn: Connection, conversation_id: int, *, limit: int = 500) -> 
         .limit(limit)
     ).mappings()
     return [message_from_row(r) for r in rows]
-
-
-def get_contact(conn: Connection, contact_id: int) -> Contact:
-    found = get_contacts(conn, [contact_id])
-    if contact_id not in found:
-        raise NotFound(f"no contact {contact_id}")
-    return found[contact_id]
-
-
-def get_contacts(conn: Connection, ids: Collection[int]) -> dict[int, Contact]:
-    """Contacts with their identities, two queries for any number of them."""
-    if not ids:
-        return {}
-    idents: dict[int, list[Identity]] = {}
-    for i in conn.execute(
-        sa.select(t.identities)
-        .where(t.identities.c.contact_id.in_(ids))
-        .order_by(t.identities.c.id)
-    ).mappings():
-        idents.setdefault(i["contact_id"], []).append(
-            Identity(IdentityKind(i["kind"]), i["value"], bool(i["verified"]))
-        )
-    return {
-        row["id"]: Contact(
-            id=row["id"],
-            name=row["name"],
-            identities=tuple(idents.get(row["id"], ())),
-            created_at=row["created_at"],
-            attributes=dict(row["attributes"] or {}),
-            tags=tuple(row["tags"] or ()),
-            merged_into=row["merged_into"],
-        )
-        for row in conn.execute(sa.select(t.contacts).where(t.contacts.c.id.in_(ids))).mappings()
-    }
 
 
 def conversations_of_contact(conn: Connection, contact_id: int) -> list[Conversation]:

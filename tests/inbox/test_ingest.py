@@ -12,7 +12,7 @@ from inbox.bus.backends import MemoryBus
 from inbox.errors import ValidationError
 from inbox.events import Event, EventName
 from inbox.ingest import Ingestor, IngestSettings
-from inbox.store import repo
+from inbox.store import contacts, repo
 from inbox.store import schema as t
 from inbox.types import Channel, ConversationStatus, IdentityKind, InboundMessage
 from tests.conftest import WITH_WRITE_PROCESS
@@ -61,7 +61,7 @@ async def test_first_message_creates_contact_and_conversation(store, ingest):
     assert conv.status is ConversationStatus.OPEN
     assert conv.subject == "Order 17"
     assert conv.priority == "normal"
-    contact = await store.read(lambda c: repo.get_contact(c, result.contact_id))
+    contact = await store.read(lambda c: contacts.get(c, result.contact_id))
     assert contact.name == "Ann"
     assert contact.identity(IdentityKind.EMAIL) == "ann@example.com"
     await ingest.idle()
@@ -119,7 +119,7 @@ async def test_phone_numbers_normalize_to_e164(store, ingest):
     a = await ingest(msg("s1", sender="+1 (415) 555-2671", channel=Channel.SMS))
     b = await ingest(msg("s2", sender="4155552671", channel=Channel.SMS))
     assert a.contact_id == b.contact_id
-    contact = await store.read(lambda c: repo.get_contact(c, a.contact_id))
+    contact = await store.read(lambda c: contacts.get(c, a.contact_id))
     assert contact.identity(IdentityKind.PHONE) == "+14155552671"
 
 
