@@ -7,15 +7,14 @@ The caller has already checked that the agent may act on the conversation/contac
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox.errors import Conflict, NotFound, ValidationError
+from inbox.errors import Conflict, ValidationError
 from inbox.outbox.durable import enqueue
-from inbox.store import repo
+from inbox.store import conversations
 from inbox.store import schema as t
 from inbox.types import (
     AuthorKind,
@@ -53,7 +52,7 @@ def reply(
     conn: Connection, conversation_id: int, agent_id: int, text: str, subject: object = None
 ) -> int:
     """An agent's reply through the conversation's channel (the durable outbox)."""
-    conv = repo.get_conversation(conn, conversation_id)
+    conv = conversations.get(conn, conversation_id)
     if conv.status is ConversationStatus.CLOSED:
         raise Conflict("this conversation is closed; a new message from the customer opens another")
     return enqueue(
@@ -68,7 +67,7 @@ def reply(
 
 def note(conn: Connection, conversation_id: int, agent_id: int, text: str) -> int:
     """A private note: a message in the timeline that is never delivered (no outbox row)."""
-    conv = repo.get_conversation(conn, conversation_id)
+    conv = conversations.get(conn, conversation_id)
     return int(
         conn.execute(
             sa.insert(t.messages)
@@ -102,52 +101,6 @@ def clean_tags(raw: object) -> list[str]:
         if tag.strip() not in out:
             out.append(tag.strip())
     return out
-
-
-def set_tags(conn: Connection, conversation_id: int, tags: Sequence[str]) -> None:
-    if not conn.execute(
-        sa.update(t.conversations).where(c.id == conversation_id).values(tags=list(tags))
-    ).rowcount:
-        raise NotFound(f"no conversation {conversation_id}")
-
-
-def resolve(conn: Connection, conversation_id: int, now: datetime | None = None) -> None:
-    now = now or datetime.now(UTC)
-    done = conn.execute(
-        sa.update(t.conversations)
-        .where(c.id == conversation_id, c.status.in_(("open", "pending")))
-        .values(
-            status=ConversationStatus.RESOLVED.value,
-            resolved_at=now,
-            waiting_since=None,
-            assignee_id=None,
-            assigned_at=None,
-        )
-    ).rowcount
-    if not done:
-        raise Conflict("only an open or pending conversation can be resolved")
-    conn.execute(
-        sa.update(t.assignments)
-        .where(
-            t.assignments.c.conversation_id == conversation_id, t.assignments.c.ended_at.is_(None)
-        )
-        .values(ended_at=now)
-    )
-
-
-def reopen(conn: Connection, conversation_id: int, now: datetime | None = None) -> str:
-    """Back to the queue (the router assigns it again); returns its priority."""
-    now = now or datetime.now(UTC)
-    done = conn.execute(
-        sa.update(t.conversations)
-        .where(c.id == conversation_id, c.status == ConversationStatus.RESOLVED.value)
-        .values(
-            status="open", resolved_at=None, assignee_id=None, assigned_at=None, waiting_since=now
-        )
-    ).rowcount
-    if not done:
-        raise Conflict("only a resolved conversation can be reopened")
-    return str(conn.execute(sa.select(c.priority).where(c.id == conversation_id)).scalar_one())
 
 
 def clean_skills(raw: object) -> list[str]:

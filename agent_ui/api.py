@@ -8,7 +8,7 @@ from aiohttp import web
 
 from inbox.errors import NotFound, ValidationError
 from inbox.health import Readiness
-from inbox.store import contacts, repo
+from inbox.store import contacts, conversations, repo
 from inbox.types import Channel, Contact, Conversation, ConversationStatus, Message
 from inbox.web.http import STORE_KEY, require_inbox, require_token
 from inbox.web.untrusted import parse_id
@@ -101,7 +101,7 @@ async def list_conversations(request: web.Request) -> web.Response:
         raise ValidationError("'limit' must be between 1 and 200", field="limit")
     cursor = q.get("cursor") or None
     rows, next_cursor = await request.app[STORE_KEY].read(
-        lambda conn: repo.list_conversations(conn, filters=filters, limit=limit, cursor=cursor)
+        lambda conn: conversations.list_page(conn, filters=filters, limit=limit, cursor=cursor)
     )
     return web.json_response(
         {"data": [conversation_json(c) for c in rows], "next_cursor": next_cursor}
@@ -113,7 +113,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     cid = _int(request.match_info["id"], "id")
 
     def load(conn: Any) -> tuple[Conversation, list[Message]]:
-        conv = repo.get_conversation(conn, cid)
+        conv = conversations.get(conn, cid)
         if not scope.sees(conv.inbox):  # as if it did not exist: a token learns nothing
             raise NotFound(f"no conversation {cid}")
         return conv, repo.messages_of(conn, cid)
@@ -130,7 +130,7 @@ async def get_contact(request: web.Request) -> web.Response:
 
     def load(conn: Any) -> tuple[Contact, list[Conversation]]:
         contact = contacts.get(conn, cid)
-        convs = [c for c in repo.conversations_of_contact(conn, cid) if scope.sees(c.inbox)]
+        convs = [c for c in conversations.of_contact(conn, cid) if scope.sees(c.inbox)]
         if scope.inboxes is not None and not convs:
             # a token limited to some inboxes sees the contacts who wrote to them
             raise NotFound(f"no contact {cid}")

@@ -26,7 +26,7 @@ from inbox import events as ev
 from inbox.accounts.agents import get_agent
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
-from inbox.store import contacts, repo
+from inbox.store import contacts, conversations
 from inbox.types import Conversation
 from inbox.web.http import MAX_BODY_KEY, read_json
 from inbox.web.untrusted import is_id
@@ -40,7 +40,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 async def _visible(ws: Workspace, session: Session, cid: int) -> Conversation:
-    conv = await ws.store.read(lambda conn: repo.get_conversation(conn, cid))
+    conv = await ws.store.read(lambda conn: conversations.get(conn, cid))
     if not access.can_see_conversation(session.agent, conv.inbox, conv.assignee_id):
         raise NotFound(f"no conversation {cid}")
     return conv
@@ -116,7 +116,7 @@ async def tags(request: web.Request) -> web.Response:
     values = actions.clean_tags((await _body(request)).get("tags"))
 
     def run(conn: Any) -> dict[str, Any]:
-        actions.set_tags(conn, cid, values)
+        conversations.set_tags(conn, cid, values)
         return {"tags": values}
 
     answer, fresh = await write_once(ws, request, session.agent.id, run)
@@ -132,7 +132,7 @@ async def resolve(request: web.Request) -> web.Response:
     await _visible(ws, session, cid)
 
     def run(conn: Any) -> dict[str, Any]:
-        actions.resolve(conn, cid)
+        conversations.resolve(conn, cid)
         return {}
 
     _answer, fresh = await write_once(ws, request, session.agent.id, run)
@@ -153,7 +153,7 @@ async def reopen(request: web.Request) -> web.Response:
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
     answer, fresh = await write_once(
-        ws, request, session.agent.id, lambda conn: {"priority": actions.reopen(conn, cid)}
+        ws, request, session.agent.id, lambda conn: {"priority": conversations.reopen(conn, cid)}
     )
     if fresh:
         await _announce(

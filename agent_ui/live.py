@@ -44,6 +44,7 @@ from agent_ui.workspace import Workspace
 from inbox.bus.presence import MemoryPresence, SocketPresence
 from inbox.errors import BusError
 from inbox.events import AgentConnection, AgentTyping, Event, EventName
+from inbox.store import conversations
 from inbox.types import Agent
 from inbox.web.untrusted import is_id
 
@@ -180,7 +181,9 @@ class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio
     # -- client events --------------------------------------------------------------------
     async def _where(self, conversation_id: int) -> tuple[str, int | None] | None:
         """(inbox, assignee) of a conversation, read now (the assignee changes)."""
-        return await self.ws.store.read(lambda c: queries.conversation_inbox(c, conversation_id))
+        return await self.ws.store.read(
+            lambda c: conversations.inbox_and_assignee(c, conversation_id)
+        )
 
     async def on_view(self, sid: str, data: Any = None) -> dict[str, Any]:
         conn = await self._checked(sid)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from inbox.errors import NotFound
-from inbox.store import contacts, repo
+from inbox.store import contacts, conversations, repo
 from inbox.store import schema as t
 from inbox.types import Contact, Conversation, Message
 
@@ -181,11 +181,6 @@ def agent_names(conn: Connection, ids: set[int]) -> dict[int, str]:
     return {int(r.id): r.name for r in rows}
 
 
-def conversation_inbox(conn: Connection, conversation_id: int) -> tuple[str, int | None] | None:
-    row = conn.execute(sa.select(c.inbox, c.assignee_id).where(c.id == conversation_id)).first()
-    return None if row is None else (row.inbox, row.assignee_id)
-
-
 @dataclass(frozen=True, slots=True)
 class ConversationPage:
     conversation: Conversation
@@ -205,13 +200,13 @@ def _visible(conv: Conversation, inboxes: Sequence[str] | None, agent_id: int) -
 def conversation_page(
     conn: Connection, conversation_id: int, inboxes: Sequence[str] | None, agent_id: int
 ) -> ConversationPage:
-    conv = repo.get_conversation(conn, conversation_id)
+    conv = conversations.get(conn, conversation_id)
     if not _visible(conv, inboxes, agent_id):
         raise NotFound(f"no conversation {conversation_id}")
     contact = contacts.get(conn, conv.contact_id)
     history = [
         h
-        for h in repo.conversations_of_contact(conn, contact.id)
+        for h in conversations.of_contact(conn, contact.id)
         if h.id == conv.id or _visible(h, inboxes, agent_id)
     ]
     ids = [h.id for h in history]
@@ -226,11 +221,10 @@ def conversation_page(
     if conv.assignee_id:
         agent_ids.add(conv.assignee_id)
     names = agent_names(conn, agent_ids)
-    triage = conn.execute(sa.select(c.triage).where(c.id == conversation_id)).scalar()
     return ConversationPage(
         conv,
         contact,
-        triage if isinstance(triage, dict) else None,
+        conversations.triage_of(conn, conversation_id),
         history,
         timeline,
         names,
@@ -251,7 +245,7 @@ def contact_page(
 ) -> ContactPage:
     contact = contacts.get(conn, contact_id)
     convs = [
-        h for h in repo.conversations_of_contact(conn, contact_id) if _visible(h, inboxes, agent_id)
+        h for h in conversations.of_contact(conn, contact_id) if _visible(h, inboxes, agent_id)
     ]
     if inboxes is not None and not convs:
         raise NotFound(f"no contact {contact_id}")

@@ -37,9 +37,9 @@ from agent_ui.api import conversation_json
 from inbox import events as ev
 from inbox.accounts.tokens import Scope
 from inbox.bus.backends import EventBus
-from inbox.errors import BusError, Conflict, Forbidden, NotFound, OmnideskError, ValidationError
+from inbox.errors import BusError, Forbidden, NotFound, OmnideskError, ValidationError
 from inbox.events import Event, EventName
-from inbox.store import repo
+from inbox.store import conversations, repo
 from inbox.store import schema as t
 from inbox.types import Presence
 from inbox.web.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
@@ -142,17 +142,13 @@ async def _in_scope(request: web.Request, scope: Scope, cid: int) -> None:
     """404 for a conversation of an inbox the token does not reach, as for a missing one."""
     if scope.inboxes is None:
         return
-    inbox = await request.app[STORE_KEY].read(
-        lambda conn: conn.execute(
-            sa.select(t.conversations.c.inbox).where(t.conversations.c.id == cid)
-        ).scalar()
-    )
+    inbox = await request.app[STORE_KEY].read(lambda conn: conversations.inbox_of(conn, cid))
     if not scope.sees(inbox):
         raise NotFound(f"no conversation {cid}")
 
 
 async def _conversation(request: web.Request, cid: int) -> web.Response:
-    conv = await request.app[STORE_KEY].read(lambda conn: repo.get_conversation(conn, cid))
+    conv = await request.app[STORE_KEY].read(lambda conn: conversations.get(conn, cid))
     return web.json_response(conversation_json(conv))
 
 
@@ -277,36 +273,9 @@ async def put_presence(request: web.Request) -> web.Response:
 async def post_resolve(request: web.Request) -> web.Response:
     scope = await require_token(request, write=True)
     cid = _id(request)
-    now = datetime.now(UTC)
-    c = t.conversations.c
-
-    def store(conn: Connection) -> None:
-        if not scope.sees(conn.execute(sa.select(c.inbox).where(c.id == cid)).scalar()):
-            raise NotFound(f"no conversation {cid}")
-        done = conn.execute(
-            sa.update(t.conversations)
-            .where(c.id == cid, c.status.in_(("open", "pending")))
-            .values(
-                status="resolved",
-                resolved_at=now,
-                waiting_since=None,
-                assignee_id=None,
-                assigned_at=None,
-            )
-        ).rowcount
-        if not done:
-            status = conn.execute(sa.select(c.status).where(c.id == cid)).scalar()
-            if status is None:
-                raise NotFound(f"no conversation {cid}")
-            raise Conflict(f"conversation {cid} is already {status}")
-        a = t.assignments.c
-        conn.execute(
-            sa.update(t.assignments)
-            .where(a.conversation_id == cid, a.ended_at.is_(None))
-            .values(ended_at=now)
-        )
-
-    await request.app[STORE_KEY].write(store)
+    await request.app[STORE_KEY].write(
+        lambda conn: conversations.resolve(conn, cid, inboxes=scope.inboxes)
+    )
     await _announce(
         request, Event(EventName.CONVERSATION_RESOLVED, ev.Resolved(conversation_id=cid, by="api"))
     )

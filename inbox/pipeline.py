@@ -30,7 +30,7 @@ from inbox.identity import SENDER_KIND
 from inbox.outbox.durable import enqueue
 from inbox.ports import Triage, TriageDecision
 from inbox.store import contacts as store_contacts
-from inbox.store import repo
+from inbox.store import conversations, repo
 from inbox.store import schema as t
 from inbox.store.backends import Store
 from inbox.store.fastsql import Sql, as_utc, decode, in_list
@@ -109,7 +109,7 @@ def _load(conn: Connection, ids: Sequence[int]) -> list[_Loaded]:
     metas = {r["id"]: r["meta"] or {} for r in rows}
     conv_list, conv_params = in_list("c", sorted({m.conversation_id for m in messages}))
     convs = {
-        r["id"]: repo.conversation_from_row(
+        r["id"]: conversations.from_row(
             decode(r, json_cols=("required_skills", "tags"), time_cols=_C_TIMES)  # type: ignore[arg-type]
         )
         for r in sql.dicts(

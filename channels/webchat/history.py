@@ -6,22 +6,22 @@ Connection, run through `Store.read/write`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox.store import contacts
 from inbox.store import schema as t
 from inbox.store.contacts import save_followup
-from inbox.types import AuthorKind, Channel, DeliveryStatus, Direction, IdentityKind
+from inbox.store.conversations import VisitorChats, token_of
+from inbox.store.conversations import of_visitor as conversations_of
+from inbox.types import AuthorKind, Channel, DeliveryStatus, Direction
 
 __all__ = [
     "HISTORY",
     "PAGE",
-    "Conversations",
+    "VisitorChats",
     "agents_online",
     "conversations_of",
     "mark_read",
@@ -33,37 +33,6 @@ __all__ = [
 
 HISTORY = 100  # messages shown when the widget opens with nothing seen yet
 PAGE = 500  # most messages returned by one resync
-
-
-@dataclass(frozen=True, slots=True)
-class Conversations:
-    contact_id: int | None
-    tokens: dict[int, str]  # conversation id -> token (socket.io room)
-
-
-def conversations_of(
-    conn: Connection, visitor_id: str, external_id: str | None = None
-) -> Conversations:
-    """The visitor's contact (through the visitor id, else a verified host-site id) and its
-    chat conversations."""
-    contact_id = contacts.of_identity(conn, IdentityKind.VISITOR, visitor_id)
-    if contact_id is None and external_id is not None:
-        contact_id = contacts.of_identity(conn, IdentityKind.EXTERNAL, external_id)
-    if contact_id is None:
-        return Conversations(None, {})
-    c = t.conversations.c
-    rows = conn.execute(
-        sa.select(c.id, c.token)
-        .where(c.contact_id == contact_id, c.channel == Channel.CHAT.value)
-        .order_by(c.id)
-    )
-    return Conversations(contact_id, {int(r.id): r.token for r in rows})
-
-
-def token_of(conn: Connection, conversation_id: int) -> str | None:
-    return conn.execute(
-        sa.select(t.conversations.c.token).where(t.conversations.c.id == conversation_id)
-    ).scalar()
 
 
 def messages_after(

@@ -15,7 +15,7 @@ from inbox.ingest import Ingestor
 from inbox.outbox.durable import OutboxWorker, enqueue, record_delivery
 from inbox.pipeline import Pipeline
 from inbox.ports import Outbound, Reply, TriageDecision
-from inbox.store import repo
+from inbox.store import conversations, repo
 from inbox.store import schema as t
 from inbox.types import AuthorKind, Channel, ConversationStatus, DeliveryStatus, InboundMessage
 
@@ -125,7 +125,7 @@ async def test_auto_reply_is_stored_then_delivered_once(world):
     r = await world.ingest(inbound("<o1@x>", "where is my order"))
     await world.settle()
     assert world.triage.calls == [(r.message_id, True)]
-    conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     triage = await world.store.read(
         lambda c: c.execute(
             sa.select(t.conversations.c.triage).where(t.conversations.c.id == r.conversation_id)
@@ -145,7 +145,7 @@ async def test_auto_reply_is_stored_then_delivered_once(world):
     await world.ingest(inbound("<o2@x>", "thanks", in_reply_to="<o1@x>"))
     await world.settle()
     assert world.triage.calls[-1][1] is False
-    conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     assert conv.status is ConversationStatus.RESOLVED
     assert EventName.CONVERSATION_RESOLVED in [e.name for e in world.events]
 
@@ -153,7 +153,7 @@ async def test_auto_reply_is_stored_then_delivered_once(world):
 async def test_decision_sets_priority_skills_tags_and_queues(world):
     r = await world.ingest(inbound("<r1@x>", "I want a refund"))
     await world.settle()
-    conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     assert (conv.priority, conv.required_skills, conv.tags) == ("high", ("billing",), ("refund",))
     assert conv.waiting_since is not None
     queued = [e for e in world.events if e.name == EventName.CONVERSATION_QUEUED]
@@ -163,14 +163,14 @@ async def test_decision_sets_priority_skills_tags_and_queues(world):
 async def test_handoff_raises_priority(world):
     r = await world.ingest(inbound("<h1@x>", "agent"))
     await world.settle()
-    conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     assert conv.priority == "high"  # one level above normal
 
 
 async def test_a_broken_rule_routes_to_a_person_and_loses_nothing(world):
     r = await world.ingest(inbound("<b1@x>", "something odd"))
     await world.settle()
-    conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     assert conv.waiting_since is not None and conv.status is ConversationStatus.OPEN
 
 
