@@ -1,35 +1,20 @@
-"""What an agent changes, as sync functions of a Connection (one transaction each).
-
-The caller has already checked that the agent may act on the conversation/contact
-(`agent_ui.access`), and publishes the matching bus event after the commit.
-"""
+"""What an agent's action sends, checked before it reaches the store: texts, tags, skills,
+presence, notes, and the subject of a reply. Each raises ValidationError (a 400) naming
+the field; the change itself is a function of the store's repositories
+(`inbox.store.conversations`, `messages`, `contacts`, `agents`)."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from inbox.errors import ValidationError
+from inbox.types import Channel, Conversation, Presence
 
-from inbox.errors import Conflict, ValidationError
-from inbox.outbox.durable import enqueue
-from inbox.store import conversations
-from inbox.store import schema as t
-from inbox.types import (
-    AuthorKind,
-    Channel,
-    ConversationStatus,
-    DeliveryStatus,
-    Direction,
-    Presence,
-)
-
-c = t.conversations.c
 MAX_TEXT = 20_000
 _TAG = re.compile(r"[\w][\w .:/-]{0,39}", re.UNICODE)
 _SKILL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _SUBJECTED = {Channel.EMAIL, Channel.FORM, Channel.API}
+_PRESENCES = {p.value for p in Presence}
 
 
 def clean_text(text: object, what: str = "text") -> str:
@@ -48,45 +33,10 @@ def reply_subject(subject: str | None, given: object = None) -> str | None:
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"[:998]
 
 
-def reply(
-    conn: Connection, conversation_id: int, agent_id: int, text: str, subject: object = None
-) -> int:
-    """An agent's reply through the conversation's channel (the durable outbox)."""
-    conv = conversations.get(conn, conversation_id)
-    if conv.status is ConversationStatus.CLOSED:
-        raise Conflict("this conversation is closed; a new message from the customer opens another")
-    return enqueue(
-        conn,
-        conversation_id=conversation_id,
-        text=text,
-        author_kind=AuthorKind.AGENT,
-        author_id=agent_id,
-        subject=reply_subject(conv.subject, subject) if conv.channel in _SUBJECTED else None,
-    )
-
-
-def note(conn: Connection, conversation_id: int, agent_id: int, text: str) -> int:
-    """A private note: a message in the timeline that is never delivered (no outbox row)."""
-    conv = conversations.get(conn, conversation_id)
-    return int(
-        conn.execute(
-            sa.insert(t.messages)
-            .values(
-                conversation_id=conversation_id,
-                direction=Direction.OUTBOUND.value,
-                author_kind=AuthorKind.AGENT.value,
-                author_id=agent_id,
-                channel=conv.channel.value,
-                text=text,
-                attachments=[],
-                delivery_status=DeliveryStatus.NOTE.value,
-                meta={"note": True},
-                needs_triage=False,
-                created_at=datetime.now(UTC),
-            )
-            .returning(t.messages.c.id)
-        ).scalar_one()
-    )
+def subject_for(conv: Conversation, given: object = None) -> str | None:
+    """The subject of an agent's reply in `conv`: the one given, else "Re: " and the
+    conversation's; none on channels without subjects (chat, SMS)."""
+    return reply_subject(conv.subject, given) if conv.channel in _SUBJECTED else None
 
 
 def clean_tags(raw: object) -> list[str]:
@@ -111,18 +61,10 @@ def clean_skills(raw: object) -> list[str]:
     return sorted(set(raw))
 
 
-def set_presence(conn: Connection, agent_id: int, presence: str) -> bool:
-    try:
-        value = Presence(presence)
-    except ValueError:
-        raise ValidationError("presence is online, away or offline", field="presence") from None
-    return bool(
-        conn.execute(
-            sa.update(t.agents)
-            .where(t.agents.c.id == agent_id, t.agents.c.presence != value.value)
-            .values(presence=value.value)
-        ).rowcount
-    )
+def clean_presence(raw: object) -> Presence:
+    if isinstance(raw, str) and raw in _PRESENCES:
+        return Presence(raw)
+    raise ValidationError("presence is online, away or offline", field="presence")
 
 
 def clean_notes(notes: object) -> str:

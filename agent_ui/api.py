@@ -8,7 +8,7 @@ from aiohttp import web
 
 from inbox.errors import NotFound, ValidationError
 from inbox.health import Readiness
-from inbox.store import contacts, conversations, repo
+from inbox.store import contacts, conversations, messages
 from inbox.types import Channel, Contact, Conversation, ConversationStatus, Message
 from inbox.web.http import STORE_KEY, require_inbox, require_token
 from inbox.web.untrusted import parse_id
@@ -116,7 +116,7 @@ async def get_conversation(request: web.Request) -> web.Response:
         conv = conversations.get(conn, cid)
         if not scope.sees(conv.inbox):  # as if it did not exist: a token learns nothing
             raise NotFound(f"no conversation {cid}")
-        return conv, repo.messages_of(conn, cid)
+        return conv, messages.of_conversation(conn, cid)
 
     conv, msgs = await request.app[STORE_KEY].read(load)
     body = conversation_json(conv)

@@ -26,7 +26,7 @@ from inbox import events as ev
 from inbox.accounts.agents import get_agent
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
-from inbox.store import contacts, conversations
+from inbox.store import agents, contacts, conversations, messages
 from inbox.types import Conversation
 from inbox.web.http import MAX_BODY_KEY, read_json
 from inbox.web.untrusted import is_id
@@ -63,16 +63,16 @@ async def reply(request: web.Request) -> web.Response:
     ws = request.app[WS_KEY]
     session = await require_session(request)
     cid = int_param(request, "id")
-    await _visible(ws, session, cid)
+    conv = await _visible(ws, session, cid)
     body = await _body(request)
     text = actions.clean_text(body.get("text"))
     agent_id = session.agent.id
-    subject = body.get("subject")
+    subject = actions.subject_for(conv, body.get("subject"))
     answer, fresh = await write_once(
         ws,
         request,
         agent_id,
-        lambda conn: {"message_id": actions.reply(conn, cid, agent_id, text, subject)},
+        lambda conn: {"message_id": messages.reply(conn, cid, agent_id, text, subject)},
     )
     message_id = answer["message_id"]
     if fresh:
@@ -95,7 +95,10 @@ async def note(request: web.Request) -> web.Response:
     text = actions.clean_text((await _body(request)).get("text"))
     agent_id = session.agent.id
     answer, fresh = await write_once(
-        ws, request, agent_id, lambda conn: {"message_id": actions.note(conn, cid, agent_id, text)}
+        ws,
+        request,
+        agent_id,
+        lambda conn: {"message_id": messages.add_note(conn, cid, agent_id, text)},
     )
     if fresh:
         await _announce(
@@ -213,12 +216,13 @@ async def presence(request: web.Request) -> web.Response:
     value = (await _body(request)).get("presence")
     if not isinstance(value, str):
         raise ValidationError("presence is online, away or offline", field="presence")
+    presence = actions.clean_presence(value)
     agent_id = session.agent.id
     answer, fresh = await write_once(
         ws,
         request,
         agent_id,
-        lambda conn: {"changed": actions.set_presence(conn, agent_id, value)},
+        lambda conn: {"changed": agents.set_presence(conn, agent_id, presence)},
     )
     if fresh and answer["changed"]:
         await _announce(

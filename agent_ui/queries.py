@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from inbox.errors import NotFound
-from inbox.store import contacts, conversations, repo
+from inbox.store import agents, contacts, conversations, messages
 from inbox.store import schema as t
 from inbox.types import Contact, Conversation, Message
 
@@ -174,13 +174,6 @@ def presence_of(conn: Connection, agent_id: int) -> str:
     return str(value or "offline")
 
 
-def agent_names(conn: Connection, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = conn.execute(sa.select(t.agents.c.id, t.agents.c.name).where(t.agents.c.id.in_(ids)))
-    return {int(r.id): r.name for r in rows}
-
-
 @dataclass(frozen=True, slots=True)
 class ConversationPage:
     conversation: Conversation
@@ -210,17 +203,11 @@ def conversation_page(
         if h.id == conv.id or _visible(h, inboxes, agent_id)
     ]
     ids = [h.id for h in history]
-    rows = conn.execute(
-        sa.select(t.messages)
-        .where(t.messages.c.conversation_id.in_(ids))
-        .order_by(t.messages.c.created_at, t.messages.c.id)
-        .limit(2000)
-    ).mappings()
-    timeline = [repo.message_from_row(r) for r in rows]
+    timeline = messages.of_conversations(conn, ids)
     agent_ids = {m.author_id for m in timeline if m.author_kind.value == "agent" and m.author_id}
     if conv.assignee_id:
         agent_ids.add(conv.assignee_id)
-    names = agent_names(conn, agent_ids)
+    names = agents.names(conn, agent_ids)
     return ConversationPage(
         conv,
         contact,
@@ -251,28 +238,3 @@ def contact_page(
         raise NotFound(f"no contact {contact_id}")
     notes = contacts.notes_of(conn, contact_id)
     return ContactPage(contact, notes, convs, contacts.merged_into(conn, contact_id))
-
-
-def message_for_download(
-    conn: Connection, message_id: int, index: int, inboxes: Sequence[str] | None, agent_id: int
-) -> tuple[str, str, str | None]:
-    """(filename, content type, storage key) of one attachment the agent may see."""
-    row = conn.execute(
-        sa.select(t.messages.c.attachments, c.inbox, c.assignee_id)
-        .join(t.conversations, c.id == t.messages.c.conversation_id)
-        .where(t.messages.c.id == message_id)
-    ).first()
-    visible = row is not None and (
-        inboxes is None or row.inbox in inboxes or row.assignee_id == agent_id
-    )
-    if row is None or not visible:
-        raise NotFound("no such attachment")
-    items = row.attachments or []
-    if not 0 <= index < len(items):
-        raise NotFound("no such attachment")
-    item = items[index]
-    return (
-        str(item.get("filename") or "attachment"),
-        str(item.get("content_type") or ""),
-        item.get("storage_key"),
-    )

@@ -39,7 +39,7 @@ from inbox.accounts.tokens import Scope
 from inbox.bus.backends import EventBus
 from inbox.errors import BusError, Forbidden, NotFound, OmnideskError, ValidationError
 from inbox.events import Event, EventName
-from inbox.store import conversations, repo
+from inbox.store import agents, conversations
 from inbox.store import schema as t
 from inbox.types import Presence
 from inbox.web.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
@@ -212,7 +212,7 @@ def _agents(conn: Connection, inboxes: frozenset[str] | None) -> list[dict[str, 
         load.setdefault(int(agent_id), {})[str(channel)] = int(count)
     out = []
     for r in conn.execute(sa.select(t.agents).where(a.active.is_(True)).order_by(a.id)).mappings():
-        agent = repo.agent_from_row(r)
+        agent = agents.from_row(r)
         if inboxes is not None and not inboxes.intersection(agent.teams):
             continue
         mine = load.get(agent.id, {})

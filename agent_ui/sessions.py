@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from inbox.store import schema as t
-from inbox.store.repo import agent_from_row
+from inbox.store.agents import from_row as agent_from_row
 from inbox.types import Agent
 
 

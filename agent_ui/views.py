@@ -15,6 +15,7 @@ from agent_ui.sessions import Session
 from agent_ui.settings import fill_canned
 from agent_ui.workspace import WS_KEY, Workspace
 from inbox.errors import NotFound, ValidationError
+from inbox.store import messages
 from inbox.store.files import FileStore
 from inbox.types import Message
 from inbox.web.untrusted import parse_id
@@ -247,7 +248,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     message_id, index = int_param(request, "message_id"), int_param(request, "index")
     inboxes, me = access.visible_inboxes(session.agent), session.agent.id
     filename, _ctype, key = await ws.store.read(
-        lambda conn: queries.message_for_download(conn, message_id, index, inboxes, me)
+        lambda conn: messages.attachment(conn, message_id, index, inboxes, me)
     )
     if not key:
         raise NotFound("the attachment was not kept")

@@ -44,7 +44,7 @@ from inbox.store.ingest_reads import (
     first_result,
     lock_senders,
 )
-from inbox.store.repo import attachments_to_json
+from inbox.store.messages import attachments_to_json
 from inbox.tasks import cancel_and_wait
 from inbox.types import (
     ConversationStatus,

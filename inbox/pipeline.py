@@ -30,7 +30,8 @@ from inbox.identity import SENDER_KIND
 from inbox.outbox.durable import enqueue
 from inbox.ports import Triage, TriageDecision
 from inbox.store import contacts as store_contacts
-from inbox.store import conversations, repo
+from inbox.store import conversations
+from inbox.store import messages as store_messages
 from inbox.store import schema as t
 from inbox.store.backends import Store
 from inbox.store.fastsql import Sql, as_utc, decode, in_list
@@ -105,7 +106,7 @@ def _load(conn: Connection, ids: Sequence[int]) -> list[_Loaded]:
     ]
     if not rows:
         return []
-    messages = [repo.message_from_row(r) for r in rows]  # type: ignore[arg-type]
+    messages = [store_messages.from_row(r) for r in rows]  # type: ignore[arg-type]
     metas = {r["id"]: r["meta"] or {} for r in rows}
     conv_list, conv_params = in_list("c", sorted({m.conversation_id for m in messages}))
     convs = {

@@ -12,7 +12,7 @@ from inbox.bus.backends import MemoryBus
 from inbox.errors import ValidationError
 from inbox.events import Event, EventName
 from inbox.ingest import Ingestor, IngestSettings
-from inbox.store import contacts, conversations, repo
+from inbox.store import contacts, conversations, messages
 from inbox.store import schema as t
 from inbox.types import Channel, ConversationStatus, IdentityKind, InboundMessage
 from tests.conftest import WITH_WRITE_PROCESS
@@ -77,7 +77,7 @@ async def test_redelivery_returns_first_result_and_stores_nothing(store, ingest)
     assert again.duplicate
     assert (again.message_id, again.conversation_id) == (first.message_id, first.conversation_id)
     assert await count(store, t.messages) == 1
-    stored = await store.read(lambda c: repo.get_message(c, first.message_id))
+    stored = await store.read(lambda c: messages.get(c, first.message_id))
     assert stored.text == "hello <dup@x>"
 
 
