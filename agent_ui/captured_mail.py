@@ -16,10 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from agent_ui import access, queries
-from agent_ui.sessions import Session
 from agent_ui.views import page_context, page_session
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.email.capture import MailFolder
+from inbox.store.sessions import Session
 
 MAIL_KEY: web.AppKey[MailFolder] = web.AppKey("captured_mail", MailFolder)
 # first in the sandboxed body: it loads nothing either (no tracking pixel, no stylesheet of

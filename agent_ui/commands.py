@@ -14,11 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_ui import access, actions, queries, sessions
+from agent_ui import access, actions, queries
 from agent_ui.auth import require_session
 from agent_ui.idempotency import call_once, write_once
 from agent_ui.routing_api import RoutingClient
-from agent_ui.sessions import Session
 from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.sms.segments import segments
@@ -26,7 +25,8 @@ from inbox import events as ev
 from inbox.accounts.agents import get_agent
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
-from inbox.store import agents, contacts, conversations, messages
+from inbox.store import agents, contacts, conversations, messages, sessions
+from inbox.store.sessions import Session
 from inbox.types import Conversation
 from inbox.web.http import MAX_BODY_KEY, read_json
 from inbox.web.untrusted import is_id

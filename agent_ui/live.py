@@ -38,13 +38,13 @@ from typing import Any
 
 import socketio
 
-from agent_ui import access, queries, sessions
+from agent_ui import access, queries
 from agent_ui.auth import same_origin
 from agent_ui.workspace import Workspace
 from inbox.bus.presence import MemoryPresence, SocketPresence
 from inbox.errors import BusError
 from inbox.events import AgentConnection, AgentTyping, Event, EventName
-from inbox.store import conversations
+from inbox.store import conversations, sessions
 from inbox.types import Agent
 from inbox.web.untrusted import is_id
 

@@ -11,12 +11,12 @@ from aiohttp import web
 
 from agent_ui import access, queries
 from agent_ui.auth import current, require_session
-from agent_ui.sessions import Session
 from agent_ui.settings import fill_canned
 from agent_ui.workspace import WS_KEY, Workspace
 from inbox.errors import NotFound, ValidationError
 from inbox.store import messages
 from inbox.store.files import FileStore
+from inbox.store.sessions import Session
 from inbox.types import Message
 from inbox.web.untrusted import parse_id
 
