@@ -38,13 +38,13 @@ from typing import Any
 
 import socketio
 
-from agent_ui import access, queries
+from agent_ui import access
 from agent_ui.auth import same_origin
 from agent_ui.workspace import Workspace
 from inbox.bus.presence import MemoryPresence, SocketPresence
 from inbox.errors import BusError
 from inbox.events import AgentConnection, AgentTyping, Event, EventName
-from inbox.store import conversations, sessions
+from inbox.store import agents, conversations, sessions
 from inbox.types import Agent
 from inbox.web.untrusted import is_id
 
@@ -298,7 +298,7 @@ class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio
         if isinstance(sent, str):
             presence = sent
         else:
-            presence = await self.ws.store.read(lambda c: queries.presence_of(c, agent_id))
+            presence = await self.ws.store.read(lambda c: agents.presence_of(c, agent_id))
         notice = {"agent_id": agent_id, "presence": presence[:16]}
         rooms = ["supervisors", f"agent:{agent_id}"]
         await self.emit("presence", notice, room=rooms, ignore_queue=True)

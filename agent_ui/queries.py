@@ -122,59 +122,6 @@ def mine(conn: Connection, agent_id: int) -> list[Row]:
 
 
 @dataclass(frozen=True, slots=True)
-class AgentLoad:
-    id: int
-    name: str
-    role: str
-    presence: str
-    skills: dict[str, int]
-    teams: tuple[str, ...]
-    load: int
-    capacity: int
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "role": self.role,
-            "presence": self.presence,
-            "skills": self.skills,
-            "teams": list(self.teams),
-            "load": self.load,
-            "capacity": self.capacity,
-        }
-
-
-def agents_with_load(conn: Connection) -> list[AgentLoad]:
-    load: dict[int, int] = dict(
-        conn.execute(
-            sa.select(c.assignee_id, sa.func.count())
-            .where(c.assignee_id.is_not(None), c.status.in_(("open", "pending")))
-            .group_by(c.assignee_id)
-        ).all()
-    )
-    a = t.agents.c
-    return [
-        AgentLoad(
-            r.id,
-            r.name,
-            r.role,
-            r.presence,
-            dict(r.skills or {}),
-            tuple(r.teams or ()),
-            int(load.get(r.id, 0)),
-            sum((r.capacity or {}).values()),
-        )
-        for r in conn.execute(sa.select(t.agents).where(a.active.is_(True)).order_by(a.name))
-    ]
-
-
-def presence_of(conn: Connection, agent_id: int) -> str:
-    value = conn.execute(sa.select(t.agents.c.presence).where(t.agents.c.id == agent_id)).scalar()
-    return str(value or "offline")
-
-
-@dataclass(frozen=True, slots=True)
 class ConversationPage:
     conversation: Conversation
     contact: Contact

@@ -14,7 +14,7 @@ from agent_ui.auth import current, require_session
 from agent_ui.settings import fill_canned
 from agent_ui.workspace import WS_KEY, Workspace
 from inbox.errors import NotFound, ValidationError
-from inbox.store import messages
+from inbox.store import agents, assignments, messages
 from inbox.store.files import FileStore
 from inbox.store.sessions import Session
 from inbox.types import Message
@@ -60,8 +60,8 @@ async def _queue_data(ws: Workspace, session: Session) -> dict[str, Any]:
         return {
             "mine": queries.mine(conn, agent.id),
             "waiting": queries.waiting(conn, inboxes, ws.settings.priorities),
-            "agents": queries.agents_with_load(conn) if access.can_supervise(agent) else None,
-            "presence": queries.presence_of(conn, agent.id),
+            "agents": assignments.agents_with_load(conn) if access.can_supervise(agent) else None,
+            "presence": agents.presence_of(conn, agent.id),
         }
 
     return await ws.store.read(load)
@@ -178,14 +178,14 @@ async def conversation_page(request: web.Request) -> web.Response:
     except NotFound:
         return ws.render("not_found.html", status=404, **page_context(ws, session, "online"))
 
-    def others(conn: Any) -> tuple[str, list[queries.AgentLoad]]:
-        agents = [
+    def others(conn: Any) -> tuple[str, list[assignments.AgentLoad]]:
+        found = [
             a
-            for a in queries.agents_with_load(conn)
+            for a in assignments.agents_with_load(conn)
             if a.id != session.agent.id
             and (a.role != "agent" or page.conversation.inbox in a.teams)
         ]
-        return queries.presence_of(conn, session.agent.id), agents
+        return agents.presence_of(conn, session.agent.id), found
 
     presence, targets = await ws.store.read(others)
     return ws.render(
@@ -231,7 +231,7 @@ async def contact_page(request: web.Request) -> web.Response:
         page = await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes, me))
     except NotFound:
         return ws.render("not_found.html", status=404, **page_context(ws, session, "online"))
-    presence = await ws.store.read(lambda conn: queries.presence_of(conn, session.agent.id))
+    presence = await ws.store.read(lambda conn: agents.presence_of(conn, session.agent.id))
     return ws.render(
         "contact.html", **page_context(ws, session, presence), page=page, contact=page.contact
     )

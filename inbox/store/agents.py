@@ -12,10 +12,11 @@ from collections.abc import Collection
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from inbox.errors import NotFound
 from inbox.store import schema as t
 from inbox.types import Agent, Presence, Role
 
-__all__ = ["count_online", "from_row", "names", "set_presence"]
+__all__ = ["count_online", "from_row", "names", "presence_of", "set_presence"]
 
 a = t.agents.c
 
@@ -52,13 +53,22 @@ def count_online(conn: Connection) -> int:
     )
 
 
+def presence_of(conn: Connection, agent_id: int) -> str:
+    """The presence the agent chose ("offline" for no such agent)."""
+    value = conn.execute(sa.select(a.presence).where(a.id == agent_id)).scalar()
+    return str(value or "offline")
+
+
 def set_presence(conn: Connection, agent_id: int, presence: Presence) -> bool:
-    """Store the presence the agent chose; whether it changed (False for the same one, or
-    no such agent)."""
-    return bool(
-        conn.execute(
-            sa.update(t.agents)
-            .where(a.id == agent_id, a.presence != presence.value)
-            .values(presence=presence.value)
-        ).rowcount
-    )
+    """Store the presence an active agent chose; whether it changed (False: it was that
+    already). NotFound for no such active agent."""
+    changed = conn.execute(
+        sa.update(t.agents)
+        .where(a.id == agent_id, a.active.is_(True), a.presence != presence.value)
+        .values(presence=presence.value)
+    ).rowcount
+    if changed:
+        return True
+    if conn.execute(sa.select(a.id).where(a.id == agent_id, a.active.is_(True))).first() is None:
+        raise NotFound(f"no active agent {agent_id}")
+    return False

@@ -3,8 +3,10 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
+from inbox.errors import NotFound
 from inbox.store import agents
 from inbox.store import schema as t
 from inbox.types import Presence, Role
@@ -43,10 +45,19 @@ async def test_names_of_those_that_exist(store):
 
 async def test_presence_is_stored_and_reports_a_change(store):
     aid = await seed.agent(store)
+    assert await store.read(lambda c: agents.presence_of(c, aid)) == "offline"
     assert await store.write(lambda c: agents.set_presence(c, aid, Presence.ONLINE)) is True
-    assert (await seed.row(store, t.agents, aid))["presence"] == "online"
+    assert await store.read(lambda c: agents.presence_of(c, aid)) == "online"
     assert await store.write(lambda c: agents.set_presence(c, aid, Presence.ONLINE)) is False
-    assert await store.write(lambda c: agents.set_presence(c, 999, Presence.AWAY)) is False
+    assert await store.read(lambda c: agents.presence_of(c, 999)) == "offline"
+
+
+async def test_presence_of_no_active_agent_is_refused(store):
+    gone = await seed.agent(store, "Gone", active=False)
+    for agent_id in (gone, 999):
+        with pytest.raises(NotFound):
+            await store.write(lambda c, i=agent_id: agents.set_presence(c, i, Presence.AWAY))
+    assert (await seed.row(store, t.agents, gone))["presence"] == "offline"
 
 
 async def test_count_online_counts_active_online_agents(store):
