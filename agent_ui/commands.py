@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_ui import access, actions, queries
+from agent_ui import access, actions
 from agent_ui.auth import require_session
 from agent_ui.idempotency import call_once, write_once
 from agent_ui.routing_api import RoutingClient
@@ -25,7 +25,7 @@ from inbox import events as ev
 from inbox.accounts.agents import get_agent
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
-from inbox.store import agents, contacts, conversations, messages, sessions
+from inbox.store import agents, contacts, conversations, messages, pages, sessions
 from inbox.store.sessions import Session
 from inbox.types import Conversation
 from inbox.web.http import MAX_BODY_KEY, read_json
@@ -246,7 +246,7 @@ async def sms_segments(request: web.Request) -> web.Response:
 
 async def _visible_contact(ws: Workspace, session: Session, contact_id: int) -> None:
     inboxes, me = access.visible_inboxes(session.agent), session.agent.id
-    await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes, me))
+    await ws.store.read(lambda conn: pages.contact_page(conn, contact_id, inboxes, me))
 
 
 async def contact_notes(request: web.Request) -> web.Response:

@@ -1,13 +1,15 @@
-"""What the workspace pages show, read as sync functions of a Connection.
+"""Reads that compose several repositories for one page of the agent workspace or one
+answer of the read API, each in one read transaction (so a page shows one moment).
 
-Every query takes the inboxes the agent may see (None: all) and filters in SQL, so a
-row an agent may not see is never loaded, let alone rendered.
+Every read takes the inboxes its reader may see (None: all) and filters in SQL or before
+anything is returned, so a row the reader may not see is never handed out; an agent also
+sees the conversations it holds. Sync functions of a Connection, run by `Store.read`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,15 +18,28 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from inbox.errors import NotFound
-from inbox.store import agents, contacts, conversations, messages
+from inbox.store import agents, assignments, contacts, conversations, messages
 from inbox.store import schema as t
 from inbox.types import Contact, Conversation, Message
+
+__all__ = [
+    "ContactPage",
+    "ConversationPage",
+    "QueuePage",
+    "Row",
+    "api_contact",
+    "api_conversation",
+    "colleagues",
+    "contact_page",
+    "conversation_page",
+    "queue_page",
+]
 
 c = t.conversations.c
 QUEUE_LIMIT = 2000
 
 
-def _inbox_filter(query: Any, inboxes: Sequence[str] | None) -> Any:
+def _inbox_filter(query: Any, inboxes: Collection[str] | None) -> Any:
     return query if inboxes is None else query.where(c.inbox.in_(list(inboxes)))
 
 
@@ -91,8 +106,8 @@ def _base() -> Any:
     ).join(t.contacts, t.contacts.c.id == c.contact_id)
 
 
-def waiting(
-    conn: Connection, inboxes: Sequence[str] | None, priorities: Sequence[str]
+def _waiting(
+    conn: Connection, inboxes: Collection[str] | None, priorities: Sequence[str]
 ) -> list[Row]:
     """The queue: most urgent first, then longest waiting."""
     rank = sa.case(
@@ -111,7 +126,8 @@ def waiting(
     return _rows(conn, query, c.waiting_since)
 
 
-def mine(conn: Connection, agent_id: int) -> list[Row]:
+def _mine(conn: Connection, agent_id: int) -> list[Row]:
+    """What the agent holds, latest activity first."""
     query = (
         _base()
         .where(c.assignee_id == agent_id, c.status.in_(("open", "pending")))
@@ -119,6 +135,40 @@ def mine(conn: Connection, agent_id: int) -> list[Row]:
         .limit(500)
     )
     return _rows(conn, query, c.last_message_at)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    mine: list[Row]
+    waiting: list[Row]
+    agents: list[assignments.AgentLoad] | None  # for a supervisor
+    presence: str  # the agent's own
+
+
+def queue_page(
+    conn: Connection,
+    agent_id: int,
+    inboxes: Collection[str] | None,
+    priorities: Sequence[str],
+    *,
+    with_agents: bool,
+) -> QueuePage:
+    """The queue page: what the agent holds, what waits in its inboxes (most urgent
+    first, then the longest waiting), every agent's load when `with_agents`, and the
+    agent's presence."""
+    return QueuePage(
+        _mine(conn, agent_id),
+        _waiting(conn, inboxes, priorities),
+        assignments.agents_with_load(conn) if with_agents else None,
+        agents.presence_of(conn, agent_id),
+    )
+
+
+def colleagues(conn: Connection, agent_id: int) -> tuple[str, list[assignments.AgentLoad]]:
+    """The agent's presence, and every other active agent with its load (by name): whom
+    it may transfer to."""
+    others = [a for a in assignments.agents_with_load(conn) if a.id != agent_id]
+    return agents.presence_of(conn, agent_id), others
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +183,18 @@ class ConversationPage:
     assignee: str | None
 
 
-def _visible(conv: Conversation, inboxes: Sequence[str] | None, agent_id: int) -> bool:
-    return inboxes is None or conv.inbox in inboxes or conv.assignee_id == agent_id
+def _visible(conv: Conversation, inboxes: Collection[str] | None, agent_id: int | None) -> bool:
+    """In one of `inboxes` (None: all), or held by the agent (None: no agent, a token)."""
+    held = agent_id is not None and conv.assignee_id == agent_id
+    return inboxes is None or conv.inbox in inboxes or held
 
 
 def conversation_page(
-    conn: Connection, conversation_id: int, inboxes: Sequence[str] | None, agent_id: int
+    conn: Connection, conversation_id: int, inboxes: Collection[str] | None, agent_id: int
 ) -> ConversationPage:
+    """A conversation with its contact, the contact's other conversations the agent sees
+    and their messages as one timeline, the names of the agents in it, and the triage
+    decision. NotFound for one the agent does not see, as for one that does not exist."""
     conv = conversations.get(conn, conversation_id)
     if not _visible(conv, inboxes, agent_id):
         raise NotFound(f"no conversation {conversation_id}")
@@ -174,14 +229,47 @@ class ContactPage:
     merged: list[Contact]  # contacts merged into this one
 
 
-def contact_page(
-    conn: Connection, contact_id: int, inboxes: Sequence[str] | None, agent_id: int
-) -> ContactPage:
+def _contact(
+    conn: Connection, contact_id: int, inboxes: Collection[str] | None, agent_id: int | None
+) -> tuple[Contact, list[Conversation]]:
+    """The contact and its conversations the reader sees; NotFound for a reader limited to
+    some inboxes when it sees none of them (it learns nothing of the contact)."""
     contact = contacts.get(conn, contact_id)
     convs = [
         h for h in conversations.of_contact(conn, contact_id) if _visible(h, inboxes, agent_id)
     ]
     if inboxes is not None and not convs:
         raise NotFound(f"no contact {contact_id}")
+    return contact, convs
+
+
+def contact_page(
+    conn: Connection, contact_id: int, inboxes: Collection[str] | None, agent_id: int
+) -> ContactPage:
+    """A contact with its notes, its conversations the agent sees (newest first) and the
+    contacts merged into it."""
+    contact, convs = _contact(conn, contact_id, inboxes, agent_id)
     notes = contacts.notes_of(conn, contact_id)
     return ContactPage(contact, notes, convs, contacts.merged_into(conn, contact_id))
+
+
+# -- the read API ----------------------------------------------------------------------
+
+
+def api_conversation(
+    conn: Connection, conversation_id: int, inboxes: Collection[str] | None
+) -> tuple[Conversation, list[Message]]:
+    """A conversation and its messages, for a token that reaches `inboxes` (None: all);
+    NotFound for one outside them, as if it did not exist."""
+    conv = conversations.get(conn, conversation_id)
+    if not _visible(conv, inboxes, None):
+        raise NotFound(f"no conversation {conversation_id}")
+    return conv, messages.of_conversation(conn, conversation_id)
+
+
+def api_contact(
+    conn: Connection, contact_id: int, inboxes: Collection[str] | None
+) -> tuple[Contact, list[Conversation]]:
+    """A contact and its conversations in `inboxes` (None: all), newest first; a token
+    limited to some inboxes sees only the contacts who wrote to them (else NotFound)."""
+    return _contact(conn, contact_id, inboxes, None)
