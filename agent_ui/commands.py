@@ -72,7 +72,9 @@ async def reply(request: web.Request) -> web.Response:
         ws,
         request,
         agent_id,
-        lambda conn: {"message_id": messages.reply(conn, cid, agent_id, text, subject)},
+        messages.reply,
+        *(cid, agent_id, text, subject),
+        answer=lambda message_id: {"message_id": message_id},
     )
     message_id = answer["message_id"]
     if fresh:
@@ -98,7 +100,9 @@ async def note(request: web.Request) -> web.Response:
         ws,
         request,
         agent_id,
-        lambda conn: {"message_id": messages.add_note(conn, cid, agent_id, text)},
+        messages.add_note,
+        *(cid, agent_id, text),
+        answer=lambda message_id: {"message_id": message_id},
     )
     if fresh:
         await _announce(
@@ -117,12 +121,14 @@ async def tags(request: web.Request) -> web.Response:
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
     values = actions.clean_tags((await _body(request)).get("tags"))
-
-    def run(conn: Any) -> dict[str, Any]:
-        conversations.set_tags(conn, cid, values)
-        return {"tags": values}
-
-    answer, fresh = await write_once(ws, request, session.agent.id, run)
+    answer, fresh = await write_once(
+        ws,
+        request,
+        session.agent.id,
+        conversations.set_tags,
+        *(cid, values),
+        answer=lambda _: {"tags": values},
+    )
     if fresh:
         await _announce(ws, Event(EventName.CONVERSATION_UPDATED, ev.Updated(conversation_id=cid)))
     return _ok(**answer)
@@ -133,12 +139,9 @@ async def resolve(request: web.Request) -> web.Response:
     session = await require_session(request)
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
-
-    def run(conn: Any) -> dict[str, Any]:
-        conversations.resolve(conn, cid)
-        return {}
-
-    _answer, fresh = await write_once(ws, request, session.agent.id, run)
+    _answer, fresh = await write_once(
+        ws, request, session.agent.id, conversations.resolve, cid, answer=lambda _: {}
+    )
     if fresh:
         await _announce(
             ws,
@@ -156,7 +159,12 @@ async def reopen(request: web.Request) -> web.Response:
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
     answer, fresh = await write_once(
-        ws, request, session.agent.id, lambda conn: {"priority": conversations.reopen(conn, cid)}
+        ws,
+        request,
+        session.agent.id,
+        conversations.reopen,
+        cid,
+        answer=lambda priority: {"priority": priority},
     )
     if fresh:
         await _announce(
@@ -222,7 +230,9 @@ async def presence(request: web.Request) -> web.Response:
         ws,
         request,
         agent_id,
-        lambda conn: {"changed": agents.set_presence(conn, agent_id, presence)},
+        agents.set_presence,
+        *(agent_id, presence),
+        answer=lambda changed: {"changed": changed},
     )
     if fresh and answer["changed"]:
         await _announce(
@@ -255,12 +265,14 @@ async def contact_notes(request: web.Request) -> web.Response:
     contact_id = int_param(request, "id")
     await _visible_contact(ws, session, contact_id)
     notes = actions.clean_notes((await _body(request)).get("notes"))
-
-    def run(conn: Any) -> dict[str, Any]:
-        contacts.set_notes(conn, contact_id, notes)
-        return {}
-
-    await write_once(ws, request, session.agent.id, run)
+    await write_once(
+        ws,
+        request,
+        session.agent.id,
+        contacts.set_notes,
+        *(contact_id, notes),
+        answer=lambda _: {},
+    )
     return _ok()
 
 
@@ -278,7 +290,9 @@ async def merge_contacts(request: web.Request) -> web.Response:
         ws,
         request,
         session.agent.id,
-        lambda conn: {"into": into, "conversations": contacts.merge(conn, source, into)},
+        contacts.merge,
+        *(source, into),
+        answer=lambda moved: {"into": into, "conversations": moved},
     )
     if fresh:
         await _announce(
@@ -302,7 +316,9 @@ async def end_agent_sessions(request: web.Request) -> web.Response:
         ws,
         request,
         session.agent.id,
-        lambda conn: {"ended": sessions.end_all_sessions(conn, agent_id)},
+        sessions.end_all_sessions,
+        agent_id,
+        answer=lambda ended: {"ended": ended},
     )
     if ws.live is not None:
         await ws.live.disconnect_agent(agent_id)
