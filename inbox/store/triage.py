@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -139,8 +139,7 @@ def _inbound(m: Message, conv: Conversation, contact: Contact, meta: Any) -> Inb
 # -- storing decisions --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class State:
+class State(NamedTuple):
     """A conversation as triage finds it, read once its message is claimed."""
 
     conversation_id: int
@@ -152,8 +151,7 @@ class State:
     waiting_since: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
+class Settlement(NamedTuple):
     """What a decision does to its conversation."""
 
     triage: dict[str, Any]  # the decision as stored with the conversation
@@ -165,8 +163,7 @@ class Settlement:
     queued: bool = False  # waiting for an agent (since it first waited, else now)
 
 
-@dataclass(frozen=True, slots=True)
-class Settled:
+class Settled(NamedTuple):
     message_id: int
     conversation_id: int
     settlement: Settlement
