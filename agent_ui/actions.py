@@ -1,36 +1,20 @@
-"""What an agent changes, as sync functions of a Connection (one transaction each).
-
-The caller has already checked that the agent may act on the conversation/contact
-(`agent_ui.access`), and publishes the matching bus event after the commit.
-"""
+"""What an agent's action sends, checked before it reaches the store: texts, tags, skills,
+presence, notes, and the subject of a reply. Each raises ValidationError (a 400) naming
+the field; the change itself is a function of the store's repositories
+(`inbox.store.conversations`, `messages`, `contacts`, `agents`)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from datetime import UTC, datetime
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from inbox.errors import ValidationError
+from inbox.types import Channel, Conversation, Presence
 
-from inbox.errors import Conflict, NotFound, ValidationError
-from inbox.outbox.durable import enqueue
-from inbox.store import repo
-from inbox.store import schema as t
-from inbox.types import (
-    AuthorKind,
-    Channel,
-    ConversationStatus,
-    DeliveryStatus,
-    Direction,
-    Presence,
-)
-
-c = t.conversations.c
 MAX_TEXT = 20_000
 _TAG = re.compile(r"[\w][\w .:/-]{0,39}", re.UNICODE)
 _SKILL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _SUBJECTED = {Channel.EMAIL, Channel.FORM, Channel.API}
+_PRESENCES = {p.value for p in Presence}
 
 
 def clean_text(text: object, what: str = "text") -> str:
@@ -49,45 +33,10 @@ def reply_subject(subject: str | None, given: object = None) -> str | None:
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"[:998]
 
 
-def reply(
-    conn: Connection, conversation_id: int, agent_id: int, text: str, subject: object = None
-) -> int:
-    """An agent's reply through the conversation's channel (the durable outbox)."""
-    conv = repo.get_conversation(conn, conversation_id)
-    if conv.status is ConversationStatus.CLOSED:
-        raise Conflict("this conversation is closed; a new message from the customer opens another")
-    return enqueue(
-        conn,
-        conversation_id=conversation_id,
-        text=text,
-        author_kind=AuthorKind.AGENT,
-        author_id=agent_id,
-        subject=reply_subject(conv.subject, subject) if conv.channel in _SUBJECTED else None,
-    )
-
-
-def note(conn: Connection, conversation_id: int, agent_id: int, text: str) -> int:
-    """A private note: a message in the timeline that is never delivered (no outbox row)."""
-    conv = repo.get_conversation(conn, conversation_id)
-    return int(
-        conn.execute(
-            sa.insert(t.messages)
-            .values(
-                conversation_id=conversation_id,
-                direction=Direction.OUTBOUND.value,
-                author_kind=AuthorKind.AGENT.value,
-                author_id=agent_id,
-                channel=conv.channel.value,
-                text=text,
-                attachments=[],
-                delivery_status=DeliveryStatus.NOTE.value,
-                meta={"note": True},
-                needs_triage=False,
-                created_at=datetime.now(UTC),
-            )
-            .returning(t.messages.c.id)
-        ).scalar_one()
-    )
+def subject_for(conv: Conversation, given: object = None) -> str | None:
+    """The subject of an agent's reply in `conv`: the one given, else "Re: " and the
+    conversation's; none on channels without subjects (chat, SMS)."""
+    return reply_subject(conv.subject, given) if conv.channel in _SUBJECTED else None
 
 
 def clean_tags(raw: object) -> list[str]:
@@ -104,52 +53,6 @@ def clean_tags(raw: object) -> list[str]:
     return out
 
 
-def set_tags(conn: Connection, conversation_id: int, tags: Sequence[str]) -> None:
-    if not conn.execute(
-        sa.update(t.conversations).where(c.id == conversation_id).values(tags=list(tags))
-    ).rowcount:
-        raise NotFound(f"no conversation {conversation_id}")
-
-
-def resolve(conn: Connection, conversation_id: int, now: datetime | None = None) -> None:
-    now = now or datetime.now(UTC)
-    done = conn.execute(
-        sa.update(t.conversations)
-        .where(c.id == conversation_id, c.status.in_(("open", "pending")))
-        .values(
-            status=ConversationStatus.RESOLVED.value,
-            resolved_at=now,
-            waiting_since=None,
-            assignee_id=None,
-            assigned_at=None,
-        )
-    ).rowcount
-    if not done:
-        raise Conflict("only an open or pending conversation can be resolved")
-    conn.execute(
-        sa.update(t.assignments)
-        .where(
-            t.assignments.c.conversation_id == conversation_id, t.assignments.c.ended_at.is_(None)
-        )
-        .values(ended_at=now)
-    )
-
-
-def reopen(conn: Connection, conversation_id: int, now: datetime | None = None) -> str:
-    """Back to the queue (the router assigns it again); returns its priority."""
-    now = now or datetime.now(UTC)
-    done = conn.execute(
-        sa.update(t.conversations)
-        .where(c.id == conversation_id, c.status == ConversationStatus.RESOLVED.value)
-        .values(
-            status="open", resolved_at=None, assignee_id=None, assigned_at=None, waiting_since=now
-        )
-    ).rowcount
-    if not done:
-        raise Conflict("only a resolved conversation can be reopened")
-    return str(conn.execute(sa.select(c.priority).where(c.id == conversation_id)).scalar_one())
-
-
 def clean_skills(raw: object) -> list[str]:
     if not isinstance(raw, list) or not raw or len(raw) > 10:
         raise ValidationError("'skills' must be a list of 1 to 10 skill names", field="skills")
@@ -158,58 +61,15 @@ def clean_skills(raw: object) -> list[str]:
     return sorted(set(raw))
 
 
-def set_presence(conn: Connection, agent_id: int, presence: str) -> bool:
-    try:
-        value = Presence(presence)
-    except ValueError:
-        raise ValidationError("presence is online, away or offline", field="presence") from None
-    return bool(
-        conn.execute(
-            sa.update(t.agents)
-            .where(t.agents.c.id == agent_id, t.agents.c.presence != value.value)
-            .values(presence=value.value)
-        ).rowcount
-    )
+def clean_presence(raw: object) -> Presence:
+    if isinstance(raw, str) and raw in _PRESENCES:
+        return Presence(raw)
+    raise ValidationError("presence is online, away or offline", field="presence")
 
 
-def set_contact_notes(conn: Connection, contact_id: int, notes: str) -> None:
+def clean_notes(notes: object) -> str:
+    if not isinstance(notes, str):
+        raise ValidationError("'notes' must be a string", field="notes")
     if len(notes) > MAX_TEXT:
         raise ValidationError(f"notes are longer than {MAX_TEXT} characters", field="notes")
-    if not conn.execute(
-        sa.update(t.contacts).where(t.contacts.c.id == contact_id).values(notes=notes)
-    ).rowcount:
-        raise NotFound(f"no contact {contact_id}")
-
-
-def merge_contacts(conn: Connection, source: int, target: int) -> list[int]:
-    """Fold `source` into `target`: identities and conversations move, tags and notes join;
-    `source` stays as a pointer (merged_into). Returns the moved conversation ids."""
-    if source == target:
-        raise ValidationError("a contact cannot be merged into itself", field="into")
-    ct = t.contacts.c
-    rows = {r.id: r for r in conn.execute(sa.select(t.contacts).where(ct.id.in_((source, target))))}
-    if source not in rows or target not in rows:
-        raise NotFound("no such contact")
-    if rows[source].merged_into is not None or rows[target].merged_into is not None:
-        raise Conflict("that contact was already merged into another")
-    moved = [int(r.id) for r in conn.execute(sa.select(c.id).where(c.contact_id == source))]
-    conn.execute(sa.update(t.conversations).where(c.contact_id == source).values(contact_id=target))
-    conn.execute(
-        sa.update(t.identities).where(t.identities.c.contact_id == source).values(contact_id=target)
-    )
-    conn.execute(
-        sa.update(t.messages)
-        .where(
-            t.messages.c.author_kind == AuthorKind.CONTACT.value, t.messages.c.author_id == source
-        )
-        .values(author_id=target)
-    )
-    tags = list(dict.fromkeys([*(rows[target].tags or []), *(rows[source].tags or [])]))
-    notes = "\n\n".join(n for n in (rows[target].notes, rows[source].notes) if n)
-    conn.execute(
-        sa.update(t.contacts)
-        .where(ct.id == target)
-        .values(tags=tags, notes=notes, name=rows[target].name or rows[source].name)
-    )
-    conn.execute(sa.update(t.contacts).where(ct.id == source).values(merged_into=target))
-    return moved
+    return notes

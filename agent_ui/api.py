@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from inbox.errors import NotFound, ValidationError
+from inbox.errors import ValidationError
 from inbox.health import Readiness
-from inbox.store import repo
+from inbox.store import conversations, pages
 from inbox.types import Channel, Contact, Conversation, ConversationStatus, Message
 from inbox.web.http import STORE_KEY, require_inbox, require_token
 from inbox.web.untrusted import parse_id
@@ -101,7 +101,7 @@ async def list_conversations(request: web.Request) -> web.Response:
         raise ValidationError("'limit' must be between 1 and 200", field="limit")
     cursor = q.get("cursor") or None
     rows, next_cursor = await request.app[STORE_KEY].read(
-        lambda conn: repo.list_conversations(conn, filters=filters, limit=limit, cursor=cursor)
+        lambda conn: conversations.list_page(conn, filters=filters, limit=limit, cursor=cursor)
     )
     return web.json_response(
         {"data": [conversation_json(c) for c in rows], "next_cursor": next_cursor}
@@ -112,13 +112,10 @@ async def get_conversation(request: web.Request) -> web.Response:
     scope = await require_token(request)
     cid = _int(request.match_info["id"], "id")
 
-    def load(conn: Any) -> tuple[Conversation, list[Message]]:
-        conv = repo.get_conversation(conn, cid)
-        if not scope.sees(conv.inbox):  # as if it did not exist: a token learns nothing
-            raise NotFound(f"no conversation {cid}")
-        return conv, repo.messages_of(conn, cid)
-
-    conv, msgs = await request.app[STORE_KEY].read(load)
+    # outside the token's inboxes, as if it did not exist: a token learns nothing
+    conv, msgs = await request.app[STORE_KEY].read(
+        lambda conn: pages.api_conversation(conn, cid, scope.inboxes)
+    )
     body = conversation_json(conv)
     body["messages"] = [message_json(m) for m in msgs]
     return web.json_response(body)
@@ -128,15 +125,10 @@ async def get_contact(request: web.Request) -> web.Response:
     scope = await require_token(request)
     cid = _int(request.match_info["id"], "id")
 
-    def load(conn: Any) -> tuple[Contact, list[Conversation]]:
-        contact = repo.get_contact(conn, cid)
-        convs = [c for c in repo.conversations_of_contact(conn, cid) if scope.sees(c.inbox)]
-        if scope.inboxes is not None and not convs:
-            # a token limited to some inboxes sees the contacts who wrote to them
-            raise NotFound(f"no contact {cid}")
-        return contact, convs
-
-    contact, convs = await request.app[STORE_KEY].read(load)
+    # a token limited to some inboxes sees the contacts who wrote to them
+    contact, convs = await request.app[STORE_KEY].read(
+        lambda conn: pages.api_contact(conn, cid, scope.inboxes)
+    )
     body = contact_json(contact)
     body["conversations"] = [conversation_json(c) for c in convs]
     return web.json_response(body)

@@ -30,15 +30,16 @@ from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
-from agent_ui import access, sessions
+from agent_ui import access
 from agent_ui.passwords import Busy
-from agent_ui.sessions import Session
 from agent_ui.settings import UiSettings
 from agent_ui.workspace import WS_KEY, Workspace
 from inbox import metrics
 from inbox.accounts import signin_throttle
 from inbox.errors import AuthError, Forbidden, OmnideskError
 from inbox.identity import normalize_email
+from inbox.store import sessions
+from inbox.store.sessions import Session
 from inbox.web.client_address import request_client_address
 
 log = logging.getLogger("omnidesk.agent_ui")
@@ -273,19 +274,18 @@ async def login(request: web.Request) -> web.StreamResponse:
 
     old = _cookie_value(request, ws)
 
-    def start(conn: Any) -> str:
-        if old:
-            sessions.end_session(conn, old)  # rotate: the pre-login id never becomes valid
-        signin_throttle.succeeded(conn, keys[0], keys[1], policy)
-        return sessions.create_session(
+    sid = await ws.store.write(
+        lambda conn: sessions.sign_in(
             conn,
             agent_id,
+            replaces=old,  # rotate: the pre-login id never becomes valid
+            throttle_keys=keys,
+            policy=policy,
             lifetime=ws.settings.session_lifetime,
             ip=address,
             user_agent=request.headers.get("User-Agent"),
         )
-
-    sid = await ws.store.write(start)
+    )
     log.info("agent %d signed in", agent_id)
     response = web.HTTPSeeOther(next_url)
     set_session_cookie(response, ws, sid)

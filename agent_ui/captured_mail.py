@@ -15,11 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_ui import access, queries
-from agent_ui.sessions import Session
+from agent_ui import access
 from agent_ui.views import page_context, page_session
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.email.capture import MailFolder
+from inbox.store import agents
+from inbox.store.sessions import Session
 
 MAIL_KEY: web.AppKey[MailFolder] = web.AppKey("captured_mail", MailFolder)
 # first in the sandboxed body: it loads nothing either (no tracking pixel, no stylesheet of
@@ -48,7 +49,7 @@ async def _admin(request: web.Request) -> Session:
 
 
 async def _context(ws: Workspace, session: Session) -> dict[str, Any]:
-    presence = await ws.store.read(lambda conn: queries.presence_of(conn, session.agent.id))
+    presence = await ws.store.read(lambda conn: agents.presence_of(conn, session.agent.id))
     return page_context(ws, session, presence)
 
 

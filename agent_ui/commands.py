@@ -14,11 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_ui import access, actions, queries, sessions
+from agent_ui import access, actions
 from agent_ui.auth import require_session
 from agent_ui.idempotency import call_once, write_once
 from agent_ui.routing_api import RoutingClient
-from agent_ui.sessions import Session
 from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.sms.segments import segments
@@ -26,7 +25,8 @@ from inbox import events as ev
 from inbox.accounts.agents import get_agent
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
-from inbox.store import repo
+from inbox.store import agents, contacts, conversations, messages, pages, sessions
+from inbox.store.sessions import Session
 from inbox.types import Conversation
 from inbox.web.http import MAX_BODY_KEY, read_json
 from inbox.web.untrusted import is_id
@@ -40,7 +40,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 async def _visible(ws: Workspace, session: Session, cid: int) -> Conversation:
-    conv = await ws.store.read(lambda conn: repo.get_conversation(conn, cid))
+    conv = await ws.store.read(lambda conn: conversations.get(conn, cid))
     if not access.can_see_conversation(session.agent, conv.inbox, conv.assignee_id):
         raise NotFound(f"no conversation {cid}")
     return conv
@@ -63,16 +63,18 @@ async def reply(request: web.Request) -> web.Response:
     ws = request.app[WS_KEY]
     session = await require_session(request)
     cid = int_param(request, "id")
-    await _visible(ws, session, cid)
+    conv = await _visible(ws, session, cid)
     body = await _body(request)
     text = actions.clean_text(body.get("text"))
     agent_id = session.agent.id
-    subject = body.get("subject")
+    subject = actions.subject_for(conv, body.get("subject"))
     answer, fresh = await write_once(
         ws,
         request,
         agent_id,
-        lambda conn: {"message_id": actions.reply(conn, cid, agent_id, text, subject)},
+        messages.reply,
+        *(cid, agent_id, text, subject),
+        answer=lambda message_id: {"message_id": message_id},
     )
     message_id = answer["message_id"]
     if fresh:
@@ -95,7 +97,12 @@ async def note(request: web.Request) -> web.Response:
     text = actions.clean_text((await _body(request)).get("text"))
     agent_id = session.agent.id
     answer, fresh = await write_once(
-        ws, request, agent_id, lambda conn: {"message_id": actions.note(conn, cid, agent_id, text)}
+        ws,
+        request,
+        agent_id,
+        messages.add_note,
+        *(cid, agent_id, text),
+        answer=lambda message_id: {"message_id": message_id},
     )
     if fresh:
         await _announce(
@@ -114,12 +121,14 @@ async def tags(request: web.Request) -> web.Response:
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
     values = actions.clean_tags((await _body(request)).get("tags"))
-
-    def run(conn: Any) -> dict[str, Any]:
-        actions.set_tags(conn, cid, values)
-        return {"tags": values}
-
-    answer, fresh = await write_once(ws, request, session.agent.id, run)
+    answer, fresh = await write_once(
+        ws,
+        request,
+        session.agent.id,
+        conversations.set_tags,
+        *(cid, values),
+        answer=lambda _: {"tags": values},
+    )
     if fresh:
         await _announce(ws, Event(EventName.CONVERSATION_UPDATED, ev.Updated(conversation_id=cid)))
     return _ok(**answer)
@@ -130,12 +139,9 @@ async def resolve(request: web.Request) -> web.Response:
     session = await require_session(request)
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
-
-    def run(conn: Any) -> dict[str, Any]:
-        actions.resolve(conn, cid)
-        return {}
-
-    _answer, fresh = await write_once(ws, request, session.agent.id, run)
+    _answer, fresh = await write_once(
+        ws, request, session.agent.id, conversations.resolve, cid, answer=lambda _: {}
+    )
     if fresh:
         await _announce(
             ws,
@@ -153,7 +159,12 @@ async def reopen(request: web.Request) -> web.Response:
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
     answer, fresh = await write_once(
-        ws, request, session.agent.id, lambda conn: {"priority": actions.reopen(conn, cid)}
+        ws,
+        request,
+        session.agent.id,
+        conversations.reopen,
+        cid,
+        answer=lambda priority: {"priority": priority},
     )
     if fresh:
         await _announce(
@@ -213,12 +224,15 @@ async def presence(request: web.Request) -> web.Response:
     value = (await _body(request)).get("presence")
     if not isinstance(value, str):
         raise ValidationError("presence is online, away or offline", field="presence")
+    presence = actions.clean_presence(value)
     agent_id = session.agent.id
     answer, fresh = await write_once(
         ws,
         request,
         agent_id,
-        lambda conn: {"changed": actions.set_presence(conn, agent_id, value)},
+        agents.set_presence,
+        *(agent_id, presence),
+        answer=lambda changed: {"changed": changed},
     )
     if fresh and answer["changed"]:
         await _announce(
@@ -242,7 +256,7 @@ async def sms_segments(request: web.Request) -> web.Response:
 
 async def _visible_contact(ws: Workspace, session: Session, contact_id: int) -> None:
     inboxes, me = access.visible_inboxes(session.agent), session.agent.id
-    await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes, me))
+    await ws.store.read(lambda conn: pages.contact_page(conn, contact_id, inboxes, me))
 
 
 async def contact_notes(request: web.Request) -> web.Response:
@@ -250,15 +264,15 @@ async def contact_notes(request: web.Request) -> web.Response:
     session = await require_session(request)
     contact_id = int_param(request, "id")
     await _visible_contact(ws, session, contact_id)
-    notes = (await _body(request)).get("notes")
-    if not isinstance(notes, str):
-        raise ValidationError("'notes' must be a string", field="notes")
-
-    def run(conn: Any) -> dict[str, Any]:
-        actions.set_contact_notes(conn, contact_id, notes)
-        return {}
-
-    await write_once(ws, request, session.agent.id, run)
+    notes = actions.clean_notes((await _body(request)).get("notes"))
+    await write_once(
+        ws,
+        request,
+        session.agent.id,
+        contacts.set_notes,
+        *(contact_id, notes),
+        answer=lambda _: {},
+    )
     return _ok()
 
 
@@ -276,7 +290,9 @@ async def merge_contacts(request: web.Request) -> web.Response:
         ws,
         request,
         session.agent.id,
-        lambda conn: {"into": into, "conversations": actions.merge_contacts(conn, source, into)},
+        contacts.merge,
+        *(source, into),
+        answer=lambda moved: {"into": into, "conversations": moved},
     )
     if fresh:
         await _announce(
@@ -300,7 +316,9 @@ async def end_agent_sessions(request: web.Request) -> web.Response:
         ws,
         request,
         session.agent.id,
-        lambda conn: {"ended": sessions.end_all_sessions(conn, agent_id)},
+        sessions.end_all_sessions,
+        agent_id,
+        answer=lambda ended: {"ended": ended},
     )
     if ws.live is not None:
         await ws.live.disconnect_agent(agent_id)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
-from sqlalchemy.engine import Connection
 
 from agent_ui.workspace import Workspace
 from inbox.accounts import action_keys
@@ -21,6 +20,7 @@ HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,100}")  # printable ASCII, no spaces
 
 Answer = dict[str, Any]
+T = TypeVar("T")
 
 
 def request_key(request: web.Request) -> str | None:
@@ -37,15 +37,25 @@ def _action(request: web.Request) -> str:
 
 
 async def write_once(
-    ws: Workspace, request: web.Request, agent_id: int, run: Callable[[Connection], Answer]
+    ws: Workspace,
+    request: web.Request,
+    agent_id: int,
+    fn: Callable[..., T],
+    *args: Any,
+    answer: Callable[[T], Answer],
 ) -> tuple[Answer, bool]:
-    """`run` in one write transaction, once per key: (answer, whether it ran now)."""
+    """The store function `fn(conn, *args)` in one write transaction, once per key, and
+    its result as the action answers it (`answer`): (answer, whether it ran now)."""
     key = request_key(request)
     if key is None:
-        return await ws.store.write(run), True
+        return await ws.store.write(lambda conn: answer(fn(conn, *args))), True
     action = _action(request)
     try:
-        return await ws.store.write(lambda conn: action_keys.once(conn, agent_id, key, action, run))
+        return await ws.store.write(
+            lambda conn: action_keys.once(
+                conn, agent_id, key, action, lambda c: answer(fn(c, *args))
+            )
+        )
     except StoreError:
         # the same key arrived twice at once: the one that committed answers both
         stored = await ws.store.read(lambda conn: action_keys.recall(conn, agent_id, key, action))

@@ -38,12 +38,13 @@ from typing import Any
 
 import socketio
 
-from agent_ui import access, queries, sessions
+from agent_ui import access
 from agent_ui.auth import same_origin
 from agent_ui.workspace import Workspace
 from inbox.bus.presence import MemoryPresence, SocketPresence
 from inbox.errors import BusError
 from inbox.events import AgentConnection, AgentTyping, Event, EventName
+from inbox.store import agents, conversations, sessions
 from inbox.types import Agent
 from inbox.web.untrusted import is_id
 
@@ -180,7 +181,9 @@ class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio
     # -- client events --------------------------------------------------------------------
     async def _where(self, conversation_id: int) -> tuple[str, int | None] | None:
         """(inbox, assignee) of a conversation, read now (the assignee changes)."""
-        return await self.ws.store.read(lambda c: queries.conversation_inbox(c, conversation_id))
+        return await self.ws.store.read(
+            lambda c: conversations.inbox_and_assignee(c, conversation_id)
+        )
 
     async def on_view(self, sid: str, data: Any = None) -> dict[str, Any]:
         conn = await self._checked(sid)
@@ -295,7 +298,7 @@ class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio
         if isinstance(sent, str):
             presence = sent
         else:
-            presence = await self.ws.store.read(lambda c: queries.presence_of(c, agent_id))
+            presence = await self.ws.store.read(lambda c: agents.presence_of(c, agent_id))
         notice = {"agent_id": agent_id, "presence": presence[:16]}
         rooms = ["supervisors", f"agent:{agent_id}"]
         await self.emit("presence", notice, room=rooms, ignore_queue=True)

@@ -29,23 +29,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.engine import Connection
 
 from agent_ui.api import conversation_json
 from inbox import events as ev
 from inbox.accounts.tokens import Scope
 from inbox.bus.backends import EventBus
-from inbox.errors import BusError, Conflict, Forbidden, NotFound, OmnideskError, ValidationError
+from inbox.errors import BusError, Forbidden, NotFound, OmnideskError, ValidationError
 from inbox.events import Event, EventName
-from inbox.store import repo
-from inbox.store import schema as t
+from inbox.store import agents, assignments, conversations
 from inbox.types import Presence
 from inbox.web.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
 from inbox.web.untrusted import is_id, parse_id
 from routing import commands as cmd
-from routing.store import waiting_query
 
 log = logging.getLogger("omnidesk.routing_api")
 
@@ -142,17 +138,13 @@ async def _in_scope(request: web.Request, scope: Scope, cid: int) -> None:
     """404 for a conversation of an inbox the token does not reach, as for a missing one."""
     if scope.inboxes is None:
         return
-    inbox = await request.app[STORE_KEY].read(
-        lambda conn: conn.execute(
-            sa.select(t.conversations.c.inbox).where(t.conversations.c.id == cid)
-        ).scalar()
-    )
+    inbox = await request.app[STORE_KEY].read(lambda conn: conversations.inbox_of(conn, cid))
     if not scope.sees(inbox):
         raise NotFound(f"no conversation {cid}")
 
 
 async def _conversation(request: web.Request, cid: int) -> web.Response:
-    conv = await request.app[STORE_KEY].read(lambda conn: repo.get_conversation(conn, cid))
+    conv = await request.app[STORE_KEY].read(lambda conn: conversations.get(conn, cid))
     return web.json_response(conversation_json(conv))
 
 
@@ -166,80 +158,48 @@ async def get_queue(request: web.Request) -> web.Response:
         raise ValidationError("'limit' must be a whole number from 1 to 1000", field="limit")
     limit = int(raw)
     levels = request.app[ROUTING_KEY].priorities
-    c = t.conversations.c
-    rank = sa.case({name: n for n, name in enumerate(levels)}, value=c.priority, else_=len(levels))
-
-    def read(conn: Connection) -> tuple[list[Any], int]:
-        query = waiting_query()
-        if scope.inboxes is not None:
-            query = query.where(c.inbox.in_(sorted(scope.inboxes)))
-        rows = list(
-            conn.execute(
-                query.order_by(rank, sa.desc("requeued"), c.waiting_since, c.id).limit(limit)
-            )
-        )
-        total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        return rows, int(total)
-
-    rows, total = await request.app[STORE_KEY].read(read)
+    rows, total = await request.app[STORE_KEY].read(
+        lambda conn: assignments.queue(conn, levels, scope.inboxes, limit)
+    )
     now = datetime.now(UTC)
-    data = []
-    for position, r in enumerate(rows, start=1):
-        since = r.waiting_since.replace(tzinfo=UTC)
-        data.append(
-            {
-                "position": position,
-                "conversation_id": r.id,
-                "priority": r.priority,
-                "channel": r.channel,
-                "inbox": r.inbox,
-                "skills": list(r.required_skills or ()),
-                "waiting_since": since.isoformat(),
-                "wait_seconds": round(max(0.0, (now - since).total_seconds()), 3),
-                "requeued": bool(r.requeued),
-            }
-        )
+    data = [
+        {
+            "position": position,
+            "conversation_id": w.conversation_id,
+            "priority": w.priority,
+            "channel": w.channel,
+            "inbox": w.inbox,
+            "skills": list(w.skills),
+            "waiting_since": w.waiting_since.isoformat(),
+            "wait_seconds": round(max(0.0, (now - w.waiting_since).total_seconds()), 3),
+            "requeued": w.requeued,
+        }
+        for position, w in enumerate(rows, start=1)
+    ]
     return web.json_response({"data": data, "total": total})
 
 
-def _agents(conn: Connection, inboxes: frozenset[str] | None) -> list[dict[str, Any]]:
-    """Active agents with their load; for a token limited to some inboxes, the agents of
-    those teams, and their load in those inboxes only."""
-    c, a = t.conversations.c, t.agents.c
-    load: dict[int, dict[str, int]] = {}
-    query = sa.select(c.assignee_id, c.channel, sa.func.count()).where(
-        c.assignee_id.is_not(None), c.status.in_(("open", "pending"))
-    )
-    if inboxes is not None:
-        query = query.where(c.inbox.in_(sorted(inboxes)))
-    for agent_id, channel, count in conn.execute(query.group_by(c.assignee_id, c.channel)):
-        load.setdefault(int(agent_id), {})[str(channel)] = int(count)
-    out = []
-    for r in conn.execute(sa.select(t.agents).where(a.active.is_(True)).order_by(a.id)).mappings():
-        agent = repo.agent_from_row(r)
-        if inboxes is not None and not inboxes.intersection(agent.teams):
-            continue
-        mine = load.get(agent.id, {})
-        out.append(
-            {
-                "id": agent.id,
-                "name": agent.name,
-                "email": agent.email,
-                "role": agent.role.value,
-                "presence": r["presence"],
-                "skills": dict(agent.skills),
-                "capacity": dict(agent.capacity),
-                "load": mine,
-                "assigned": sum(mine.values()),
-            }
-        )
-    return out
+def _agent_json(work: assignments.AgentWork) -> dict[str, Any]:
+    agent = work.agent
+    return {
+        "id": agent.id,
+        "name": agent.name,
+        "email": agent.email,
+        "role": agent.role.value,
+        "presence": work.presence,
+        "skills": dict(agent.skills),
+        "capacity": dict(agent.capacity),
+        "load": work.load,
+        "assigned": sum(work.load.values()),
+    }
 
 
 async def get_agents(request: web.Request) -> web.Response:
     scope = await require_token(request)
-    agents = await request.app[STORE_KEY].read(lambda conn: _agents(conn, scope.inboxes))
-    return web.json_response({"data": agents})
+    found = await request.app[STORE_KEY].read(
+        lambda conn: assignments.workload(conn, scope.inboxes)
+    )
+    return web.json_response({"data": [_agent_json(work) for work in found]})
 
 
 # -- facts: database, then an event ----------------------------------------------------
@@ -256,17 +216,9 @@ async def put_presence(request: web.Request) -> web.Response:
         raise ValidationError(
             f"'presence' must be one of {[p.value for p in Presence]}", field="presence"
         )
-
-    def store(conn: Connection) -> None:
-        done = conn.execute(
-            sa.update(t.agents)
-            .where(t.agents.c.id == agent_id, t.agents.c.active.is_(True))
-            .values(presence=presence)
-        ).rowcount
-        if not done:
-            raise NotFound(f"no active agent {agent_id}")
-
-    await request.app[STORE_KEY].write(store)
+    await request.app[STORE_KEY].write(
+        lambda conn: agents.set_presence(conn, agent_id, Presence(presence))
+    )
     await _announce(
         request,
         Event(EventName.AGENT_PRESENCE, ev.PresenceChanged(agent_id=agent_id, presence=presence)),
@@ -277,36 +229,9 @@ async def put_presence(request: web.Request) -> web.Response:
 async def post_resolve(request: web.Request) -> web.Response:
     scope = await require_token(request, write=True)
     cid = _id(request)
-    now = datetime.now(UTC)
-    c = t.conversations.c
-
-    def store(conn: Connection) -> None:
-        if not scope.sees(conn.execute(sa.select(c.inbox).where(c.id == cid)).scalar()):
-            raise NotFound(f"no conversation {cid}")
-        done = conn.execute(
-            sa.update(t.conversations)
-            .where(c.id == cid, c.status.in_(("open", "pending")))
-            .values(
-                status="resolved",
-                resolved_at=now,
-                waiting_since=None,
-                assignee_id=None,
-                assigned_at=None,
-            )
-        ).rowcount
-        if not done:
-            status = conn.execute(sa.select(c.status).where(c.id == cid)).scalar()
-            if status is None:
-                raise NotFound(f"no conversation {cid}")
-            raise Conflict(f"conversation {cid} is already {status}")
-        a = t.assignments.c
-        conn.execute(
-            sa.update(t.assignments)
-            .where(a.conversation_id == cid, a.ended_at.is_(None))
-            .values(ended_at=now)
-        )
-
-    await request.app[STORE_KEY].write(store)
+    await request.app[STORE_KEY].write(
+        lambda conn: conversations.resolve(conn, cid, inboxes=scope.inboxes)
+    )
     await _announce(
         request, Event(EventName.CONVERSATION_RESOLVED, ev.Resolved(conversation_id=cid, by="api"))
     )

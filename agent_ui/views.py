@@ -9,13 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_ui import access, queries
+from agent_ui import access
 from agent_ui.auth import current, require_session
-from agent_ui.sessions import Session
 from agent_ui.settings import fill_canned
 from agent_ui.workspace import WS_KEY, Workspace
 from inbox.errors import NotFound, ValidationError
+from inbox.store import agents, messages, pages
 from inbox.store.files import FileStore
+from inbox.store.sessions import Session
 from inbox.types import Message
 from inbox.web.untrusted import parse_id
 
@@ -51,19 +52,15 @@ def page_context(ws: Workspace, session: Session, presence: str) -> dict[str, An
 # -- queue -------------------------------------------------------------------------------
 
 
-async def _queue_data(ws: Workspace, session: Session) -> dict[str, Any]:
+async def _queue_data(ws: Workspace, session: Session) -> pages.QueuePage:
     agent = session.agent
     inboxes = access.visible_inboxes(agent)
-
-    def load(conn: Any) -> dict[str, Any]:
-        return {
-            "mine": queries.mine(conn, agent.id),
-            "waiting": queries.waiting(conn, inboxes, ws.settings.priorities),
-            "agents": queries.agents_with_load(conn) if access.can_supervise(agent) else None,
-            "presence": queries.presence_of(conn, agent.id),
-        }
-
-    return await ws.store.read(load)
+    supervising = access.can_supervise(agent)
+    return await ws.store.read(
+        lambda conn: pages.queue_page(
+            conn, agent.id, inboxes, ws.settings.priorities, with_agents=supervising
+        )
+    )
 
 
 async def queue_page(request: web.Request) -> web.Response:
@@ -72,11 +69,11 @@ async def queue_page(request: web.Request) -> web.Response:
     data = await _queue_data(ws, session)
     return ws.render(
         "queue.html",
-        **page_context(ws, session, data["presence"]),
+        **page_context(ws, session, data.presence),
         now=datetime.now(UTC),
-        mine=data["mine"],
-        waiting=data["waiting"],
-        agents=data["agents"],
+        mine=data.mine,
+        waiting=data.waiting,
+        agents=data.agents,
     )
 
 
@@ -86,10 +83,10 @@ async def queue_json(request: web.Request) -> web.Response:
     data = await _queue_data(ws, session)
     response = web.json_response(
         {
-            "mine": [r.json() for r in data["mine"]],
-            "waiting": [r.json() for r in data["waiting"]],
-            "agents": None if data["agents"] is None else [a.json() for a in data["agents"]],
-            "presence": data["presence"],
+            "mine": [r.json() for r in data.mine],
+            "waiting": [r.json() for r in data.waiting],
+            "agents": None if data.agents is None else [a.json() for a in data.agents],
+            "presence": data.presence,
             "now": datetime.now(UTC).isoformat(),
         }
     )
@@ -121,12 +118,12 @@ def message_json(m: Message, authors: dict[int, str]) -> dict[str, Any]:
     }
 
 
-async def _conversation(ws: Workspace, session: Session, cid: int) -> queries.ConversationPage:
+async def _conversation(ws: Workspace, session: Session, cid: int) -> pages.ConversationPage:
     inboxes, me = access.visible_inboxes(session.agent), session.agent.id
-    return await ws.store.read(lambda conn: queries.conversation_page(conn, cid, inboxes, me))
+    return await ws.store.read(lambda conn: pages.conversation_page(conn, cid, inboxes, me))
 
 
-def _suggestions(ws: Workspace, page: queries.ConversationPage) -> list[dict[str, Any]]:
+def _suggestions(ws: Workspace, page: pages.ConversationPage) -> list[dict[str, Any]]:
     if ws.triage is None:
         return []
     last = next(
@@ -154,9 +151,7 @@ def _suggestions(ws: Workspace, page: queries.ConversationPage) -> list[dict[str
     ]
 
 
-def _canned(
-    ws: Workspace, session: Session, page: queries.ConversationPage
-) -> list[dict[str, str]]:
+def _canned(ws: Workspace, session: Session, page: pages.ConversationPage) -> list[dict[str, str]]:
     values = {
         "contact_name": page.contact.name or "",
         "agent_name": session.agent.name,
@@ -177,16 +172,9 @@ async def conversation_page(request: web.Request) -> web.Response:
     except NotFound:
         return ws.render("not_found.html", status=404, **page_context(ws, session, "online"))
 
-    def others(conn: Any) -> tuple[str, list[queries.AgentLoad]]:
-        agents = [
-            a
-            for a in queries.agents_with_load(conn)
-            if a.id != session.agent.id
-            and (a.role != "agent" or page.conversation.inbox in a.teams)
-        ]
-        return queries.presence_of(conn, session.agent.id), agents
-
-    presence, targets = await ws.store.read(others)
+    presence, others = await ws.store.read(lambda conn: pages.colleagues(conn, session.agent.id))
+    inbox = page.conversation.inbox
+    targets = [a for a in others if a.role != "agent" or inbox in a.teams]
     return ws.render(
         "conversation.html",
         **page_context(ws, session, presence),
@@ -227,10 +215,10 @@ async def contact_page(request: web.Request) -> web.Response:
     contact_id = int_param(request, "id")
     inboxes, me = access.visible_inboxes(session.agent), session.agent.id
     try:
-        page = await ws.store.read(lambda conn: queries.contact_page(conn, contact_id, inboxes, me))
+        page = await ws.store.read(lambda conn: pages.contact_page(conn, contact_id, inboxes, me))
     except NotFound:
         return ws.render("not_found.html", status=404, **page_context(ws, session, "online"))
-    presence = await ws.store.read(lambda conn: queries.presence_of(conn, session.agent.id))
+    presence = await ws.store.read(lambda conn: agents.presence_of(conn, session.agent.id))
     return ws.render(
         "contact.html", **page_context(ws, session, presence), page=page, contact=page.contact
     )
@@ -247,7 +235,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     message_id, index = int_param(request, "message_id"), int_param(request, "index")
     inboxes, me = access.visible_inboxes(session.agent), session.agent.id
     filename, _ctype, key = await ws.store.read(
-        lambda conn: queries.message_for_download(conn, message_id, index, inboxes, me)
+        lambda conn: messages.attachment(conn, message_id, index, inboxes, me)
     )
     if not key:
         raise NotFound("the attachment was not kept")

@@ -17,7 +17,7 @@ from aiohttp import web
 from inbox.accounts.tokens import Scope
 from inbox.errors import Conflict, Forbidden, UnknownChannel, ValidationError
 from inbox.ports import IngestFn
-from inbox.store import repo
+from inbox.store import conversations
 from inbox.types import Channel, InboundMessage
 from inbox.web.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_inbox, require_token
 
@@ -106,7 +106,7 @@ async def _replay_in_scope(request: web.Request, scope: Scope, conversation_id: 
     """A replayed key answers with the first message's ids: only to a token that may see
     its conversation (another inbox's key is a conflict, and its ids stay unknown)."""
     inbox = await request.app[STORE_KEY].read(
-        lambda conn: repo.get_conversation(conn, conversation_id).inbox
+        lambda conn: conversations.get(conn, conversation_id).inbox
     )
     if not scope.sees(inbox):
         raise Conflict(

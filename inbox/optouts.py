@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from inbox.store import contacts
 from inbox.store.backends import Store
-from inbox.store.fastsql import Sql
 
 
 class SqlOptOuts:
@@ -11,18 +11,7 @@ class SqlOptOuts:
         self.store = store
 
     async def is_opted_out(self, phone: str) -> bool:
-        value = await self.store.read(
-            lambda conn: Sql(conn).scalar(
-                "SELECT opted_out FROM identities WHERE kind = 'phone' AND value = :v", v=phone
-            )
-        )
-        return bool(value)
+        return await self.store.read(lambda conn: contacts.is_opted_out(conn, phone))
 
     async def set(self, phone: str, opted_out: bool) -> None:
-        await self.store.write(
-            lambda conn: Sql(conn).run(
-                "UPDATE identities SET opted_out = :o WHERE kind = 'phone' AND value = :v",
-                o=opted_out,
-                v=phone,
-            )
-        )
+        await self.store.write(lambda conn: contacts.set_opted_out(conn, phone, opted_out))

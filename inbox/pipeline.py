@@ -12,38 +12,22 @@ but not yet triaged.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from inbox import metrics
 from inbox.bus.backends import EventBus
 from inbox.errors import BusError
 from inbox.events import Event, EventName, MessageSent, Queued, Resolved
-from inbox.identity import SENDER_KIND
-from inbox.outbox.durable import enqueue
 from inbox.ports import Triage, TriageDecision
-from inbox.store import repo
-from inbox.store import schema as t
+from inbox.store import triage as triage_store
 from inbox.store.backends import Store
-from inbox.store.fastsql import Sql, as_utc, decode, from_json, in_list
 from inbox.tasks import cancel_and_wait
-from inbox.types import (
-    AuthorKind,
-    Contact,
-    Conversation,
-    ConversationStatus,
-    Identity,
-    IdentityKind,
-    InboundMessage,
-    Message,
-)
+from inbox.types import ConversationStatus
 
 log = logging.getLogger("omnidesk.pipeline")
 
@@ -54,132 +38,11 @@ BATCH = 256
 YIELD_SECONDS = 0.5
 YIELD_POLL = 0.005
 
-Q_CONV = (
-    "SELECT priority, required_skills, tags, assignee_id, status, waiting_since "
-    "FROM conversations WHERE id = :id"
-)
-U_CLAIM = (
-    "UPDATE messages SET needs_triage = :no WHERE id = :id AND needs_triage = :yes "
-    "RETURNING conversation_id"
-)
-
 
 def raise_priority(priority: str, levels: tuple[str, ...]) -> str:
     if priority not in levels:
         return levels[0]
     return levels[max(levels.index(priority) - 1, 0)]
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    message: Message
-    conversation: Conversation
-    contact: Contact
-    inbound: InboundMessage  # the adapter's facts as stored (headers for the loop guard)
-    first_message: bool
-
-
-_M_COLS = (
-    "id, conversation_id, direction, author_kind, author_id, channel, text, created_at, "
-    "delivery_status, external_id, subject, html, attachments, failure_reason, meta"
-)
-_C_COLS = (
-    "id, contact_id, channel, inbox, status, priority, subject, required_skills, assignee_id, "
-    "token, created_at, last_message_at, first_response_at, resolved_at, waiting_since, tags"
-)
-_C_TIMES = ("created_at", "last_message_at", "first_response_at", "resolved_at", "waiting_since")
-
-
-def _load(conn: Connection, ids: Sequence[int]) -> list[_Loaded]:
-    """The messages still needing triage, with their conversations and contacts: four
-    plain-SQL reads for a whole batch (this runs once per batch on the hot path)."""
-    sql = Sql(conn)
-    listed, params = in_list("m", list(ids))
-    rows = [
-        decode(r, json_cols=("attachments", "meta"), time_cols=("created_at",))
-        for r in sql.dicts(
-            f"SELECT {_M_COLS} FROM messages WHERE id IN {listed} AND needs_triage = :yes "
-            "ORDER BY id",
-            yes=True,
-            **params,
-        )
-    ]
-    if not rows:
-        return []
-    messages = [repo.message_from_row(r) for r in rows]  # type: ignore[arg-type]
-    metas = {r["id"]: r["meta"] or {} for r in rows}
-    conv_list, conv_params = in_list("c", sorted({m.conversation_id for m in messages}))
-    convs = {
-        r["id"]: repo.conversation_from_row(
-            decode(r, json_cols=("required_skills", "tags"), time_cols=_C_TIMES)  # type: ignore[arg-type]
-        )
-        for r in sql.dicts(
-            f"SELECT {_C_COLS} FROM conversations WHERE id IN {conv_list}", **conv_params
-        )
-    }
-    contacts = _contacts(sql, sorted({c.contact_id for c in convs.values()}))
-    firsts = {
-        r["conversation_id"]: r["first"]
-        for r in sql.dicts(
-            "SELECT conversation_id, min(id) AS first FROM messages "
-            f"WHERE conversation_id IN {conv_list} AND direction = 'inbound' "
-            "GROUP BY conversation_id",
-            **conv_params,
-        )
-    }
-    out = []
-    for m in messages:
-        conv = convs[m.conversation_id]
-        contact = contacts[conv.contact_id]
-        meta = metas[m.id]
-        kind = SENDER_KIND.get(m.channel)
-        inbound = InboundMessage(
-            channel=m.channel,
-            external_id=m.external_id or str(m.id),
-            sender=(contact.identity(kind) if kind else None) or "",
-            text=m.text,
-            received_at=m.created_at,
-            display_name=contact.name,
-            subject=m.subject,
-            html=m.html,
-            attachments=m.attachments,
-            in_reply_to=meta.get("in_reply_to"),
-            references=tuple(meta.get("references") or ()),
-            auto_submitted=bool(meta.get("auto_submitted")),
-            inbox=meta.get("inbox") or conv.inbox,
-            metadata=meta.get("provider") or {},
-        )
-        out.append(_Loaded(m, conv, contact, inbound, firsts.get(conv.id) == m.id))
-    return out
-
-
-def _contacts(sql: Sql, ids: list[int]) -> dict[int, Contact]:
-    listed, params = in_list("p", ids)
-    idents: dict[int, list[Identity]] = {}
-    for r in sql.dicts(
-        f"SELECT contact_id, kind, value, verified FROM identities WHERE contact_id IN {listed} "
-        "ORDER BY id",
-        **params,
-    ):
-        idents.setdefault(r["contact_id"], []).append(
-            Identity(IdentityKind(r["kind"]), r["value"], bool(r["verified"]))
-        )
-    return {
-        r["id"]: Contact(
-            id=r["id"],
-            name=r["name"],
-            identities=tuple(idents.get(r["id"], ())),
-            created_at=as_utc(r["created_at"]),
-            attributes=dict(from_json(r["attributes"]) or {}),
-            tags=tuple(from_json(r["tags"]) or ()),
-            merged_into=r["merged_into"],
-        )
-        for r in sql.dicts(
-            "SELECT id, name, attributes, tags, merged_into, created_at FROM contacts "
-            f"WHERE id IN {listed}",
-            **params,
-        )
-    }
 
 
 class Pipeline:
@@ -254,11 +117,10 @@ class Pipeline:
     async def recover(self, older_than: float | None = None) -> int:
         """Triage what was stored before a crash but never triaged (only messages stored
         more than `older_than` seconds ago: younger ones are still on their way)."""
-        m = t.messages.c
-        query = sa.select(m.id).where(m.needs_triage.is_(True)).order_by(m.id)
+        before = None
         if older_than is not None:
-            query = query.where(m.created_at < datetime.now(UTC) - timedelta(seconds=older_than))
-        ids = await self.store.read(lambda conn: [r.id for r in conn.execute(query)])
+            before = datetime.now(UTC) - timedelta(seconds=older_than)
+        ids = await self.store.read(lambda conn: triage_store.untriaged(conn, before))
         for start in range(0, len(ids), BATCH):
             await self.process_many(ids[start : start + BATCH])
         return len(ids)
@@ -267,28 +129,25 @@ class Pipeline:
         await self.process_many([message_id])
 
     async def process_many(self, ids: Sequence[int]) -> None:
-        loaded = await self.store.read(lambda conn: _load(conn, ids))
+        loaded = await self.store.read(lambda conn: triage_store.load(conn, ids))
         if not loaded:
             return
         now = datetime.now(UTC)
-        decided = [(item.message.id, self._decide(item, now)) for item in loaded]
-
-        def apply(conn: Connection) -> list[Event]:
-            events: list[Event] = []
-            for message_id, decision in decided:
-                events += self._apply(conn, message_id, decision, now)
-            return events
-
-        events = await self.store.write(apply)
+        plans = [
+            (item.message.id, partial(self._plan, item.message.id, self._decide(item, now), now))
+            for item in loaded
+        ]
+        settled = await self.store.write(lambda conn: triage_store.settle(conn, plans, now))
+        events = [event for done in settled for event in _announce(done)]
         try:
             await self.bus.publish_many(events)  # one bus message for the whole batch
         except BusError as exc:  # committed: listeners catch up when the bus resumes
             log.warning("triage: %d events not published: %s", len(events), exc.message)
-        replies = [e.data["message_id"] for e in events if e.name == EventName.MESSAGE_SENT]
+        replies = [done.reply_id for done in settled if done.reply_id is not None]
         if self.on_outbound is not None and replies:
             self.on_outbound(*replies)
 
-    def _decide(self, item: _Loaded, now: datetime) -> TriageDecision:
+    def _decide(self, item: triage_store.Loaded, now: datetime) -> TriageDecision:
         if self.triage is None:
             return TriageDecision()
         try:
@@ -304,82 +163,59 @@ class Pipeline:
             log.exception("triage failed for message=%d; routing to a person", item.message.id)
             return TriageDecision(reasons=("auto-answer engine failed; routed to a person",))
 
-    def _apply(
-        self, conn: Connection, message_id: int, decision: TriageDecision, now: datetime
-    ) -> list[Event]:
-        sql = Sql(conn)
-        conv_id = sql.scalar(U_CLAIM, id=message_id, no=False, yes=True)
-        if conv_id is None:
-            return []  # another process triaged it first
-        priority, skills, tags, assignee_id, status, waiting_since = sql.first(Q_CONV, id=conv_id)  # type: ignore[misc]
-        skills = json.loads(skills) if isinstance(skills, str) else skills
-        tags = json.loads(tags) if isinstance(tags, str) else tags
-        events: list[Event] = []
-        values: dict[str, Any] = {"triage": _decision_json(decision, message_id, now)}
+    def _plan(
+        self, message_id: int, decision: TriageDecision, now: datetime, state: triage_store.State
+    ) -> triage_store.Settlement:
+        """What `decision` does to the conversation as it is now (`state`)."""
+        priority = state.priority
         if decision.priority and decision.priority in self.priorities:
             priority = decision.priority
         if decision.handoff:
             priority = raise_priority(priority, self.priorities)
-        values["priority"] = priority
-        if decision.skills:
-            values["required_skills"] = sorted(set(skills or ()) | set(decision.skills))
-        if decision.tags:
-            values["tags"] = sorted(set(tags or ()) | set(decision.tags))
+        resolved = decision.resolve and not decision.handoff
         if decision.reply is not None:
-            reply_id = enqueue(
-                conn,
-                conversation_id=conv_id,
-                text=decision.reply.text,
-                html=decision.reply.html,
-                subject=decision.reply.subject,
-                author_kind=AuthorKind.BOT,
-                auto_reply=True,
-                now=now,
-            )
-            events.append(
-                Event(
-                    EventName.MESSAGE_SENT,
-                    MessageSent(conversation_id=conv_id, message_id=reply_id, auto_reply=True),
-                )
-            )
             metrics.count_auto_answer(decision.rule)
-        if decision.resolve and not decision.handoff:
-            values.update(
-                status=ConversationStatus.RESOLVED.value, resolved_at=now, waiting_since=None
-            )
-            events.append(
-                Event(
-                    EventName.CONVERSATION_RESOLVED,
-                    Resolved(conversation_id=conv_id, message_id=message_id),
-                )
-            )
-        elif assignee_id is None and status != ConversationStatus.CLOSED.value:
-            values["status"] = ConversationStatus.OPEN.value
-            values["waiting_since"] = as_utc(waiting_since) if waiting_since else now
-            events.append(
-                Event(
-                    EventName.CONVERSATION_QUEUED,
-                    Queued(
-                        conversation_id=conv_id,
-                        message_id=message_id,
-                        priority=priority,
-                        channel=None,
-                    ),
-                )
-            )
-        assignments = ", ".join(f"{key} = :{key}" for key in values)
-        sql.run(
-            f"UPDATE conversations SET {assignments} WHERE id = :conv_id", conv_id=conv_id, **values
-        )
         log.info(
             "triaged message=%d conversation=%d rule=%s%s%s",
             message_id,
-            conv_id,
+            state.conversation_id,
             decision.rule or "-",
             " reply" if decision.reply else "",
-            " resolved" if decision.resolve and not decision.handoff else "",
+            " resolved" if resolved else "",
         )
-        return events
+        return triage_store.Settlement(
+            triage=_decision_json(decision, message_id, now),
+            priority=priority,
+            skills=tuple(sorted({*state.skills, *decision.skills})) if decision.skills else None,
+            tags=tuple(sorted({*state.tags, *decision.tags})) if decision.tags else None,
+            reply=decision.reply,
+            resolved=resolved,
+            queued=not resolved
+            and state.assignee_id is None
+            and state.status != ConversationStatus.CLOSED.value,
+        )
+
+
+def _announce(done: triage_store.Settled) -> list[Event]:
+    """The events of one stored decision: its automatic answer, then the conversation
+    resolved or queued."""
+    events: list[Event] = []
+    cid, settled = done.conversation_id, done.settlement
+    if done.reply_id is not None:
+        sent = MessageSent(conversation_id=cid, message_id=done.reply_id, auto_reply=True)
+        events.append(Event(EventName.MESSAGE_SENT, sent))
+    if settled.resolved:
+        resolved = Resolved(conversation_id=cid, message_id=done.message_id)
+        events.append(Event(EventName.CONVERSATION_RESOLVED, resolved))
+    elif settled.queued:
+        queued = Queued(
+            conversation_id=cid,
+            message_id=done.message_id,
+            priority=settled.priority,
+            channel=None,
+        )
+        events.append(Event(EventName.CONVERSATION_QUEUED, queued))
+    return events
 
 
 def _decision_json(decision: TriageDecision, message_id: int, now: datetime) -> dict[str, Any]:

@@ -110,9 +110,9 @@ def test_readme_commands_find_the_secret_make_run_created(tmp_path):
 
 def _agent_with_session(config: Path) -> str:
     """Add an agent and sign it in once (a stored session); returns the session id."""
-    from agent_ui.sessions import create_session
     from inbox.accounts.agents import add_agent
     from inbox.store.backends import open_store
+    from inbox.store.sessions import create_session
     from inbox.types import Role
 
     url = config_mod.load(config, environ={}).database_url
@@ -144,8 +144,8 @@ def _agent_with_session(config: Path) -> str:
 
 
 def _session_alive(config: Path, session_id: str) -> bool:
-    from agent_ui.sessions import load_session
     from inbox.store.backends import open_store
+    from inbox.store.sessions import load_session
 
     url = config_mod.load(config, environ={}).database_url
 
@@ -164,8 +164,8 @@ def _session_alive(config: Path, session_id: str) -> bool:
 
 def _signs_in(config: Path, password: str) -> bool:
     from agent_ui.passwords import verify_password
-    from agent_ui.sessions import password_hash_of
     from inbox.store.backends import open_store
+    from inbox.store.sessions import password_hash_of
 
     url = config_mod.load(config, environ={}).database_url
 

@@ -1,140 +1,36 @@
-"""What the widget reads and writes in the store: a visitor's chat conversations, their
-messages after a sequence number (message ids: monotonic and durable, so a restart
-never resets them), read receipts and the follow-up address. Sync functions of a
-Connection, run through `Store.read/write`."""
+"""What the widget reads and writes in the store, under the names the widget uses: a
+visitor's chat conversations, their messages after a sequence number (message ids:
+monotonic and durable, so a restart never resets them), read receipts, the follow-up
+address, how many agents are online. Each is a function of the store's repositories, run
+through `Store.read/write`; this module adds the wire shape of a message
+(`wire_message`), which live messages and resyncs share."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from inbox.store import messages
+from inbox.store.agents import count_online as agents_online
+from inbox.store.contacts import save_followup
+from inbox.store.conversations import VisitorChats, token_of
+from inbox.store.conversations import of_visitor as conversations_of
+from inbox.store.messages import mark_read
 
-from inbox.store import schema as t
-from inbox.types import AuthorKind, Channel, DeliveryStatus, Direction, IdentityKind
+__all__ = [
+    "VisitorChats",
+    "agents_online",
+    "conversations_of",
+    "mark_read",
+    "messages_after",
+    "save_followup",
+    "token_of",
+    "wire_message",
+]
 
-HISTORY = 100  # messages shown when the widget opens with nothing seen yet
-PAGE = 500  # most messages returned by one resync
-
-
-@dataclass(frozen=True, slots=True)
-class Conversations:
-    contact_id: int | None
-    tokens: dict[int, str]  # conversation id -> token (socket.io room)
-
-
-def _contact(conn: Connection, kind: IdentityKind, value: str) -> int | None:
-    found = conn.execute(
-        sa.select(t.identities.c.contact_id).where(
-            t.identities.c.kind == kind.value, t.identities.c.value == value
-        )
-    ).scalar()
-    for _ in range(16):  # follow merges
-        if found is None:
-            return None
-        merged = conn.execute(
-            sa.select(t.contacts.c.merged_into).where(t.contacts.c.id == found)
-        ).scalar()
-        if merged is None:
-            return int(found)
-        found = merged
-    return int(found) if found is not None else None
-
-
-def conversations_of(
-    conn: Connection, visitor_id: str, external_id: str | None = None
-) -> Conversations:
-    """The visitor's contact (through the visitor id, else a verified host-site id) and its
-    chat conversations."""
-    contact_id = _contact(conn, IdentityKind.VISITOR, visitor_id)
-    if contact_id is None and external_id is not None:
-        contact_id = _contact(conn, IdentityKind.EXTERNAL, external_id)
-    if contact_id is None:
-        return Conversations(None, {})
-    c = t.conversations.c
-    rows = conn.execute(
-        sa.select(c.id, c.token)
-        .where(c.contact_id == contact_id, c.channel == Channel.CHAT.value)
-        .order_by(c.id)
-    )
-    return Conversations(contact_id, {int(r.id): r.token for r in rows})
-
-
-def token_of(conn: Connection, conversation_id: int) -> str | None:
-    return conn.execute(
-        sa.select(t.conversations.c.token).where(t.conversations.c.id == conversation_id)
-    ).scalar()
-
-
-def messages_after(
-    conn: Connection, conversation_ids: Sequence[int], after: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """Visible messages with id > after, oldest first, and whether more remain.
-
-    With after <= 0 (a widget that saw nothing): the latest HISTORY messages."""
-    if not conversation_ids:
-        return [], False
-    m = t.messages.c
-    visible = sa.and_(
-        m.conversation_id.in_(list(conversation_ids)),
-        m.delivery_status != DeliveryStatus.NOTE.value,  # private notes never reach the visitor
-        m.channel == Channel.CHAT.value,
-    )
-    cols = (
-        m.id,
-        m.direction,
-        m.author_kind,
-        m.author_id,
-        m.text,
-        m.attachments,
-        m.delivery_status,
-        m.created_at,
-    )
-    if after <= 0:
-        rows = list(
-            conn.execute(sa.select(*cols).where(visible).order_by(m.id.desc()).limit(HISTORY))
-        )[::-1]
-        more = False
-    else:
-        rows = list(
-            conn.execute(
-                sa.select(*cols).where(visible, m.id > after).order_by(m.id).limit(PAGE + 1)
-            )
-        )
-        more = len(rows) > PAGE
-        rows = rows[:PAGE]
-    agent_ids = {
-        r.author_id for r in rows if r.author_kind == AuthorKind.AGENT.value and r.author_id
-    }
-    names = {}
-    if agent_ids:
-        names = dict(
-            conn.execute(
-                sa.select(t.agents.c.id, t.agents.c.name).where(t.agents.c.id.in_(agent_ids))
-            ).all()
-        )
-    out = [
-        wire_message(
-            seq=r.id,
-            author=_author(r.direction, r.author_kind),
-            name=names.get(r.author_id) if r.author_kind == AuthorKind.AGENT.value else None,
-            text=r.text,
-            at=r.created_at,
-            attachments=r.attachments or [],
-            status=r.delivery_status,
-        )
-        for r in rows
-    ]
-    return out, more
-
-
-def _author(direction: str, kind: str) -> str:
-    if direction == Direction.INBOUND.value:
-        return "visitor"
-    return "agent" if kind == AuthorKind.AGENT.value else "bot"
+P = ParamSpec("P")
+Wire = dict[str, Any]
 
 
 def wire_message(
@@ -146,7 +42,7 @@ def wire_message(
     at: datetime,
     attachments: Sequence[Any] = (),
     status: str = "",
-) -> dict[str, Any]:
+) -> Wire:
     """One message as the widget receives it (live or by resync): `seq` orders and dedupes."""
     files = [
         {k: a.get(k) for k in ("filename", "content_type", "size", "storage_key")}
@@ -164,54 +60,28 @@ def wire_message(
     }
 
 
-def mark_read(
-    conn: Connection, conversation_ids: Sequence[int], up_to: int
-) -> list[tuple[int, int]]:
-    """Outbound messages up to `up_to` the visitor has now seen: (message id, conversation id)."""
-    if not conversation_ids:
-        return []
-    m = t.messages.c
-    where = sa.and_(
-        m.conversation_id.in_(list(conversation_ids)),
-        m.direction == Direction.OUTBOUND.value,
-        m.id <= up_to,
-        m.delivery_status.in_((DeliveryStatus.SENT.value, DeliveryStatus.DELIVERED.value)),
-    )
-    rows = [
-        (int(r.id), int(r.conversation_id))
-        for r in conn.execute(sa.select(m.id, m.conversation_id).where(where))
-    ]
-    if rows:
-        conn.execute(
-            sa.update(t.messages)
-            .where(m.id.in_([r[0] for r in rows]))
-            .values(delivery_status=DeliveryStatus.READ.value)
-        )
-    return rows
+def _on_the_wire(
+    read: Callable[P, tuple[list[messages.ChatLine], bool]],
+) -> Callable[P, tuple[list[Wire], bool]]:
+    """`read`, its messages in the widget's shape."""
+
+    def wired(*args: P.args, **kwargs: P.kwargs) -> tuple[list[Wire], bool]:
+        lines, more = read(*args, **kwargs)
+        return [
+            wire_message(
+                seq=line.seq,
+                author=line.author,
+                name=line.name,
+                text=line.text,
+                at=line.at,
+                attachments=line.attachments,
+                status=line.status,
+            )
+            for line in lines
+        ], more
+
+    return wired
 
 
-def save_followup(conn: Connection, contact_id: int, email: str, consent: bool | None) -> None:
-    """Keep the address a visitor left for a follow-up as a contact attribute (not an
-    identity: nobody verified it)."""
-    attrs = dict(
-        conn.execute(
-            sa.select(t.contacts.c.attributes).where(t.contacts.c.id == contact_id)
-        ).scalar()
-        or {}
-    )
-    attrs["email_for_followup"] = email
-    if consent is not None:
-        attrs["chat_consent"] = consent
-    conn.execute(
-        sa.update(t.contacts).where(t.contacts.c.id == contact_id).values(attributes=attrs)
-    )
-
-
-def agents_online(conn: Connection) -> int:
-    a = t.agents.c
-    return int(
-        conn.execute(
-            sa.select(sa.func.count()).where(a.active.is_(True), a.presence == "online")
-        ).scalar()
-        or 0
-    )
+# (conn, conversation ids, after) -> (messages with seq > after, oldest first; more remain)
+messages_after = _on_the_wire(messages.chat_after)

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from inbox.errors import Conflict, NotFound, ValidationError
 from inbox.identity import normalize_email
 from inbox.store import schema as t
-from inbox.store.repo import agent_from_row
+from inbox.store.agents import from_row as agent_from_row
 from inbox.types import Agent, Presence, Role
 
 

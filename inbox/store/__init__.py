@@ -1,8 +1,17 @@
 """The store room: everything that speaks SQL, and nothing else does.
 
 Public: `backends` (`Store`, `open_store`: run a function of a SQLAlchemy Connection in a
-committed transaction on SQLite or PostgreSQL), `schema` (the one SQL schema),
-`migrate` (Alembic upgrades), `repo` (rows to core types), `fastsql` (plain SQL for hot
-paths), `ingest_reads` (the reads and writes of ingest), `files` (the attachment file
-store). Private: `write_process` and `child_process` (SQLite writes in a child process).
+committed transaction on SQLite or PostgreSQL), `migrate` (Alembic upgrades), `files`
+(the attachment file store), and the repositories, one module of such functions per
+aggregate (callers do `await store.read(lambda conn: conversations.get(conn, cid))` or
+`await store.call(fn, *args)`):
+
+* `conversations`, `messages`, `contacts`, `agents`, `assignments`, `sessions`;
+* `pages`: reads that compose those for one page of the workspace or one API answer;
+* `triage`: what the triage pipeline reads and the transaction that stores its decisions;
+* `ingest_writes`: the ingest transaction, with its reads in `ingest_reads` (one message
+  at a time) and `batch_reads` (set-based, for a batch).
+
+Private to the store: `schema` (the one SQL schema), `fastsql` (plain SQL for hot paths),
+`write_process` and `child_process` (SQLite writes in a child process).
 """

@@ -110,9 +110,9 @@ def _read_new_password(from_stdin: bool) -> str:
 
 def cmd_agent_password(args: argparse.Namespace) -> int:
     from agent_ui.passwords import hash_password
-    from agent_ui.sessions import end_all_sessions, set_password
     from inbox.accounts.agents import list_agents
     from inbox.identity import normalize_email
+    from inbox.store.sessions import end_all_sessions, set_password
 
     config = load(args)
     hashed = hash_password(_read_new_password(args.stdin))

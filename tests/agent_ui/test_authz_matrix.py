@@ -73,8 +73,8 @@ async def test_http_authorization_matrix(desk):
     fixtures = {
         inbox: await _conversation_with_file(desk, inbox) for inbox in ("inbox-a", "inbox-b")
     }
-    from agent_ui import actions
     from inbox.accounts.agents import add_agent
+    from inbox.store import conversations
     from inbox.types import Role
 
     victim = await desk.store.write(
@@ -253,7 +253,9 @@ async def test_http_authorization_matrix(desk):
                 f"/agent/api/conversations/{fresh['conversation_id']}/resolve",
             )
             fresh = await desk.conversation(inbox, sender=f"{who}-{inbox}-o@example.com")
-            await desk.store.write(lambda c, i=fresh["conversation_id"]: actions.resolve(c, i))
+            await desk.store.write(
+                lambda c, i=fresh["conversation_id"]: conversations.resolve(c, i)
+            )
             await cell(
                 ("POST", "/agent/api/conversations/{id}/reopen"),
                 inbox,

@@ -12,7 +12,7 @@ from inbox.bus.backends import MemoryBus
 from inbox.errors import ValidationError
 from inbox.events import Event, EventName
 from inbox.ingest import Ingestor, IngestSettings
-from inbox.store import repo
+from inbox.store import contacts, conversations, messages
 from inbox.store import schema as t
 from inbox.types import Channel, ConversationStatus, IdentityKind, InboundMessage
 from tests.conftest import WITH_WRITE_PROCESS
@@ -57,11 +57,11 @@ async def count(store, table) -> int:
 async def test_first_message_creates_contact_and_conversation(store, ingest):
     result = await ingest(msg("<a@x>", display_name="Ann", subject="Order 17"))
     assert result.conversation_created and not result.duplicate
-    conv = await store.read(lambda c: repo.get_conversation(c, result.conversation_id))
+    conv = await store.read(lambda c: conversations.get(c, result.conversation_id))
     assert conv.status is ConversationStatus.OPEN
     assert conv.subject == "Order 17"
     assert conv.priority == "normal"
-    contact = await store.read(lambda c: repo.get_contact(c, result.contact_id))
+    contact = await store.read(lambda c: contacts.get(c, result.contact_id))
     assert contact.name == "Ann"
     assert contact.identity(IdentityKind.EMAIL) == "ann@example.com"
     await ingest.idle()
@@ -77,7 +77,7 @@ async def test_redelivery_returns_first_result_and_stores_nothing(store, ingest)
     assert again.duplicate
     assert (again.message_id, again.conversation_id) == (first.message_id, first.conversation_id)
     assert await count(store, t.messages) == 1
-    stored = await store.read(lambda c: repo.get_message(c, first.message_id))
+    stored = await store.read(lambda c: messages.get(c, first.message_id))
     assert stored.text == "hello <dup@x>"
 
 
@@ -119,7 +119,7 @@ async def test_phone_numbers_normalize_to_e164(store, ingest):
     a = await ingest(msg("s1", sender="+1 (415) 555-2671", channel=Channel.SMS))
     b = await ingest(msg("s2", sender="4155552671", channel=Channel.SMS))
     assert a.contact_id == b.contact_id
-    contact = await store.read(lambda c: repo.get_contact(c, a.contact_id))
+    contact = await store.read(lambda c: contacts.get(c, a.contact_id))
     assert contact.identity(IdentityKind.PHONE) == "+14155552671"
 
 
@@ -145,7 +145,7 @@ async def test_thread_by_email_headers(store, ingest):
 
 async def test_thread_by_token_wins(store, ingest):
     a = await ingest(msg("t1", sender="eve@example.com"))
-    conv = await store.read(lambda c: repo.get_conversation(c, a.conversation_id))
+    conv = await store.read(lambda c: conversations.get(c, a.conversation_id))
     b = await ingest(msg("t2", sender="other@example.com", conversation_token=conv.token))
     assert b.conversation_id == a.conversation_id
 
@@ -162,7 +162,7 @@ async def test_resolved_conversation_reopens_when_customer_writes(store, ingest)
     )
     b = await ingest(msg("r2", sender="fay@example.com"))
     assert b.conversation_id == a.conversation_id and b.conversation_reopened
-    conv = await store.read(lambda c: repo.get_conversation(c, a.conversation_id))
+    conv = await store.read(lambda c: conversations.get(c, a.conversation_id))
     assert conv.status is ConversationStatus.OPEN and conv.resolved_at is None
 
 
@@ -225,8 +225,8 @@ async def test_priority_and_skills_hints_apply_to_new_conversations(store):
     ingest = Ingestor(store, bus, IngestSettings(default_priority="low"))
     r = await ingest(msg("p1", priority="urgent", skills=("billing",)))
     r2 = await ingest(msg("p2", sender="z@example.com", priority="bogus"))
-    c1 = await store.read(lambda c: repo.get_conversation(c, r.conversation_id))
-    c2 = await store.read(lambda c: repo.get_conversation(c, r2.conversation_id))
+    c1 = await store.read(lambda c: conversations.get(c, r.conversation_id))
+    c2 = await store.read(lambda c: conversations.get(c, r2.conversation_id))
     assert (c1.priority, c1.required_skills) == ("urgent", ("billing",))
     assert c2.priority == "low"
     await ingest.close()

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inbox.ingest import IngestSettings, ingest_batch, ingest_in, prepare
+from inbox.ingest import IngestSettings, prepare
 from inbox.store.backends import open_store
 from inbox.store.fastsql import Sql
+from inbox.store.ingest_writes import ingest_batch, ingest_in
 from inbox.types import Channel, IdentityKind, InboundMessage
 
 SETTINGS = IngestSettings()

@@ -15,7 +15,7 @@ from inbox.ingest import Ingestor
 from inbox.outbox.durable import OutboxWorker, enqueue, record_delivery
 from inbox.pipeline import Pipeline
 from inbox.ports import Outbound, Reply, TriageDecision
-from inbox.store import repo
+from inbox.store import conversations, messages
 from inbox.store import schema as t
 from inbox.types import AuthorKind, Channel, ConversationStatus, DeliveryStatus, InboundMessage
 
@@ -125,7 +125,7 @@ async def test_auto_reply_is_stored_then_delivered_once(world):
     r = await world.ingest(inbound("<o1@x>", "where is my order"))
     await world.settle()
     assert world.triage.calls == [(r.message_id, True)]
-    conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     triage = await world.store.read(
         lambda c: c.execute(
             sa.select(t.conversations.c.triage).where(t.conversations.c.id == r.conversation_id)
@@ -138,14 +138,14 @@ async def test_auto_reply_is_stored_then_delivered_once(world):
     assert len(world.sender.sent) == 1
     item = world.sender.sent[0]
     assert item.to == "ann@example.com" and item.auto_reply and item.in_reply_to == "<o1@x>"
-    msgs = await world.store.read(lambda c: repo.messages_of(c, r.conversation_id))
+    msgs = await world.store.read(lambda c: messages.of_conversation(c, r.conversation_id))
     assert [m.delivery_status for m in msgs] == [DeliveryStatus.RECEIVED, DeliveryStatus.SENT]
     assert msgs[1].author_kind is AuthorKind.BOT
     # a second message in the same conversation is not the first any more
     await world.ingest(inbound("<o2@x>", "thanks", in_reply_to="<o1@x>"))
     await world.settle()
     assert world.triage.calls[-1][1] is False
-    conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     assert conv.status is ConversationStatus.RESOLVED
     assert EventName.CONVERSATION_RESOLVED in [e.name for e in world.events]
 
@@ -153,7 +153,7 @@ async def test_auto_reply_is_stored_then_delivered_once(world):
 async def test_decision_sets_priority_skills_tags_and_queues(world):
     r = await world.ingest(inbound("<r1@x>", "I want a refund"))
     await world.settle()
-    conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     assert (conv.priority, conv.required_skills, conv.tags) == ("high", ("billing",), ("refund",))
     assert conv.waiting_since is not None
     queued = [e for e in world.events if e.name == EventName.CONVERSATION_QUEUED]
@@ -163,14 +163,14 @@ async def test_decision_sets_priority_skills_tags_and_queues(world):
 async def test_handoff_raises_priority(world):
     r = await world.ingest(inbound("<h1@x>", "agent"))
     await world.settle()
-    conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     assert conv.priority == "high"  # one level above normal
 
 
 async def test_a_broken_rule_routes_to_a_person_and_loses_nothing(world):
     r = await world.ingest(inbound("<b1@x>", "something odd"))
     await world.settle()
-    conv = await world.store.read(lambda c: repo.get_conversation(c, r.conversation_id))
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     assert conv.waiting_since is not None and conv.status is ConversationStatus.OPEN
 
 
@@ -205,7 +205,7 @@ async def test_retry_then_permanent_failure_is_visible(world):
     )
     world.sender.fail = [PermanentDeliveryError("550 no such user")]
     assert await world.worker.run_once() == 1
-    msgs = await world.store.read(lambda c: repo.messages_of(c, r.conversation_id))
+    msgs = await world.store.read(lambda c: messages.of_conversation(c, r.conversation_id))
     assert msgs[-1].delivery_status is DeliveryStatus.FAILED
     assert msgs[-1].failure_reason == "550 no such user"
     assert world.sender.sent == []
@@ -252,7 +252,7 @@ async def test_no_sender_or_no_address_fails_with_a_reason(world):
         )
     )
     await world.worker.run_once()
-    msgs = await world.store.read(lambda c: repo.messages_of(c, r.conversation_id))
+    msgs = await world.store.read(lambda c: messages.of_conversation(c, r.conversation_id))
     assert msgs[-1].delivery_status is DeliveryStatus.FAILED
     assert "no sender configured for channel sms" in msgs[-1].failure_reason
 
@@ -274,7 +274,7 @@ async def test_delivery_reports_only_move_forward(world):
         await world.store.write(lambda c: record_delivery(c, "<unknown@x>", DeliveryStatus.SENT))
         is None
     )
-    msg = await world.store.read(lambda c: repo.get_message(c, pid))
+    msg = await world.store.read(lambda c: messages.get(c, pid))
     assert (
         msg.delivery_status is DeliveryStatus.DELIVERED and r.conversation_id == msg.conversation_id
     )

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from inbox.bus.backends import MemoryBus
 from inbox.ingest import Ingestor
 from inbox.outbox.durable import enqueue
-from inbox.store import repo
+from inbox.store import conversations, messages
 from inbox.store import schema as t
 from inbox.types import AuthorKind, Channel, ConversationStatus, IdentityKind, InboundMessage
 from tests.conftest import WITH_WRITE_PROCESS
@@ -78,12 +78,12 @@ async def test_a_guessed_in_reply_to_starts_a_flagged_conversation(store, ingest
         assert hijack.conversation_id != victim.conversation_id
         assert not hijack.conversation_reopened
         assert (await meta_of(store, hijack.message_id))["refers_to"] == victim.conversation_id
-        conv = await store.read(lambda c, h=hijack: repo.get_conversation(c, h.conversation_id))
+        conv = await store.read(lambda c, h=hijack: conversations.get(c, h.conversation_id))
         assert conv.contact_id == hijack.contact_id != victim.contact_id
     # the victim's conversation was not touched (still resolved, one inbound message)
-    conv = await store.read(lambda c: repo.get_conversation(c, victim.conversation_id))
+    conv = await store.read(lambda c: conversations.get(c, victim.conversation_id))
     assert conv.status is ConversationStatus.RESOLVED
-    shown = await store.read(lambda c: repo.get_message(c, hijack.message_id))
+    shown = await store.read(lambda c: messages.get(c, hijack.message_id))
     assert shown.refers_to == victim.conversation_id
 
 
@@ -179,7 +179,7 @@ async def test_a_header_never_threads_across_channels(store, ingest):
             )
         )
         assert mail.conversation_id != chat.conversation_id
-        conv = await store.read(lambda c, m=mail: repo.get_conversation(c, m.conversation_id))
+        conv = await store.read(lambda c, m=mail: conversations.get(c, m.conversation_id))
         assert conv.channel is Channel.EMAIL
     # an API message naming the chat's ids stays out of it too
     api = await ingest(
@@ -193,7 +193,7 @@ async def test_a_message_id_reused_by_another_sender_is_stored(store, ingest):
     other = await ingest(msg("same@x.example", "bob@two.example", text="mine"))
     assert not other.duplicate and other.message_id != first.message_id
     assert other.contact_id != first.contact_id
-    stored = await store.read(lambda c: repo.get_message(c, other.message_id))
+    stored = await store.read(lambda c: messages.get(c, other.message_id))
     assert stored.text == "mine" and stored.external_id == "same@x.example"
     # each sender's redelivery is still one message
     again = await ingest(msg("same@x.example", "ANN@one.example"))

@@ -53,7 +53,7 @@ async def add_agent(store: Any, name: str, *, role: str = "agent", **capacity: i
 
 
 async def session_cookie(store: Any, agent_id: int) -> str:
-    from agent_ui.sessions import create_session
+    from inbox.store.sessions import create_session
 
     return str(
         await store.write(

@@ -1,5 +1,6 @@
-"""Server-side agent sessions, as sync functions of a Connection (sign-in throttling:
-`inbox.accounts.signin_throttle`).
+"""The sessions repository: server-side agent sessions, and the password they hang on
+(sign-in throttling: `inbox.accounts.signin_throttle`). Sync functions of a Connection,
+run by `Store.read/write/call`.
 
 The cookie carries a random session id; the database keeps only its SHA-256, so a leaked
 database backup does not sign anyone in. Each session has its own CSRF token. A session
@@ -17,9 +18,22 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from inbox.accounts import signin_throttle
+from inbox.store import agents
 from inbox.store import schema as t
-from inbox.store.repo import agent_from_row
 from inbox.types import Agent
+
+__all__ = [
+    "Session",
+    "create_session",
+    "end_all_sessions",
+    "end_session",
+    "load_session",
+    "password_hash_of",
+    "set_password",
+    "sign_in",
+    "touch_session",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +96,31 @@ def load_session(
         return None
     if not row["active"] or row["expires_at"] <= now or row["last_seen_at"] + idle <= now:
         return None
-    return Session(agent_from_row(row), str(row["presence"]), row["csrf_token"], row["expires_at"])
+    return Session(agents.from_row(row), str(row["presence"]), row["csrf_token"], row["expires_at"])
+
+
+def sign_in(
+    conn: Connection,
+    agent_id: int,
+    *,
+    replaces: str | None,
+    throttle_keys: tuple[str, str],
+    policy: signin_throttle.ThrottlePolicy,
+    lifetime: timedelta,
+    ip: str | None,
+    user_agent: str | None,
+) -> str:
+    """After a correct password: end the session the browser had before (`replaces`: the
+    pre-login id never becomes valid), clear the sign-in throttle's count of (account,
+    address) and `address` (`throttle_keys`), and start a new session; returns its id."""
+    if replaces:
+        end_session(conn, replaces)
+    signin_throttle.succeeded(conn, throttle_keys[0], throttle_keys[1], policy)
+    return create_session(conn, agent_id, lifetime=lifetime, ip=ip, user_agent=user_agent)
 
 
 def touch_session(conn: Connection, session_id: str, now: datetime | None = None) -> None:
+    """Note the session's use now (its idle time starts again)."""
     conn.execute(
         sa.update(t.agent_sessions)
         .where(t.agent_sessions.c.id_hash == _hash(session_id))
@@ -94,10 +129,12 @@ def touch_session(conn: Connection, session_id: str, now: datetime | None = None
 
 
 def end_session(conn: Connection, session_id: str) -> None:
+    """End one session (sign-out); nothing for an unknown id."""
     conn.execute(sa.delete(t.agent_sessions).where(t.agent_sessions.c.id_hash == _hash(session_id)))
 
 
 def end_all_sessions(conn: Connection, agent_id: int) -> int:
+    """End every session of the agent; returns how many ended."""
     return int(
         conn.execute(
             sa.delete(t.agent_sessions).where(t.agent_sessions.c.agent_id == agent_id)
