@@ -60,6 +60,9 @@ class KeywordTriage:
             )
         if text == "agent":
             return TriageDecision(rule="handoff", handoff=True)
+        if text == "a person please":
+            # as the auto-answer engine decides a handoff: the raised priority is in it
+            return TriageDecision(rule="handoff", handoff=True, priority="high")
         raise RuntimeError("broken rule")
 
 
@@ -165,6 +168,14 @@ async def test_handoff_raises_priority(world):
     await world.settle()
     conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     assert conv.priority == "high"  # one level above normal
+
+
+async def test_a_handoff_that_names_its_priority_is_raised_once(world):
+    # the engine already raised normal to high: the pipeline must not raise it again (urgent)
+    r = await world.ingest(inbound("<h2@x>", "a person please"))
+    await world.settle()
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
+    assert conv.priority == "high"
 
 
 async def test_a_broken_rule_routes_to_a_person_and_loses_nothing(world):
