@@ -221,10 +221,8 @@ async def transfer(request: web.Request) -> web.Response:
 async def presence(request: web.Request) -> web.Response:
     ws = request.app[WS_KEY]
     session = await require_session(request)
-    value = (await _body(request)).get("presence")
-    if not isinstance(value, str):
-        raise ValidationError("presence is online, away or offline", field="presence")
-    presence = actions.clean_presence(value)
+    presence = actions.clean_presence((await _body(request)).get("presence"))
+    value = presence.value
     agent_id = session.agent.id
     answer, fresh = await write_once(
         ws,
