@@ -26,10 +26,10 @@ async def until(check, within: float = 5.0) -> None:
 async def test_a_fenced_leader_writes_nothing_and_a_newer_leader_routes(desk, redis_url):
     settings = RoutingSettings(accept_timeout_seconds=0)
     first = RouterService(
-        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "first", ttl=0.6)
+        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "first", ttl=2.0)
     )
     second = RouterService(
-        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "second", ttl=0.6)
+        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "second", ttl=2.0)
     )
     await first.start()
     await until(lambda: first.active)
@@ -78,7 +78,7 @@ async def test_a_router_leads_again_after_redis_lost_its_fencing_counter(desk, r
     assert await desk.store.write(lambda conn: rstore.claim_fence(conn, 50))
     settings = RoutingSettings(accept_timeout_seconds=0)
     router = RouterService(
-        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "after-wipe", ttl=0.6)
+        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "after-wipe", ttl=2.0)
     )
     await router.start()
     desk.service = router
