@@ -79,13 +79,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_agent_add(args: argparse.Namespace) -> int:
     from agent_ui.passwords import hash_password
-    from inbox.accounts.agents import add_agent, parse_levels
+    from inbox.accounts.agents import parse_levels
+    from inbox.store import agents
 
     config = _load(args)
     password = args.password or secrets.token_urlsafe(12)
     agent = _with_store(
         config,
-        lambda conn: add_agent(
+        lambda conn: agents.add(
             conn,
             name=args.name,
             email=args.email,
@@ -106,11 +107,10 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
 
 
 def cmd_agent_list(args: argparse.Namespace) -> int:
-    from inbox.accounts.agents import list_agents
+    from inbox.store import agents
 
     config = _load(args)
-    agents = _with_store(config, list_agents, write=False)
-    for a in agents:
+    for a in _with_store(config, agents.list_all, write=False):
         skills = ",".join(f"{k}:{v}" for k, v in sorted(a.skills.items())) or "-"
         state = "active" if a.active else "disabled"
         print(f"{a.id:>4}  {a.email:<32} {a.role.value:<10} {state:<8} {skills}")
@@ -118,10 +118,10 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
 
 
 def cmd_agent_disable(args: argparse.Namespace) -> int:
-    from inbox.accounts.agents import disable_agent
+    from inbox.store import agents
 
     config = _load(args)
-    _with_store(config, lambda conn: disable_agent(conn, args.email))
+    _with_store(config, lambda conn: agents.disable(conn, args.email))
     print(f"agent {args.email} disabled")
     return 0
 
@@ -146,15 +146,15 @@ def _read_new_password(from_stdin: bool) -> str:
 def cmd_agent_password(args: argparse.Namespace) -> int:
     from agent_ui.passwords import hash_password
     from agent_ui.sessions import end_all_sessions, set_password
-    from inbox.accounts.agents import list_agents
     from inbox.identity import normalize_email
+    from inbox.store import agents
 
     config = _load(args)
     hashed = hash_password(_read_new_password(args.stdin))
     email = normalize_email(args.email)
 
     def change(conn: Any) -> int:
-        agent = next((a for a in list_agents(conn) if a.email == email), None)
+        agent = next((a for a in agents.list_all(conn) if a.email == email), None)
         if agent is None:
             raise NotFound(f"no agent with email {args.email}")
         ended = end_all_sessions(conn, agent.id)
@@ -167,7 +167,7 @@ def cmd_agent_password(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from inbox.accounts.tokens import create_token
+    from inbox.store import tokens
 
     config = _load(args)
     inboxes = args.inbox or None
@@ -181,19 +181,19 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         return 1
     token = _with_store(
         config,
-        lambda conn: create_token(conn, args.name, inboxes=inboxes, read_only=args.read_only),
+        lambda conn: tokens.create(conn, args.name, inboxes=inboxes, read_only=args.read_only),
     )
     print(token)
     return 0
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    from inbox.accounts.tokens import list_tokens
+    from inbox.store import tokens
 
     config = _load(args)
-    tokens = _with_store(config, lambda conn: list_tokens(conn, revoked=args.all), write=False)
+    listed = _with_store(config, lambda conn: tokens.list_all(conn, revoked=args.all), write=False)
     print(f"{'id':>4}  {'name':<24} {'created':<20} {'last used':<20} scopes")
-    for info in tokens:
+    for info in listed:
         scope = info.scope
         used = info.last_used_at.strftime("%Y-%m-%d %H:%M") if info.last_used_at else "never"
         state = f" (revoked {info.revoked_at:%Y-%m-%d %H:%M})" if info.revoked_at else ""
@@ -206,8 +206,8 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from inbox.accounts.token_cache import announce_revoked, stamp_path
-    from inbox.accounts.tokens import revoke_token
     from inbox.bus.backends import open_bus
+    from inbox.store import tokens
     from inbox.store.backends import open_store
 
     config = _load(args)
@@ -215,7 +215,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     async def run() -> str:
         store = open_store(config.database_url)
         try:
-            scope = await store.write(lambda conn: revoke_token(conn, args.token))
+            scope = await store.call(tokens.revoke, args.token)
         finally:
             await store.close()
         # committed: now every process that may remember the token forgets it (the stamp

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from inbox import metrics
 from inbox.config import Config
 from inbox.outbox.rq_relay import outbox_counts
+from inbox.store import metrics as store_metrics
 from inbox.web.http import listen
 
 log = logging.getLogger("omnidesk.metrics")
@@ -109,7 +110,7 @@ def refreshers(services: Any) -> list[Refresh]:
     store, inboxes = services.store, services.config.inboxes
 
     async def queue() -> None:
-        waiting = await store.read(metrics.waiting_by_inbox)
+        waiting = await store.read(store_metrics.waiting_by_inbox)
         metrics.set_waiting(inboxes, waiting, datetime.now(UTC))
 
     async def outbox() -> None:

@@ -179,8 +179,8 @@ def write_config(tmp_path, extra: str = "", database_url: str | None = None) -> 
 async def service(tmp_path, aiohttp_client):
     """The web app wired as `omnidesk serve` wires it, with a test client and an API token."""
     from inbox import config as config_mod
-    from inbox.accounts.tokens import create_token
     from inbox.store.migrate import upgrade
+    from inbox.store.tokens import create as create_token
     from omnidesk.app import build_services, make_web_app
 
     config = config_mod.load(write_config(tmp_path), environ={})

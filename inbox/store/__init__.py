@@ -4,5 +4,9 @@ Public: `backends` (`Store`, `open_store`: run a function of a SQLAlchemy Connec
 committed transaction on SQLite or PostgreSQL), `schema` (the one SQL schema),
 `migrate` (Alembic upgrades), `repo` (rows to core types), `fastsql` (plain SQL for hot
 paths), `ingest_reads` (the reads and writes of ingest), `files` (the attachment file
-store). Private: `write_process` and `child_process` (SQLite writes in a child process).
+store). Repositories, one module per aggregate (plain functions of a Connection, run
+by `Store.read/write/call`): `agents`, `tokens` (API tokens), `signins` (sign-in attempts),
+`action_keys` (idempotency keys of agent actions), `health` (the readiness heartbeat),
+`metrics` (gauges read at scrape time). Private: `write_process` and `child_process`
+(SQLite writes in a child process).
 """

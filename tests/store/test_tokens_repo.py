@@ -1,5 +1,5 @@
-"""API token storage on SQLite and PostgreSQL: scopes, listing, revocation, the migration
-that gave existing tokens full access."""
+"""The API tokens repository (inbox.store.tokens) on SQLite and PostgreSQL: scopes,
+listing, revocation, last use, the migration that gave existing tokens full access."""
 
 from __future__ import annotations
 
@@ -11,18 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from inbox.accounts.tokens import (
-    PREFIX,
-    Scope,
-    create_token,
-    hash_token,
-    list_tokens,
-    note_used,
-    revoke_token,
-    verify_token,
-)
+from inbox.accounts.tokens import PREFIX, Scope, hash_token
 from inbox.errors import Conflict, NotFound, ValidationError
 from inbox.store import schema as t
+from inbox.store.tokens import create as create_token
+from inbox.store.tokens import list_all as list_tokens
+from inbox.store.tokens import note_used, verify_and_last_used
+from inbox.store.tokens import revoke as revoke_token
+from inbox.store.tokens import verify as verify_token
 from tests.conftest import POSTGRES_URL, require_server
 
 
@@ -94,11 +90,24 @@ async def test_a_name_two_tokens_share_is_revoked_by_id_only(store):
 
 async def test_last_used_is_recorded(store):
     secret = await store.write(lambda c: create_token(c, "used"))
-    scope = await store.read(lambda c: verify_token(c, secret))
+    scope, never = await store.read(lambda c: verify_and_last_used(c, secret))
+    assert never is None
     at = datetime.now(UTC) - timedelta(seconds=5)
-    await store.write(lambda c: note_used(c, scope.token_id, at))
+    await store.call(note_used, scope.token_id, at)
     [info] = await store.read(list_tokens)
     assert abs((info.last_used_at - at).total_seconds()) < 0.01
+    again, last = await store.read(lambda c: verify_and_last_used(c, secret))
+    assert again == scope and abs((last - at).total_seconds()) < 0.01
+    # a revoked token, or one of another shape, is not found at all
+    await store.call(revoke_token, str(scope.token_id))
+    assert await store.read(lambda c: verify_and_last_used(c, secret)) is None
+    assert await store.read(lambda c: verify_and_last_used(c, "odk_" + "x" * 200)) is None
+
+
+async def test_create_runs_through_call_with_positional_arguments(store):
+    secret = await store.call(create_token, "  spaced  ", ["b", "a"], True)
+    scope = await store.read(lambda c: verify_token(c, secret))
+    assert scope == Scope(scope.token_id, "spaced", frozenset({"a", "b"}), True)
 
 
 # -- the migration ----------------------------------------------------------------------
