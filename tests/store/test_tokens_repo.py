@@ -4,7 +4,6 @@ listing, revocation, last use, the migration that gave existing tokens full acce
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +18,7 @@ from inbox.store.tokens import list_all as list_tokens
 from inbox.store.tokens import note_used, verify_and_last_used
 from inbox.store.tokens import revoke as revoke_token
 from inbox.store.tokens import verify as verify_token
-from tests.conftest import POSTGRES_URL, require_server
+from tests.conftest import POSTGRES_URL, admin_sql, require_server
 
 
 async def test_a_token_carries_its_scope(store):
@@ -113,20 +112,6 @@ async def test_create_runs_through_call_with_positional_arguments(store):
 # -- the migration ----------------------------------------------------------------------
 
 
-def _admin(sql: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, run()).result()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def empty_database(request, tmp_path):
     if request.param == "sqlite":
@@ -134,11 +119,11 @@ def empty_database(request, tmp_path):
         return
     require_server(POSTGRES_URL, "PostgreSQL")
     name = f"omnidesk_tok_{uuid.uuid4().hex[:10]}"
-    _admin(f'CREATE DATABASE "{name}"')
+    admin_sql(f'CREATE DATABASE "{name}"')
     try:
         yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_tokens_made_before_scopes_keep_full_access(empty_database):
