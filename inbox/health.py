@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from inbox.store import health as store_health
+from inbox.store import health as health_repo
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 
@@ -59,7 +59,7 @@ def store_check(store: Any, *, every: float = 2.0) -> Check:
         if state["at"] is None or now - state["at"] >= every:
             state["at"] = now
             try:
-                await store.call(store_health.heartbeat, datetime.now(UTC))
+                await store.call(health_repo.heartbeat, datetime.now(UTC))
             except Exception as exc:
                 state["ok"], state["detail"] = False, f"cannot write: {exc}"
             else:

@@ -17,9 +17,9 @@ from inbox import metrics
 from inbox.config import Config
 from inbox.events import DeliveryChanged, Event, EventName
 from inbox.optouts import SqlOptOuts
-from inbox.outbox.durable import enqueue, record_delivery
 from inbox.store.fastsql import Sql
 from inbox.store.files import FileStore
+from inbox.store.outbox import enqueue, record_delivery
 from inbox.types import AuthorKind, Channel, DeliveryStatus, IngestResult
 from inbox.web.ratelimit import rate_limiter
 

@@ -7,6 +7,7 @@ paths), `ingest_reads` (the reads and writes of ingest), `files` (the attachment
 store). Repositories, one module per aggregate (plain functions of a Connection, run
 by `Store.read/write/call`): `agents`, `tokens` (API tokens), `signins` (sign-in attempts),
 `action_keys` (idempotency keys of agent actions), `health` (the readiness heartbeat),
-`metrics` (gauges read at scrape time). Private: `write_process` and `child_process`
+`metrics` (gauges read at scrape time), `outbox` (outbound messages and their delivery
+jobs). Private: `write_process` and `child_process`
 (SQLite writes in a child process).
 """
