@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from autoreply.engine import Engine, Trace, decide
+from autoreply.engine import Engine, decide
+from autoreply.evaluate import Trace
 from autoreply.faq import load_faq_text
 from autoreply.loader import LoadOptions, load_rules_texts
 from autoreply.settings import AutoreplySettings

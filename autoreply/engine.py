@@ -1,38 +1,39 @@
 """The auto-answer decision: pure `decide(...)` and the `Engine` the pipeline holds.
 
-`decide` evaluates the rules in order over one inbound message and returns an
+`decide` runs the engine's steps over one inbound message and returns an
 `inbox.ports.TriageDecision` that says what to do and why (or why the reply was
-suppressed). It does no I/O and changes nothing; the rate limiter is only read.
-`Engine` holds the current ruleset + FAQ index in one reference (swapped atomically on
-reload) and records each reply it lets through in the limiter.
+suppressed):
+
+1. a customer asking for a person is handed off at once (`autoreply.handoff`);
+2. the rules are evaluated in order and what the fired ones ask for is merged
+   (`autoreply.evaluate`);
+3. the reply template is chosen: the fired rule's, or the FAQ fallback (`autoreply.reply`);
+4. the reply is rendered unless it must be suppressed (`autoreply.reply`).
+
+It does no I/O and changes nothing; the rate limiter is only read. `Engine` holds the
+current ruleset + FAQ index in one reference (swapped atomically on reload) and records
+each reply it lets through in the limiter.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from jinja2 import TemplateError
-
+from autoreply.evaluate import Trace, fire_rules
 from autoreply.faq import FaqIndex, FaqMatch
+from autoreply.handoff import asked_for_person, handoff_decision, handoff_index
 from autoreply.limiter import Limiter, ReplyLimiter
-from autoreply.loops import auto_reply_headers, loop_reason
-from autoreply.rules import Rule, Ruleset
+from autoreply.reply import Case, answer, choose_template
+from autoreply.rules import Ruleset
 from autoreply.settings import AutoreplySettings
 from autoreply.text import PhraseIndex
 from autoreply.view import MessageView
-from inbox.ports import Reply, TriageDecision
-from inbox.types import Contact, Conversation, IdentityKind, InboundMessage, Message
+from inbox.ports import TriageDecision
+from inbox.types import Contact, Conversation, InboundMessage, Message
 
-
-@dataclass
-class Trace:
-    """Per-rule outcome for `omnidesk rules test`: (rule, fired, lines)."""
-
-    rules: list[tuple[str, bool, list[str]]] = field(default_factory=list)
+__all__ = ["Engine", "State", "Trace", "decide", "is_first_message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +45,6 @@ class State:
     handoff: PhraseIndex
 
 
-def handoff_index(keywords: Sequence[str]) -> PhraseIndex:
-    index = PhraseIndex()
-    for word in keywords:
-        index.add(word)
-    return index
-
-
-def raise_priority(current: str | None, priorities: Sequence[str], floor: str | None = None) -> str:
-    """One level more urgent than `current` (priorities are listed most urgent first)."""
-    levels = list(priorities)
-    position = levels.index(current) if current in levels else len(levels) - 1
-    raised = levels[max(0, position - 1)]
-    if floor in levels and levels.index(floor) < levels.index(raised):
-        return floor
-    return raised
-
-
 _SAME_MOMENT = timedelta(seconds=5)
 
 
@@ -70,71 +54,6 @@ def is_first_message(message: Message, conversation: Conversation) -> bool:
         conversation.first_response_at is None
         and abs(conversation.created_at - message.created_at) <= _SAME_MOMENT
     )
-
-
-def template_context(
-    *,
-    uses: frozenset[str],
-    message: Message,
-    conversation: Conversation,
-    contact: Contact,
-    view: MessageView,
-    settings: AutoreplySettings,
-    rule: str,
-    faq: FaqMatch | None,
-    agents_available: int | None,
-    sender: str,
-) -> dict[str, Any]:
-    """The documented template variables (only those the template uses are computed)."""
-    out: dict[str, Any] = {
-        "agents_available": agents_available,
-        "rule": {"name": rule},
-        "brand": settings.brand,
-        "handoff_hint": settings.handoff_hint,
-        "faq": {
-            "id": faq.entry.id,
-            "question": faq.question,
-            "answer": faq.entry.answer,
-            "score": round(faq.score, 1),
-        }
-        if faq
-        else None,
-    }
-    if "contact" in uses:
-        out["contact"] = {
-            "id": contact.id,
-            "name": contact.name or "",
-            "tags": list(contact.tags),
-            "email": contact.identity(IdentityKind.EMAIL) or "",
-            "phone": contact.identity(IdentityKind.PHONE) or "",
-            "attributes": dict(contact.attributes),
-        }
-    if "conversation" in uses:
-        out["conversation"] = {
-            "id": conversation.id,
-            "subject": conversation.subject or "",
-            "channel": str(conversation.channel),
-            "inbox": conversation.inbox,
-            "priority": conversation.priority,
-            "status": str(conversation.status),
-            "tags": list(conversation.tags),
-            "token": conversation.token,
-        }
-    if "message" in uses:
-        out["message"] = {
-            "text": message.text,
-            "subject": message.subject or conversation.subject or "",
-            "channel": str(message.channel),
-            "sender": sender,
-        }
-    if "business_hours" in uses:
-        hours = settings.business_hours
-        out["business_hours"] = (
-            hours.describe(view.now)
-            if hours
-            else {"open": True, "next_open": "", "timezone": "UTC", "today": "always open"}
-        )
-    return out
 
 
 def decide(
@@ -153,12 +72,13 @@ def decide(
 ) -> TriageDecision:
     """What to do with one inbound message, with the reasons. Pure: sends nothing."""
     ruleset = state.ruleset
-    extra: dict[str, Any] = {"ruleset_version": ruleset.version}
     if not settings.enabled:
-        return TriageDecision(reasons=("auto-reply is disabled",), extra=extra)
+        return TriageDecision(
+            reasons=("auto-reply is disabled",), extra={"ruleset_version": ruleset.version}
+        )
     if first_message is None:
         first_message = is_first_message(message, conversation)
-    view = MessageView(
+    view = MessageView(  # the message as the conditions see it: words and phrase hits found once
         phrases=ruleset.phrases,
         channel=str(message.channel),
         inbox=inbound.inbox if inbound is not None else conversation.inbox,
@@ -172,185 +92,15 @@ def decide(
         faq=state.faq,
         hours=settings.business_hours,
     )
-    reasons: list[str] = []
-
-    # 1. the customer asks for a person
-    words = view.body_words
-    if len(words) <= settings.handoff_max_words:
-        asked = state.handoff.find(words)
-        if asked:
-            raised = raise_priority(
-                conversation.priority, settings.priorities, settings.handoff_priority
-            )
-            said = state.handoff.names(asked)[0]
-            if trace is not None:
-                trace.rules.append(("handoff", True, [f"customer wrote {said!r}"]))
-            return TriageDecision(
-                rule="handoff",
-                reasons=(f"customer asked for a person ({said!r}): handoff at {raised} priority",),
-                priority=raised,
-                tags=("handoff",),
-                handoff=True,
-                extra=extra,
-            )
-
-    # 2. rules, in order
-    matched: list[str] = []
-    reply_rule: Rule | None = None
-    priority: str | None = None
-    skills: list[str] = []
-    tags: list[str] = []
-    queue: str | None = None
-    assign_to: str | None = None
-    resolve = False
-    numbers = range(len(ruleset.rules)) if trace is not None else ruleset.candidates(view.all_hits)
-    stopped_by: str | None = None
-    for number in numbers:
-        rule = ruleset.rules[number]
-        if stopped_by is not None:
-            if trace is not None:
-                trace.rules.append(
-                    (rule.name, False, [f"not evaluated: {stopped_by!r} stopped evaluation"])
-                )
-            continue
-        why = _holds(rule, view, trace)
-        if why is None:
-            continue
-        matched.append(rule.name)
-        act = rule.actions
-        reasons.append(f"rule {rule.name!r} ({rule.where}) fired: " + "; ".join(why))
-        if act.reply is not None:
-            if reply_rule is None:
-                reply_rule = rule
-            else:
-                reasons.append(
-                    f"rule {rule.name!r}: reply skipped, already answering with {reply_rule.name!r}"
-                )
-        if act.priority is not None and (
-            priority is None
-            or settings.priorities.index(act.priority) < settings.priorities.index(priority)
-        ):
-            priority = act.priority
-        for skill in act.skills:
-            if skill not in skills:
-                skills.append(skill)
-        for tag in act.tags:
-            if tag not in tags:
-                tags.append(tag)
-        queue = queue or act.queue
-        assign_to = assign_to or act.assign_to
-        resolve = resolve or act.resolve
-        if act.stop:
-            stopped_by = rule.name
-    if not matched:
-        reasons.append("no rule matched")
-
-    # 3. FAQ fallback
-    faq: FaqMatch | None = None
-    template_name: str | None = None
-    rule_name = reply_rule.name if reply_rule else (matched[0] if matched else None)
-    if reply_rule is not None:
-        template_name = reply_rule.actions.reply
-        if template_name == "faq":
-            faq = view.faq(_faq_min(reply_rule))
-    elif settings.faq_fallback and state.faq is not None and stopped_by is None:
-        faq = view.faq()
-        if faq is not None:
-            template_name = "faq"
-            rule_name = f"faq:{faq.entry.id}"
-            reasons.append(
-                f"FAQ {faq.entry.id!r} matched ({faq.score:.0f} >= "
-                f"{state.faq.threshold:.0f}): {faq.question!r}"
-            )
-            tags.append("faq")
-        if trace is not None:
-            trace.rules.append(
-                (
-                    "faq fallback",
-                    faq is not None,
-                    [reasons[-1]] if faq else ["no FAQ entry above threshold"],
-                )
-            )
-    if faq is not None:
-        extra["faq"] = {"id": faq.entry.id, "score": round(faq.score, 1), "question": faq.question}
-    if matched:
-        extra["matched"] = tuple(matched)
-    if queue:
-        extra["queue"] = queue
-
-    # 4. may we answer?
-    reply: Reply | None = None
-    suppressed: str | None = None
-    if template_name is not None:
-        suppressed = loop_reason(
-            inbound, instance_id=settings.instance_id, own_domains=settings.own_domains
-        )
-        from_machine = suppressed is not None
-        if suppressed is None and limiter is not None:
-            suppressed = limiter.check(str(contact.id), now)
-        if suppressed is None:
-            template = ruleset.templates[template_name]
-            context = template_context(
-                uses=template.uses,
-                message=message,
-                conversation=conversation,
-                contact=contact,
-                view=view,
-                settings=settings,
-                rule=rule_name or "",
-                faq=faq,
-                agents_available=agents_available,
-                sender=inbound.sender if inbound is not None else "",
-            )
-            try:
-                reply = template.render(context)
-            except TemplateError as exc:
-                suppressed = f"template {template_name!r} failed: {exc}"
-        if suppressed is not None:
-            reasons.append(f"auto-reply suppressed: {suppressed}")
-            if resolve and not from_machine:
-                resolve = False
-                reasons.append("not resolved: the customer got no answer")
-        else:
-            reasons.append(f"auto-reply with template {template_name!r}")
-            extra["headers"] = auto_reply_headers(settings.instance_id)
-    return TriageDecision(
-        rule=rule_name,
-        reasons=tuple(reasons),
-        reply=reply,
-        priority=priority,
-        skills=tuple(skills),
-        tags=tuple(tags),
-        assign_to=assign_to,
-        resolve=resolve,
-        suppressed=suppressed,
-        extra=extra,
-    )
-
-
-def _faq_min(rule: Rule) -> float | None:
-    from autoreply.rules import FaqHit
-
-    for cond in rule.conditions:
-        if isinstance(cond, FaqHit):
-            return cond.min_score
-    return None
-
-
-def _holds(rule: Rule, view: MessageView, trace: Trace | None) -> list[str] | None:
-    why: list[str] = []
-    for cond in rule.conditions:
-        reason = cond.check(view)
-        if reason is None:
-            if trace is not None:
-                trace.rules.append((rule.name, False, [f"no: {cond.miss(view)}"]))
-            return None
-        why.append(reason)
-    if not why:
-        why.append("no conditions")
-    if trace is not None:
-        trace.rules.append((rule.name, True, [*why, "then: " + ", ".join(rule.actions.describe())]))
-    return why
+    said = asked_for_person(state.handoff, view.body_words, settings.handoff_max_words)
+    if said is not None:
+        extra = {"ruleset_version": ruleset.version}
+        return handoff_decision(said, conversation.priority, settings, extra, trace)
+    outcome = fire_rules(ruleset, view, settings.priorities, trace)
+    choose_template(outcome, view, state.faq, settings, trace)
+    case = Case(message, conversation, contact, inbound, view)
+    answer(outcome, case, ruleset.templates, settings, limiter, agents_available)
+    return outcome.decision(ruleset.version)
 
 
 def _recipients(inbound: InboundMessage | None) -> list[str]:

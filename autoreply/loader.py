@@ -14,7 +14,8 @@ A rule file holds reply templates and an ordered list of rules:
 
 Rules from several files are evaluated in the order the files are given, then in file
 order. Templates are shared by all files; the built-in template `faq` answers with the
-matched FAQ entry and how to reach a person.
+matched FAQ entry and how to reach a person. The keys of `when` are read by
+`autoreply.when`; this module reads the files, the templates, the rules and `then`.
 """
 
 from __future__ import annotations
@@ -24,53 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import re2
-
 from autoreply.fields import Table, did_you_mean
-from autoreply.lang import LANGUAGES
-from autoreply.rules import (
-    Actions,
-    Condition,
-    ContactAttribute,
-    ContactTags,
-    FaqHit,
-    FirstMessage,
-    Hours,
-    InSet,
-    Language,
-    Phrases,
-    Regex,
-    Rule,
-    Ruleset,
-)
+from autoreply.rules import Actions, Condition, FaqHit, Rule, Ruleset
 from autoreply.templates import ReplyTemplate, TemplateCheckError, compile_template
-from autoreply.text import PhraseIndex, fold
+from autoreply.text import PhraseIndex
+from autoreply.when import read_when
 from inbox.config import DEFAULT_PRIORITIES
 from inbox.errors import ConfigError
 from inbox.tomlpos import TomlSource
-from inbox.types import Channel
 
-PHRASE_KEYS = {
-    f"{where}_{mode}": (where, mode)
-    for where in ("subject", "body", "text")
-    for mode in ("any", "all", "none")
-}
-REGEX_KEYS = {"subject_regex": "subject", "body_regex": "body", "text_regex": "text"}
-WHEN_KEYS = {
-    "channel",
-    "inbox",
-    "recipient",
-    *PHRASE_KEYS,
-    *REGEX_KEYS,
-    "faq",
-    "faq_min_score",
-    "business_hours",
-    "first_message",
-    "contact_tags_any",
-    "contact_tags_all",
-    "contact_attributes",
-    "language",
-}
 THEN_KEYS = {"reply", "priority", "skills", "queue", "tags", "assign_to", "resolve", "stop"}
 RULE_KEYS = {"name", "description", "enabled", "when", "then"}
 TEMPLATE_KEYS = {"text", "html", "subject"}
@@ -192,7 +155,12 @@ def _rule(
         raise table.error(
             "then", "is required (what the rule does)", fix='then = { tags = ["..."] }'
         )
-    conditions, keyword_ids = _when(table.table("when"), phrases, opts)
+    conditions, keyword_ids = read_when(
+        table.table("when"),
+        phrases,
+        has_faq=opts.has_faq,
+        has_business_hours=opts.has_business_hours,
+    )
     actions = _then(table.table("then"), templates, opts, conditions)
     if not enabled:
         return None
@@ -206,106 +174,6 @@ def _rule(
         description,
         frozenset(keyword_ids),
     )
-
-
-def _when(
-    table: Table, phrases: PhraseIndex, opts: LoadOptions
-) -> tuple[list[Condition], set[int]]:
-    table.reject_unknown(WHEN_KEYS)
-    conditions: list[Condition] = []
-    keyword_ids: set[int] = set()
-    nominating = False
-    if "channel" in table:
-        values = table.str_list("channel")
-        allowed = [c.value for c in Channel]
-        for value in values:
-            if value not in allowed:
-                raise table.error(
-                    "channel", f"unknown channel {value!r}", fix=did_you_mean(value, allowed)
-                )
-        conditions.append(InSet("channel", frozenset(values)))
-    for key in ("inbox", "recipient"):
-        if key in table:
-            conditions.append(InSet(key, frozenset(fold(v) for v in table.str_list(key))))
-    for key, (where, mode) in PHRASE_KEYS.items():
-        if key not in table:
-            continue
-        values = table.str_list(key)
-        if not values:
-            raise table.error(key, "is an empty list", fix=f'{key} = ["word", "a phrase"]')
-        ids: set[int] = set()
-        for value in values:
-            try:
-                ids.add(phrases.add(value))
-            except ValueError:
-                raise table.error(
-                    key, f"phrase {value!r} has no letters or digits", fix="remove it"
-                ) from None
-        conditions.append(Phrases(where, mode, frozenset(ids), tuple(values)))
-        if mode != "none" and not nominating:
-            # the rule can only hold if one of these phrases occurs: index it by them
-            keyword_ids, nominating = ids, True
-    for key, where in REGEX_KEYS.items():
-        if key in table:
-            pattern = table.str(key)
-            try:
-                compiled = re2.compile(pattern)
-            except re2.error as exc:
-                raise table.error(
-                    key,
-                    f"RE2 cannot compile /{pattern}/: {exc}",
-                    fix="RE2 has no backreferences or lookaround; simplify the pattern",
-                ) from None
-            conditions.append(Regex(where, pattern, compiled))
-    if "faq_min_score" in table and not table.bool("faq", False):
-        raise table.error(
-            "faq_min_score",
-            "only applies with faq = true",
-            fix="add faq = true or remove faq_min_score",
-        )
-    if table.bool("faq", False):
-        if not opts.has_faq:
-            raise table.error(
-                "faq", "no FAQ file is configured", fix="list FAQ files under [autoreply] faq"
-            )
-        conditions.append(FaqHit(table.number("faq_min_score", None, low=0, high=100)))
-    if "business_hours" in table:
-        value = table.str("business_hours", choices=["inside", "outside"])
-        if not opts.has_business_hours:
-            raise table.error(
-                "business_hours",
-                "no business hours are configured",
-                fix="add [autoreply.business_hours] to the config",
-            )
-        conditions.append(Hours(value == "inside"))
-    if "first_message" in table:
-        conditions.append(FirstMessage(table.bool("first_message")))
-    for key, mode in (("contact_tags_any", "any"), ("contact_tags_all", "all")):
-        if key in table:
-            conditions.append(ContactTags(mode, frozenset(fold(t) for t in table.str_list(key))))
-    if "contact_attributes" in table:
-        attrs = table.table("contact_attributes")
-        for attr in attrs.data:
-            value = attrs.data[attr]
-            values = value if isinstance(value, list) else [value]
-            if not all(isinstance(v, str | int | float | bool) for v in values):
-                raise attrs.error(
-                    attr,
-                    "expected a value or a list of values",
-                    fix=f'{attr} = ["gold", "platinum"]',
-                )
-            conditions.append(ContactAttribute(attr, frozenset(fold(str(v)) for v in values)))
-    if "language" in table:
-        languages = table.str_list("language")
-        for lang in languages:
-            if lang not in LANGUAGES:
-                raise table.error(
-                    "language",
-                    f"cannot detect language {lang!r}",
-                    fix=did_you_mean(lang, LANGUAGES),
-                )
-        conditions.append(Language(frozenset(languages)))
-    return conditions, keyword_ids
 
 
 def _then(

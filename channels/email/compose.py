@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import mimetypes
 import re
+from collections.abc import Iterable
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -110,11 +111,7 @@ class Composer:
 
     def compose(self, item: Outbound) -> EmailMessage:
         s = self.settings
-        to = check_header("To", item.to.strip())
-        try:
-            normalize_email(to)
-        except Exception as exc:
-            raise PermanentDeliveryError(f"not an email address: {to[:80]!r}", field="to") from exc
+        to = _recipient(item.to)
         from_name = check_header("From", item.from_name or s.from_name)
         subject = check_header("Subject", item.subject or s.default_subject)
         try:
@@ -131,20 +128,7 @@ class Composer:
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = f"<{self.message_id(item)}>"
         msg["Reply-To"] = reply_to
-        # only ids a mail client can know (local@domain): a message that came without a
-        # Message-ID is stored under a key of ours (sha256:..., form:...), never sent on
-        references = [
-            ref for ref in (_msgid(r, "References") for r in item.references) if "@" in ref
-        ]
-        parent = _msgid(item.in_reply_to, "In-Reply-To") if item.in_reply_to else None
-        if parent is not None and "@" in parent:
-            msg["In-Reply-To"] = parent
-            if parent not in references:
-                references.append(parent)
-        if len(references) > _MAX_REFERENCES:  # root plus the most recent ones
-            references = [references[0], *references[-(_MAX_REFERENCES - 1) :]]
-        if references:
-            msg["References"] = " ".join(references)
+        _set_thread_headers(msg, item)
         stamp = (
             auto_reply_headers(self.instance)
             if item.auto_reply
@@ -152,7 +136,17 @@ class Composer:
         )
         for name, value in stamp.items():
             msg[name] = value
+        self._set_bodies(msg, item, subject=subject, from_name=from_name)
+        _attach(msg, item.attachments)
+        # belt and braces: nothing set above may have smuggled a line break in
+        for name, value in msg.items():
+            check_header(name, str(value))
+        return msg
 
+    def _set_bodies(
+        self, msg: EmailMessage, item: Outbound, *, subject: str, from_name: str
+    ) -> None:
+        """The text and HTML alternatives, rendered from the reply templates."""
         context = {
             "text": item.text,
             "subject": subject,
@@ -167,14 +161,41 @@ class Composer:
         )
         msg.set_content(text.replace("\x00", ""), subtype="plain", charset="utf-8")
         msg.add_alternative(html.replace("\x00", ""), subtype="html", charset="utf-8")
-        for filename, content_type, data in item.attachments:
-            check_header("attachment filename", filename)
-            ctype = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-            maintype, _, subtype = ctype.partition("/")
-            if not subtype or _FORBIDDEN.search(ctype) or " " in ctype:
-                maintype, subtype = "application", "octet-stream"
-            msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-        # belt and braces: nothing set above may have smuggled a line break in
-        for name, value in msg.items():
-            check_header(name, str(value))
-        return msg
+
+
+def _recipient(to: str) -> str:
+    """`to` stripped, refused unless it is one plain email address."""
+    to = check_header("To", to.strip())
+    try:
+        normalize_email(to)
+    except Exception as exc:
+        raise PermanentDeliveryError(f"not an email address: {to[:80]!r}", field="to") from exc
+    return to
+
+
+def _set_thread_headers(msg: EmailMessage, item: Outbound) -> None:
+    """In-Reply-To and References, with only ids a mail client can know (local@domain):
+    a message that came without a Message-ID is stored under a key of ours (sha256:...,
+    form:...), never sent on."""
+    references = [ref for ref in (_msgid(r, "References") for r in item.references) if "@" in ref]
+    parent = _msgid(item.in_reply_to, "In-Reply-To") if item.in_reply_to else None
+    if parent is not None and "@" in parent:
+        msg["In-Reply-To"] = parent
+        if parent not in references:
+            references.append(parent)
+    if len(references) > _MAX_REFERENCES:  # root plus the most recent ones
+        references = [references[0], *references[-(_MAX_REFERENCES - 1) :]]
+    if references:
+        msg["References"] = " ".join(references)
+
+
+def _attach(msg: EmailMessage, attachments: Iterable[tuple[str, str, bytes]]) -> None:
+    """Add each (filename, content type, data): without a content type, the one its
+    filename suggests; an unknown or malformed one is sent as application/octet-stream."""
+    for filename, content_type, data in attachments:
+        check_header("attachment filename", filename)
+        ctype = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        maintype, _, subtype = ctype.partition("/")
+        if not subtype or _FORBIDDEN.search(ctype) or " " in ctype:
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)

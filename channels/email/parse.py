@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import Message
 from typing import Any
 
 from channels.email import tokens
@@ -71,15 +72,7 @@ def parse_message(
     """
     limits = options.limits
     end = prescan(raw, limits)
-    try:
-        msg = parse_bytes(raw)
-    except RecursionError:
-        raise HostileMessage("MIME structure nested too deeply", field="mime") from None
-    except MemoryError:
-        raise  # not the message's structure: the caller's limit (parse_process.py)
-    except Exception as exc:  # the stdlib parser is lenient; anything else is hostile
-        raise HostileMessage(f"unparseable message: {type(exc).__name__}", field="mime") from exc
-
+    msg = _parse_tree(raw)
     headers = raw_headers(msg)
     content_hash = _content_hash(headers, raw[end:])
     body = Body(limits)
@@ -89,9 +82,7 @@ def parse_message(
     subject = clean_line(decoded(msg, "subject", headers, 4096), 998) or None
     message_id = read_message_id(headers.get("message-id", ""))
     in_reply = MSG_ID.findall(headers.get("in-reply-to", "")[:2000])
-    references = tuple(MSG_ID.findall(headers.get("references", "")[:20000]))
-    if len(references) > MAX_REFERENCES:  # the first (thread root) and the latest
-        references = (references[0], *references[-(MAX_REFERENCES - 1) :])
+    references = _references(headers)
 
     return_path = mail_from if mail_from is not None else read_return_path(headers)
     auto_reasons = loop_reasons(
@@ -103,17 +94,7 @@ def parse_message(
     )
     recipients = [*rcpt_tos, *recipient_headers(headers)]
     token, bad_token = _conversation_token(recipients, options)
-
-    html = body.html()
-    full_text = body.text()
-    if not full_text and html:
-        full_text = html_to_text(html)
-    full_text = clean_text(full_text, limits.max_text_chars)
-    display_text = strip_quotes_and_signature(full_text)
-    if body.dropped:
-        display_text += "".join(
-            f"\n[attachment {d['filename']} not kept: {d['reason']}]" for d in body.dropped
-        )
+    html, full_text, display_text = _texts(body, limits)
 
     metadata: dict[str, Any] = {
         "headers": headers,
@@ -129,16 +110,10 @@ def parse_message(
         metadata["auto_reasons"] = auto_reasons
     if bad_token:
         metadata["invalid_reply_token"] = True
-    if body.truncated:
-        metadata["truncated"] = sorted(body.truncated)
-    if body.dropped:
-        metadata["dropped_attachments"] = body.dropped
-    if body.declared_types:
-        metadata["declared_types"] = body.declared_types
-    if "reply-to" in headers:
-        reply_to = [a for _, a in addresses(msg, "reply-to", headers) if "@" in a]
-        if reply_to:
-            metadata["reply_to"] = reply_to[0]
+    _note_body(metadata, body)
+    reply_to = _reply_to(msg, headers)
+    if reply_to is not None:
+        metadata["reply_to"] = reply_to
     if extra_metadata:
         metadata.update(extra_metadata)
 
@@ -160,6 +135,60 @@ def parse_message(
         metadata=metadata,
     )
     return ParsedEmail(message=message, files=tuple(body.files))
+
+
+def _parse_tree(raw: bytes) -> Message:
+    """The stdlib parse of `raw`; a structure it cannot read is a `HostileMessage`."""
+    try:
+        return parse_bytes(raw)
+    except RecursionError:
+        raise HostileMessage("MIME structure nested too deeply", field="mime") from None
+    except MemoryError:
+        raise  # not the message's structure: the caller's limit (parse_process.py)
+    except Exception as exc:  # the stdlib parser is lenient; anything else is hostile
+        raise HostileMessage(f"unparseable message: {type(exc).__name__}", field="mime") from exc
+
+
+def _references(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The References ids, at most MAX_REFERENCES: the first (thread root) and the latest."""
+    references = tuple(MSG_ID.findall(headers.get("references", "")[:20000]))
+    if len(references) > MAX_REFERENCES:
+        references = (references[0], *references[-(MAX_REFERENCES - 1) :])
+    return references
+
+
+def _texts(body: Body, limits: ParseLimits) -> tuple[str | None, str, str]:
+    """(html, full text, display text): the text falls back to the HTML's; the display
+    text is the new part of a reply, with a line for each attachment not kept."""
+    html = body.html()
+    full_text = body.text()
+    if not full_text and html:
+        full_text = html_to_text(html)
+    full_text = clean_text(full_text, limits.max_text_chars)
+    display_text = strip_quotes_and_signature(full_text)
+    if body.dropped:
+        display_text += "".join(
+            f"\n[attachment {d['filename']} not kept: {d['reason']}]" for d in body.dropped
+        )
+    return html, full_text, display_text
+
+
+def _note_body(metadata: dict[str, Any], body: Body) -> None:
+    """Record in `metadata` what reading the body cut, dropped or found mislabelled."""
+    if body.truncated:
+        metadata["truncated"] = sorted(body.truncated)
+    if body.dropped:
+        metadata["dropped_attachments"] = body.dropped
+    if body.declared_types:
+        metadata["declared_types"] = body.declared_types
+
+
+def _reply_to(msg: Message, headers: Mapping[str, str]) -> str | None:
+    """The first address of Reply-To, if it has one."""
+    if "reply-to" not in headers:
+        return None
+    reply_to = [a for _, a in addresses(msg, "reply-to", headers) if "@" in a]
+    return reply_to[0] if reply_to else None
 
 
 def _conversation_token(

@@ -34,25 +34,20 @@ def _clean(text: str) -> str:
     return " ".join(text.replace("\x00", "").split())[:300]
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class InboundHandler:
     """aiosmtpd hooks: recipient check at RCPT, parse + store + ingest at DATA."""
 
-    def __init__(
-        self,
-        settings: SMTPSettings,
-        ingest: IngestFn,
-        store: StoreFn | None,
-        options: ParseOptions,
-        quarantine: QuarantineFn | None = None,
-    ) -> None:
-        self.settings = settings
-        self.ingest = ingest
-        self.store = store
-        self.options = options
-        self.quarantine = quarantine
-        # the parser processes while the listener runs with isolate_parser, else None
-        self.parser: ParseProcesses | None = None
-        self._big_parses = asyncio.Semaphore(BIG_PARSES)
+    settings: SMTPSettings
+    ingest: IngestFn
+    store: StoreFn | None
+    options: ParseOptions
+    quarantine: QuarantineFn | None = None
+    # the parser processes while the listener runs with isolate_parser, else None
+    parser: ParseProcesses | None = dataclasses.field(default=None, init=False)
+    _big_parses: asyncio.Semaphore = dataclasses.field(
+        default_factory=lambda: asyncio.Semaphore(BIG_PARSES), init=False
+    )
 
     def inbox_for(self, address: str) -> str | None:
         """`support+tag@d` -> the inbox of support@d, else of @d; None when not ours."""

@@ -218,33 +218,42 @@ def strip_quotes_and_signature(text: str) -> str:
     """
     lines = text.split("\n")
     cut = len(lines)
-    # quoted_tail[i]: lines[i:] holds only quotes and blank lines (one reverse pass)
+    quoted_tail = _quoted_tails(lines)
+    for index, line in enumerate(lines[:_SCAN_LINES]):
+        if len(line) > 1000 or not _MAYBE_CUT.match(line):
+            continue
+        if _history_starts(lines, index, quoted_tail[index]):
+            cut = index
+            break
+    kept = "\n".join(lines[:cut]).rstrip()
+    return kept if kept.strip() else text.strip()
+
+
+def _quoted_tails(lines: list[str]) -> list[bool]:
+    """[i]: lines[i:] holds only quotes and blank lines (one reverse pass)."""
     quoted_tail = [True] * (len(lines) + 1)
     for index in range(len(lines) - 1, -1, -1):
         line = lines[index]
         quoted_tail[index] = quoted_tail[index + 1] and (not line.strip() or line.startswith(">"))
-    for index, line in enumerate(lines[:_SCAN_LINES]):
-        if len(line) > 1000 or not _MAYBE_CUT.match(line):
-            continue
-        if _ORIGINAL.match(line) or _SIG_DELIM.match(line) or _MOBILE_SIG.match(line):
-            cut = index
-            break
-        if _ATTRIBUTION.match(line):
-            cut = index
-            break
-        # "On ... <addr>" wrapped over two lines by the mailer
-        if index + 1 < len(lines) and line.lower().lstrip().startswith(("on ", "le ", "am ")):
-            joined = f"{line} {lines[index + 1]}"
-            if len(joined) < 600 and _ATTRIBUTION.match(joined):
-                cut = index
-                break
-        if _OUTLOOK_FROM.match(line) and any(
-            _OUTLOOK_NEXT.match(nxt) for nxt in lines[index + 1 : index + 4]
-        ):
-            cut = index
-            break
-        if line.startswith(">") and quoted_tail[index]:
-            cut = index  # a quoted block up to the end
-            break
-    kept = "\n".join(lines[:cut]).rstrip()
-    return kept if kept.strip() else text.strip()
+    return quoted_tail
+
+
+def _history_starts(lines: list[str], index: int, quoted_tail: bool) -> bool:
+    """Whether lines[index] starts the quoted history or the signature: a separator, a
+    signature line, an attribution (also wrapped over two lines), an Outlook header
+    block, or a quoted block up to the end (`quoted_tail`)."""
+    line = lines[index]
+    if _ORIGINAL.match(line) or _SIG_DELIM.match(line) or _MOBILE_SIG.match(line):
+        return True
+    if _ATTRIBUTION.match(line):
+        return True
+    # "On ... <addr>" wrapped over two lines by the mailer
+    if index + 1 < len(lines) and line.lower().lstrip().startswith(("on ", "le ", "am ")):
+        joined = f"{line} {lines[index + 1]}"
+        if len(joined) < 600 and _ATTRIBUTION.match(joined):
+            return True
+    if _OUTLOOK_FROM.match(line) and any(
+        _OUTLOOK_NEXT.match(nxt) for nxt in lines[index + 1 : index + 4]
+    ):
+        return True
+    return line.startswith(">") and quoted_tail

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from channels.webform.render import form_page, message_page
+from channels.webform.render import Filled, form_page, message_page
 from channels.webform.settings import FormSettings, FormsSettings
 from channels.webform.validate import Cleaned, Upload, idempotency_key, message_text, validate
 from inbox.errors import ValidationError
@@ -349,7 +349,7 @@ class FormEndpoint:
             for k, v in shown.items()
         }
         sid = submission_id if isinstance(submission_id, str) else ""
-        html = form_page(form, self.action(form), values=shown, errors=errors, submission_id=sid)
+        html = form_page(form, self.action(form), Filled(shown, errors, sid))
         return web.Response(status=status, text=html, content_type="text/html", headers=cors)
 
 

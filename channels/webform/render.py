@@ -4,6 +4,7 @@ built-in thank-you page. Every value that came from a customer or the config is 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
@@ -19,6 +20,19 @@ var s=f.querySelector('input[name="submission_id"]');if(s&&!s.value){s.value=
 Math.random().toString(36).slice(2));}f.addEventListener("submit",function(){
 var b=f.querySelector('[type="submit"]');if(b){setTimeout(function(){b.disabled=true;},0);}});
 })();</script>"""
+
+
+@dataclass(frozen=True, slots=True)
+class Filled:
+    """A form shown again after a refused submission: what was posted under each field
+    name, the errors per field, and the submission id the browser posts again."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    errors: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    submission_id: str = ""
+
+
+EMPTY = Filled()  # a form shown for the first time
 
 
 def _e(value: Any) -> str:
@@ -70,21 +84,13 @@ def _errors_html(errors: Sequence[str]) -> str:
     return "".join(f'<br><span class="od-error" role="alert">{_e(e)}</span>' for e in errors)
 
 
-def form_html(
-    form: FormSettings,
-    action: str,
-    *,
-    values: Mapping[str, Any] | None = None,
-    errors: Mapping[str, Sequence[str]] | None = None,
-    submission_id: str = "",
-) -> str:
-    values = values or {}
-    errors = errors or {}
+def form_html(form: FormSettings, action: str, filled: Filled = EMPTY) -> str:
+    values, errors = filled.values, filled.errors
     enctype = "multipart/form-data" if form.has_files else "application/x-www-form-urlencoded"
     parts = [
         f'<form class="omnidesk-form" action="{_e(action)}" method="post" '
         f'enctype="{enctype}" accept-charset="utf-8">',
-        f'<input type="hidden" name="submission_id" value="{_e(submission_id)}">',
+        f'<input type="hidden" name="submission_id" value="{_e(filled.submission_id)}">',
         # the honeypot: invisible to people, irresistible to form-filling bots
         '<div style="position:absolute;left:-10000px;top:auto;width:1px;height:1px;'
         'overflow:hidden" aria-hidden="true">'
@@ -115,28 +121,19 @@ def page(title: str, body: str) -> str:
     )
 
 
-def form_page(
-    form: FormSettings,
-    action: str,
-    *,
-    values: Mapping[str, Any] | None = None,
-    errors: Mapping[str, Sequence[str]] | None = None,
-    submission_id: str = "",
-) -> str:
+def form_page(form: FormSettings, action: str, filled: Filled = EMPTY) -> str:
     intro = ""
-    if errors:
+    if filled.errors:
         items = "".join(
             f"<li>{_e(_label(form, name))}: {_e(message)}</li>"
-            for name, messages in errors.items()
+            for name, messages in filled.errors.items()
             for message in messages
         )
         intro = (
             f'<div class="od-errors" role="alert"><p>Please correct the following:</p>'
             f"<ul>{items}</ul></div>"
         )
-    body = f"<h1>{_e(form.title)}</h1>\n{intro}\n" + form_html(
-        form, action, values=values, errors=errors, submission_id=submission_id
-    )
+    body = f"<h1>{_e(form.title)}</h1>\n{intro}\n" + form_html(form, action, filled)
     return page(form.title, body)
 
 

@@ -149,47 +149,16 @@ def _read_form(
     fields = tuple(_read_field(sub, taken) for sub in section.sections("fields"))
     if not fields:
         raise section.error("fields", "a form needs fields", fix=f"add [[forms.{name}.fields]]")
-    emails = [f.name for f in fields if f.type == "email"]
-    sender = _one_of(section, "sender_field", fields, ("email",), emails[0] if emails else None)
-    if sender is None:
-        raise section.error(
-            "fields",
-            "a form needs an email field: replies go to it",
-            fix='name = "email", type = "email", required = true',
-        )
-    if not fields[[f.name for f in fields].index(sender)].required:
-        raise section.error(
-            "sender_field", f"the email field {sender!r} must be required", fix="required = true"
-        )
-    honeypot = section.str("honeypot_field", "website")
-    if honeypot in taken or not _NAME_RE.match(honeypot):
-        raise section.error(
-            "honeypot_field",
-            f"{honeypot!r} clashes with a field or is not a field name",
-            fix='honeypot_field = "website"',
-        )
+    sender = _sender_field(section, fields)
+    honeypot = _honeypot_field(section, taken)
     priority = section.str("priority", None)
     if priority is not None and priorities is not None:
         priority = section.str("priority", choices=list(priorities))
     inbox = section.str("inbox", "default")
     if inboxes is not None and inbox not in set(inboxes):
         raise section.error("inbox", f"unknown inbox {inbox!r}", fix=f"one of {list(inboxes)}")
-    redirect = section.str("redirect_url", None)
-    if redirect is not None:
-        parts = urlsplit(redirect)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise section.error(
-                "redirect_url",
-                f"expected an absolute http(s) URL: {redirect!r}",
-                fix='"https://example.com/thanks"',
-            )
-    origins = tuple(o.rstrip("/") for o in section.str_list("allowed_origins", []))
-    for origin in origins:
-        parts = urlsplit(origin)
-        if origin != "*" and (parts.scheme not in ("http", "https") or parts.path):
-            raise section.error(
-                "allowed_origins", f"not an origin: {origin!r}", fix='["https://www.example.com"]'
-            )
+    redirect = _redirect_url(section)
+    origins = _allowed_origins(section)
     form = FormSettings(
         name=name,
         title=section.str("title", name.replace("-", " ").replace("_", " ").capitalize()),
@@ -215,6 +184,62 @@ def _read_form(
     )
     section.reject_unknown()
     return form
+
+
+def _sender_field(section: ConfigSection, fields: tuple[FieldSpec, ...]) -> str:
+    """`sender_field`, by default the first email field: a required email field, since
+    replies go to it."""
+    emails = [f.name for f in fields if f.type == "email"]
+    sender = _one_of(section, "sender_field", fields, ("email",), emails[0] if emails else None)
+    if sender is None:
+        raise section.error(
+            "fields",
+            "a form needs an email field: replies go to it",
+            fix='name = "email", type = "email", required = true',
+        )
+    if not fields[[f.name for f in fields].index(sender)].required:
+        raise section.error(
+            "sender_field", f"the email field {sender!r} must be required", fix="required = true"
+        )
+    return sender
+
+
+def _honeypot_field(section: ConfigSection, taken: set[str]) -> str:
+    """`honeypot_field`: a field name no real field of the form uses."""
+    honeypot: str = section.str("honeypot_field", "website")
+    if honeypot in taken or not _NAME_RE.match(honeypot):
+        raise section.error(
+            "honeypot_field",
+            f"{honeypot!r} clashes with a field or is not a field name",
+            fix='honeypot_field = "website"',
+        )
+    return honeypot
+
+
+def _redirect_url(section: ConfigSection) -> str | None:
+    """`redirect_url`, an absolute http(s) URL when given."""
+    redirect: str | None = section.str("redirect_url", None)
+    if redirect is not None:
+        parts = urlsplit(redirect)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise section.error(
+                "redirect_url",
+                f"expected an absolute http(s) URL: {redirect!r}",
+                fix='"https://example.com/thanks"',
+            )
+    return redirect
+
+
+def _allowed_origins(section: ConfigSection) -> tuple[str, ...]:
+    """`allowed_origins`: "*" or http(s) origins (no path), without a trailing slash."""
+    origins = tuple(o.rstrip("/") for o in section.str_list("allowed_origins", []))
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or parts.path):
+            raise section.error(
+                "allowed_origins", f"not an origin: {origin!r}", fix='["https://www.example.com"]'
+            )
+    return origins
 
 
 def read_forms_settings(

@@ -95,17 +95,11 @@ def validate(
 
 
 def _check(spec: FieldSpec, raw: str, out: Cleaned, country: str) -> None:
-    name = spec.name
+    """Check one posted value; record its cleaned value in `out`, or its error."""
     if spec.type == "checkbox":
-        low = raw.strip().lower()
-        if low not in TRUE_VALUES | FALSE_VALUES:
-            out.fail(name, "must be checked or not")
-            return
-        checked = low in TRUE_VALUES
-        if spec.required and not checked:
-            out.fail(name, "must be checked")
-        out.values[name] = checked
+        _check_checkbox(spec, raw, out)
         return
+    name = spec.name
     text = clean_text(raw, multiline=spec.type == "textarea")
     if not text:
         if spec.required:
@@ -115,39 +109,65 @@ def _check(spec: FieldSpec, raw: str, out: Cleaned, country: str) -> None:
     if len(text) > spec.max_length:
         out.fail(name, f"is longer than {spec.max_length} characters")
         return
+    normal = _normalized(spec, text, out, country)
+    if normal is None:
+        return
+    if spec.type == "select" and normal not in spec.options:
+        out.fail(name, "is not one of the choices")
+        return
+    if spec.type == "number":
+        _check_number(spec, normal, out)
+        return
+    out.values[name] = normal
+
+
+def _check_checkbox(spec: FieldSpec, raw: str, out: Cleaned) -> None:
+    """A checkbox posts one of TRUE_VALUES or FALSE_VALUES; a required one must be checked."""
+    low = raw.strip().lower()
+    if low not in TRUE_VALUES | FALSE_VALUES:
+        out.fail(spec.name, "must be checked or not")
+        return
+    checked = low in TRUE_VALUES
+    if spec.required and not checked:
+        out.fail(spec.name, "must be checked")
+    out.values[spec.name] = checked
+
+
+def _normalized(spec: FieldSpec, text: str, out: Cleaned, country: str) -> str | None:
+    """An email address or phone number in its normal form (other types as they are);
+    None, with the error recorded in `out`, when it is not valid."""
     try:
         if spec.type == "email":
-            text = normalize_email(text)
-        elif spec.type == "phone":
-            text = normalize_phone(text, country)
+            return normalize_email(text)
+        if spec.type == "phone":
+            return normalize_phone(text, country)
     except ValidationError:
         out.fail(
-            name,
+            spec.name,
             "is not a valid email address"
             if spec.type == "email"
             else "is not a valid phone number",
         )
+        return None
+    return text
+
+
+def _check_number(spec: FieldSpec, text: str, out: Cleaned) -> None:
+    """A finite number within the field's min and max, kept as an int when whole."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        out.fail(spec.name, "is not a number")
         return
-    if spec.type == "select" and text not in spec.options:
-        out.fail(name, "is not one of the choices")
+    if spec.min is not None and number < spec.min:
+        out.fail(spec.name, f"must be at least {spec.min:g}")
         return
-    if spec.type == "number":
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            out.fail(name, "is not a number")
-            return
-        if spec.min is not None and number < spec.min:
-            out.fail(name, f"must be at least {spec.min:g}")
-            return
-        if spec.max is not None and number > spec.max:
-            out.fail(name, f"must be at most {spec.max:g}")
-            return
-        out.values[name] = int(number) if number.is_integer() else number
+    if spec.max is not None and number > spec.max:
+        out.fail(spec.name, f"must be at most {spec.max:g}")
         return
-    out.values[name] = text
+    out.values[spec.name] = int(number) if number.is_integer() else number
 
 
 def message_text(form: FormSettings, cleaned: Cleaned) -> str:

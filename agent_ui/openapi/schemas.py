@@ -1,0 +1,213 @@
+"""The component schemas of the /api/v1 OpenAPI document: what each request and answer holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inbox.web.untrusted import MAX_ID
+
+_STR = {"type": "string"}
+_TIME = {"type": "string", "format": "date-time"}
+_NULL_TIME = {"type": "string", "format": "date-time", "nullable": True}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": _STR, "message": _STR, "field": _STR},
+            }
+        },
+    },
+    "InboundMessage": {
+        "type": "object",
+        "required": ["sender", "text"],
+        "properties": {
+            "channel": {
+                "type": "string",
+                "enum": ["api", "email", "chat", "sms", "form"],
+                "default": "api",
+            },
+            "external_id": {"type": "string", "maxLength": 500},
+            "sender": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 320,
+                "description": "email address, phone number or external user id (as the "
+                "channel expects; 400 otherwise)",
+            },
+            "name": {"type": "string", "maxLength": 200},
+            "subject": {"type": "string", "maxLength": 998},
+            "text": {"type": "string", "pattern": "\\S", "maxLength": 262144},
+            "html": {"type": "string", "description": "sanitized on arrival"},
+            "inbox": {"type": "string", "maxLength": 100},
+            "priority": {"type": "string", "maxLength": 32},
+            "skills": {
+                "type": "array",
+                "maxItems": 20,
+                "items": {"type": "string", "minLength": 1, "maxLength": 64},
+            },
+            "in_reply_to": {"type": "string", "maxLength": 500},
+            "received_at": _TIME,
+            "metadata": {"type": "object"},
+        },
+    },
+    "IngestResult": {
+        "type": "object",
+        "properties": {
+            "message_id": {"type": "integer"},
+            "conversation_id": {"type": "integer"},
+            "contact_id": {"type": "integer"},
+            "duplicate": {"type": "boolean"},
+        },
+    },
+    "Conversation": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "contact_id": {"type": "integer"},
+            "channel": _STR,
+            "inbox": _STR,
+            "status": _STR,
+            "priority": _STR,
+            "subject": {"type": "string", "nullable": True},
+            "required_skills": {"type": "array", "items": _STR},
+            "assignee_id": {"type": "integer", "nullable": True},
+            "tags": {"type": "array", "items": _STR},
+            "created_at": _TIME,
+            "last_message_at": _TIME,
+            "first_response_at": _NULL_TIME,
+            "resolved_at": _NULL_TIME,
+            "waiting_since": _NULL_TIME,
+        },
+    },
+    "Message": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "direction": {"type": "string", "enum": ["inbound", "outbound"]},
+            "author_kind": {"type": "string", "enum": ["contact", "agent", "bot", "system"]},
+            "author_id": {"type": "integer", "nullable": True},
+            "channel": _STR,
+            "subject": {"type": "string", "nullable": True},
+            "text": _STR,
+            "html": {"type": "string", "nullable": True},
+            "attachments": {"type": "array", "items": {"type": "object"}},
+            "delivery_status": _STR,
+            "failure_reason": {"type": "string", "nullable": True},
+            "created_at": _TIME,
+        },
+    },
+    "ConversationPage": {
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Conversation"}},
+            "next_cursor": {"type": "string", "nullable": True},
+        },
+    },
+    "ConversationWithMessages": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Conversation"},
+            {
+                "type": "object",
+                "properties": {
+                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}
+                },
+            },
+        ]
+    },
+    "Queue": {
+        "type": "object",
+        "properties": {
+            "total": {"type": "integer"},
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "position": {"type": "integer", "description": "1 = next"},
+                        "conversation_id": {"type": "integer"},
+                        "priority": _STR,
+                        "channel": _STR,
+                        "inbox": _STR,
+                        "skills": {"type": "array", "items": _STR},
+                        "waiting_since": _TIME,
+                        "wait_seconds": {"type": "number"},
+                        "requeued": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+    },
+    "AgentList": {
+        "type": "object",
+        "properties": {
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "name": _STR,
+                        "email": _STR,
+                        "role": _STR,
+                        "presence": {"type": "string", "enum": ["online", "away", "offline"]},
+                        "skills": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "capacity": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "load": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "assigned": {"type": "integer"},
+                    },
+                },
+            }
+        },
+    },
+    "PresenceChange": {
+        "type": "object",
+        "required": ["presence"],
+        "properties": {
+            "id": {"type": "integer", "readOnly": True},
+            "presence": {"type": "string", "enum": ["online", "away", "offline"]},
+        },
+    },
+    "AssignRequest": {
+        "type": "object",
+        "required": ["agent_id"],
+        "properties": {
+            "agent_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "force": {"type": "boolean", "default": False},
+        },
+    },
+    "TransferRequest": {
+        "type": "object",
+        "description": "exactly one of agent_id or skills",
+        "properties": {
+            "agent_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "skills": {"type": "array", "maxItems": 32, "items": _STR},
+        },
+    },
+    "Contact": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string", "nullable": True},
+            "identities": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"kind": _STR, "value": _STR, "verified": {"type": "boolean"}},
+                },
+            },
+            "attributes": {"type": "object"},
+            "tags": {"type": "array", "items": _STR},
+            "merged_into": {"type": "integer", "nullable": True},
+            "created_at": _TIME,
+            "conversations": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Conversation"},
+            },
+        },
+    },
+}
