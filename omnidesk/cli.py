@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from inbox import config as config_mod
-from inbox.errors import ConfigError, NotFound, OmnideskError
+from inbox.errors import ConfigError, OmnideskError
 from inbox.types import Role
 
 T = TypeVar("T")
@@ -54,18 +54,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from inbox.store.backends import safe_url
     from inbox.store.migrate import upgrade
 
     config = _load(args)
     upgrade(config.database_url)
-    print(f"database at head: {_safe_url(config.database_url)}")
+    print(f"database at head: {safe_url(config.database_url)}")
     return 0
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -145,23 +140,13 @@ def _read_new_password(from_stdin: bool) -> str:
 
 def cmd_agent_password(args: argparse.Namespace) -> int:
     from agent_ui.passwords import hash_password
-    from agent_ui.sessions import end_all_sessions, set_password
     from inbox.identity import normalize_email
     from inbox.store import agents
 
     config = _load(args)
     hashed = hash_password(_read_new_password(args.stdin))
     email = normalize_email(args.email)
-
-    def change(conn: Any) -> int:
-        agent = next((a for a in agents.list_all(conn) if a.email == email), None)
-        if agent is None:
-            raise NotFound(f"no agent with email {args.email}")
-        ended = end_all_sessions(conn, agent.id)
-        set_password(conn, agent.id, hashed)
-        return ended
-
-    ended = _with_store(config, change)
+    ended = _with_store(config, lambda conn: agents.change_password(conn, args.email, hashed))
     print(f"password of {email} changed; {ended} session(s) ended")
     return 0
 

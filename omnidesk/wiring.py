@@ -17,7 +17,7 @@ from inbox import metrics
 from inbox.config import Config
 from inbox.events import DeliveryChanged, Event, EventName
 from inbox.optouts import SqlOptOuts
-from inbox.store.fastsql import Sql
+from inbox.store import cursors
 from inbox.store.files import FileStore
 from inbox.store.outbox import enqueue, record_delivery
 from inbox.types import AuthorKind, Channel, DeliveryStatus, IngestResult
@@ -168,11 +168,8 @@ def build_parts(config: Config, services: Any, role: str = "all") -> Parts:
         )
 
         async def get_cursor(source: str) -> str | None:
-            return await store.read(  # type: ignore[no-any-return]
-                lambda conn: Sql(conn).scalar(
-                    "SELECT position FROM cursors WHERE source = :s", s=source
-                )
-            )
+            found: str | None = await store.read(lambda conn: cursors.position(conn, source))
+            return found
 
         # with Redis the IMAP pollers run in one worker at a time (the worker-duties lease)
         imap = role in {"all", "worker"}

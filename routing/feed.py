@@ -9,6 +9,7 @@ from typing import Any
 
 from inbox.errors import Conflict, NotFound, ValidationError
 from inbox.events import EventName
+from inbox.store import assignments
 from inbox.store.backends import Store
 from inbox.types import Presence
 from routing import commands as cmd
@@ -53,14 +54,12 @@ class Feed:
         if not (convs or agents or messages):
             return _Facts({}, {}, {})
 
-        def read(conn: Any) -> _Facts:
-            return _Facts(
-                rstore.conversations(conn, convs),
-                rstore.agents(conn, agents),
-                rstore.agent_authored(conn, messages),
-            )
-
-        return await self.store.read(read)
+        found = await self.store.read(lambda conn: assignments.facts(conn, convs, agents, messages))
+        return _Facts(
+            {cid: rstore.conv_row(row) for cid, row in found[0].items()},
+            {aid: rstore.agent_row(row) for aid, row in found[1].items()},
+            found[2],
+        )
 
     # == applying one input ===============================================================
     def _apply(self, router: Router, name: str, data: dict[str, Any], facts: _Facts,

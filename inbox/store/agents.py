@@ -1,4 +1,5 @@
-"""The agents repository: adding, reading, listing and disabling agents.
+"""The agents repository: adding, reading, listing and disabling agents, and changing an
+agent's password from the command line.
 
 Plain functions of a Connection, run by `inbox.store.backends.Store` (`store.call(agents.add,
 ...)`, `store.read(agents.list_all)`). Emails are compared normalized
@@ -19,7 +20,7 @@ from inbox.store import schema as t
 from inbox.store.repo import agent_from_row
 from inbox.types import Agent, Presence, Role
 
-__all__ = ["add", "disable", "get", "list_all"]
+__all__ = ["add", "change_password", "disable", "get", "list_all"]
 
 a = t.agents.c
 
@@ -84,3 +85,20 @@ def disable(conn: Connection, email: str) -> None:
     ).rowcount
     if not done:
         raise NotFound(f"no agent with email {email}")
+
+
+def change_password(conn: Connection, email: str, password_hash: str) -> int:
+    """Store a new password hash for the agent with this email (active or not) and end all
+    its sessions; how many sessions ended. NotFound if there is no such agent."""
+    agent_id = conn.execute(sa.select(a.id).where(a.email == normalize_email(email))).scalar()
+    if agent_id is None:
+        raise NotFound(f"no agent with email {email}")
+    ended = conn.execute(
+        sa.delete(t.agent_sessions).where(t.agent_sessions.c.agent_id == agent_id)
+    ).rowcount
+    conn.execute(
+        sa.update(t.agents)
+        .where(a.id == agent_id)
+        .values(password_hash=password_hash, password_changed_at=datetime.now(UTC))
+    )
+    return int(ended)
