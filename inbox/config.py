@@ -84,6 +84,7 @@ PACKAGE_SECTIONS = {
     "outbox",
     "canned_responses",
     "metrics",
+    "cases",
 }
 
 _CORE_KEYS = {
