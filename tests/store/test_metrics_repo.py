@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from inbox.store import agents, metrics
 from inbox.types import Role
-from tests.store import rows
+from tests.store import seed
 
 T0 = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
 
@@ -16,17 +16,14 @@ async def test_waiting_conversations_are_counted_by_inbox(store):
     assert await store.read(metrics.waiting_by_inbox) == {}
     agent = await store.write(lambda c: agents.add(c, "Ann", "ann@a.test", Role.AGENT, {}, {}))
 
-    def seed(conn) -> None:
-        who = rows.contact(conn)
-        rows.conversation(conn, who, waiting_since=T0)
-        rows.conversation(conn, who, waiting_since=T0 - timedelta(minutes=5))
-        rows.conversation(conn, who, inbox="sales", waiting_since=T0)
-        # none of these waits: assigned, resolved, or never queued
-        rows.conversation(conn, who, inbox="sales", waiting_since=T0, assignee_id=agent.id)
-        rows.conversation(conn, who, inbox="vip", status="resolved", waiting_since=T0)
-        rows.conversation(conn, who, inbox="vip")
-
-    await store.write(seed)
+    who = await seed.contact(store)
+    await seed.conversation(store, who, inbox="default", waiting_since=T0)
+    await seed.conversation(store, who, inbox="default", waiting_since=T0 - timedelta(minutes=5))
+    await seed.conversation(store, who, inbox="sales", waiting_since=T0)
+    # none of these waits: assigned, resolved, or never queued
+    await seed.conversation(store, who, inbox="sales", waiting_since=T0, assignee_id=agent.id)
+    await seed.conversation(store, who, inbox="vip", status="resolved", waiting_since=T0)
+    await seed.conversation(store, who, inbox="vip")
     assert await store.read(metrics.waiting_by_inbox) == {
         "default": (2, T0 - timedelta(minutes=5)),
         "sales": (1, T0),

@@ -16,7 +16,7 @@ from inbox.store import agents
 from inbox.store import outbox as repo
 from inbox.store import schema as t
 from inbox.types import AuthorKind, Channel, DeliveryStatus, Role
-from tests.store import rows
+from tests.store import seed
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -32,11 +32,9 @@ def _message(conn, message_id: int) -> dict:
 
 
 async def _conversation(store, channel: str = "email", **contact) -> int:
-    def seed(conn) -> int:
-        who = rows.contact(conn, (("email", "ann@a.test"), ("phone", "+15550100")), **contact)
-        return rows.conversation(conn, who, channel=channel, subject="Order 7")
-
-    return await store.write(seed)
+    identities = (("email", "ann@a.test"), ("phone", "+15550100"))
+    who = await seed.contact(store, identities=identities, **contact)
+    return await seed.conversation(store, who, channel=channel, subject="Order 7")
 
 
 async def _enqueue(store, conv: int, **kw) -> int:
@@ -145,12 +143,9 @@ async def test_build_outbound_routes_the_reply_and_threads_it(store):
     conv = await _conversation(store, channel="form")
     agent = await store.write(lambda c: agents.add(c, "Ann Agent", "a@d.test", Role.AGENT, {}, {}))
 
-    def earlier(conn) -> None:
-        rows.message(conn, conv, channel="form", external_id="form-submission-1")
-        rows.message(conn, conv, external_id="<first@customer.test>")
-        rows.message(conn, conv, channel="sms", external_id="SM123")  # never a mail id
-
-    await store.write(earlier)
+    await seed.message(store, conv, channel="form", external_id="form-submission-1")
+    await seed.message(store, conv, external_id="<first@customer.test>")
+    await seed.message(store, conv, channel="sms", external_id="SM123")  # never a mail id
     mid = await _enqueue(
         store, conv, author_kind=AuthorKind.AGENT, author_id=agent.id, html="<p>hi</p>"
     )
