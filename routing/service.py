@@ -48,7 +48,7 @@ from inbox.bus.backends import EventBus
 from inbox.bus.presence import SocketPresence
 from inbox.errors import BusError, Fenced, OmnideskError, StoreError, ValidationError
 from inbox.events import Event, EventName, PresenceChanged, RoutingReply
-from inbox.store import assignments
+from inbox.store import assignments, fence
 from inbox.store.backends import Store
 from inbox.types import Presence
 from routing import commands as cmd
@@ -145,14 +145,14 @@ class RouterService(Feed):
 
     async def _elected(self, token: int) -> None:
         try:
-            fresh = await self.store.write(lambda conn: assignments.claim_fence(conn, token))
+            fresh = await self.store.write(lambda conn: fence.claim(conn, token))
         except StoreError:
             log.exception("cannot record the router fencing token; standing by")
             fresh = False
         if not fresh and self.lease is not None:
             with contextlib.suppress(LeaseError, StoreError):
                 # a Redis that lost its data hands out old tokens: count on from ours
-                await self.lease.advance(await self.store.read(assignments.fence_token))
+                await self.lease.advance(await self.store.read(fence.current))
             with contextlib.suppress(LeaseError):
                 await self.lease.release()
             return

@@ -8,7 +8,7 @@ store). Repositories, one module per aggregate (plain functions of a Connection,
 by `Store.read/write/call`): `agents`, `tokens` (API tokens), `signins` (sign-in attempts),
 `action_keys` (idempotency keys of agent actions), `health` (the readiness heartbeat),
 `metrics` (gauges read at scrape time), `outbox` (outbound messages and their delivery
-jobs), `assignments` (who holds which conversation; the router's reads and fenced writes),
-`cursors` (where a source stands). Private: `write_process` and `child_process` (SQLite
-writes in a child process).
+jobs), `assignments` (who holds which conversation; the router's reads and writes),
+`fence` (the router leader's fencing token), `cursors` (where a source stands). Private:
+`write_process` and `child_process` (SQLite writes in a child process).
 """

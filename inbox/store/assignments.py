@@ -9,11 +9,8 @@ that a stale decision cannot overwrite a newer fact:
 
 * an assignment applies only to a conversation that is open and has no assignee
   (`UPDATE ... WHERE assignee_id IS NULL`), an unassignment only to the agent that holds it;
-* with a leader lease, every write transaction first touches the fence row (a row of
-  `cursors`) and requires it to hold this leader's fencing token (else `Fenced`). A new
-  leader writes its higher token there before it rebuilds (`claim_fence`), so a paused old
-  leader's late transaction changes nothing (on PostgreSQL the row lock also orders it
-  before or after the new leader's claim).
+* with a leader lease, every write transaction first checks the leader's fencing token
+  (`inbox.store.fence`), so a paused old leader's late transaction changes nothing.
 """
 
 from __future__ import annotations
@@ -21,19 +18,17 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox.errors import Fenced
-from inbox.store import cursors
+from inbox.store import fence
 from inbox.store import schema as t
 from inbox.store.fastsql import Sql, as_utc
 
 __all__ = [
-    "FENCE",
     "Assign",
     "Keep",
     "Reprioritize",
@@ -43,10 +38,8 @@ __all__ = [
     "RouterSnapshot",
     "Unassign",
     "Write",
-    "claim_fence",
     "conversations",
     "facts",
-    "fence_token",
     "persist",
     "set_presence",
     "snapshot",
@@ -56,8 +49,6 @@ __all__ = [
 
 # == the router's reads and writes (helper store-ops; the web side's functions go in a
 # section of their own) ======================================================================
-
-FENCE = "routing.leader"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,51 +222,12 @@ def facts(
     )
 
 
-# -- the fence -----------------------------------------------------------------------------
-
-U_CLAIM = (
-    "UPDATE cursors SET position = :tok, updated_at = :now "
-    "WHERE source = :src AND CAST(position AS BIGINT) < :num"
-)
-U_CHECK = "UPDATE cursors SET updated_at = :now WHERE source = :src AND position = :tok"
-
-
-def claim_fence(conn: Connection, token: int) -> bool:
-    """Record a new leader's token; False if a higher one is already there."""
-    sql = Sql(conn)
-    now = datetime.now(UTC)
-    if sql.run(U_CLAIM, tok=str(token), num=token, src=FENCE, now=now):
-        return True
-    current = cursors.position(conn, FENCE)
-    if current is None:
-        sql.run(
-            "INSERT INTO cursors (source, position, updated_at) VALUES (:src, :tok, :now)",
-            src=FENCE,
-            tok=str(token),
-            now=now,
-        )
-        return True
-    return current == str(token)
-
-
-def fence_token(conn: Connection) -> int:
-    """The highest router token recorded (0: none yet)."""
-    current = cursors.position(conn, FENCE)
-    return int(current) if current is not None else 0
-
-
-def _check_fence(sql: Sql, token: int | None) -> None:
-    """Fenced unless `token` (None: no leader lease) is still the one recorded."""
-    if token is not None and not sql.run(U_CHECK, src=FENCE, tok=str(token), now=datetime.now(UTC)):
-        raise Fenced(f"router fencing token {token} is no longer current")
-
-
 def set_presence(
     conn: Connection, agent_ids: Iterable[int], presence: str, token: int | None
 ) -> list[int]:
     """The router stores a presence for these active agents (fenced by `token`); the ids
     whose presence changed."""
-    _check_fence(Sql(conn), token)
+    fence.check(conn, token)
     changed = []
     for agent_id in agent_ids:
         done = conn.execute(
@@ -383,8 +335,8 @@ def persist(
     positions of the writes applied and the conversations whose row refused one (stale):
     the rest of that conversation's writes are skipped, for the caller to reconcile it
     from the database."""
+    fence.check(conn, token)
     sql = Sql(conn)
-    _check_fence(sql, token)
     done: list[int] = []
     stale: set[int] = set()
     for i, w in enumerate(writes):

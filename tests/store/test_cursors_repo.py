@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from inbox.store import cursors, health
-from inbox.store.assignments import FENCE, claim_fence
+from inbox.store import cursors, fence, health
 
 
 async def test_a_position_reads_back_as_written(store):
-    assert await store.read(lambda c: cursors.position(c, FENCE)) is None
-    await store.write(lambda c: claim_fence(c, 12))
-    assert await store.read(lambda c: cursors.position(c, FENCE)) == "12"
+    assert await store.read(lambda c: cursors.position(c, fence.FENCE)) is None
+    await store.write(lambda c: fence.claim(c, 12))
+    assert await store.read(lambda c: cursors.position(c, fence.FENCE)) == "12"
     at = datetime(2030, 1, 1, tzinfo=UTC)
     await store.call(health.heartbeat, at)
     assert await store.read(lambda c: cursors.position(c, health.HEARTBEAT_SOURCE)) == (
