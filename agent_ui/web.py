@@ -1,16 +1,18 @@
-"""The agent workspace behind one call: `setup(app, services)` adds its routes, static
-files and the socket.io `/agent` namespace to the web app.
+"""The agent workspace behind one call: `setup(app, ...)` adds its routes, static files
+and the socket.io `/agent` namespace to the web app.
 
-`services` is the composition root's bundle; only these attributes are used: `config`,
-`store`, `bus`, `outbox` (poked after a reply), `sio` (the one socket.io server),
-and `parts.triage` (FAQ suggestions, optional). Transfers are commands to the active
-router over the bus (`agent_ui.routing_api.RoutingClient`), wherever it runs.
+It is given the core services it uses: the config, the store, the bus, the outbox (poked
+after a reply), the one socket.io server, presence (agents' sockets over every web
+process) and the auto-answer engine (FAQ suggestions; None when auto-answers are off).
+Transfers are commands to the active router over the bus
+(`agent_ui.routing_api.RoutingClient`), wherever it runs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import socketio
 from aiohttp import web
 
 from agent_ui import auth, captured_mail, commands, views
@@ -20,7 +22,15 @@ from agent_ui.routing_api import RoutingClient
 from agent_ui.settings import read_ui_settings
 from agent_ui.workspace import HERE, WS_KEY, Workspace
 from channels.email.capture import MailFolder, captured_mail_dir
+from inbox.bus.backends import EventBus
+from inbox.bus.presence import SocketPresence
+from inbox.config import Config
+from inbox.outbox.durable import OutboxWorker
+from inbox.store.backends import Store
 from inbox.store.files import FileStore
+
+if TYPE_CHECKING:
+    from autoreply import Engine
 
 # (method, path, handler): the whole surface, used by the authorization matrix test
 ROUTES: list[tuple[str, str, Any]] = [
@@ -58,18 +68,27 @@ async def static_headers(request: web.Request, response: web.StreamResponse) -> 
         response.headers["Cache-Control"] = "public, max-age=300"
 
 
-def setup(app: web.Application, services: Any) -> Workspace:
+def setup(
+    app: web.Application,
+    *,
+    config: Config,
+    store: Store,
+    bus: EventBus,
+    outbox: OutboxWorker | None = None,
+    triage: Engine | None = None,
+    sio: socketio.AsyncServer | None = None,
+    presence: SocketPresence | None = None,
+) -> Workspace:
     """Add the agent workspace to `app` (call before the app starts)."""
-    config = services.config
     settings = read_ui_settings(config)
     ws = Workspace(
-        store=services.store,
-        bus=services.bus,
+        store=store,
+        bus=bus,
         settings=settings,
         passwords=PasswordWorker(settings.password_threads, settings.password_queue),
-        outbox=getattr(services, "outbox", None),
-        triage=getattr(getattr(services, "parts", None), "triage", None),
-        sio=getattr(services, "sio", None),
+        outbox=outbox,
+        triage=triage,
+        sio=sio,
     )
     app[WS_KEY] = ws
     app[views.FILES_KEY] = FileStore(config.data_dir / "attachments")
@@ -86,7 +105,7 @@ def setup(app: web.Application, services: Any) -> Workspace:
         app.router.add_route(method, path, handler)
     app.router.add_static("/agent/static/", HERE / "static", append_version=False)
     if ws.sio is not None:
-        ws.live = AgentNamespace(ws, presence=getattr(services, "presence", None))
+        ws.live = AgentNamespace(ws, presence=presence)
         ws.live.attach()
         ws.sio.register_namespace(ws.live)
     return ws

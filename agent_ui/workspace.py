@@ -5,15 +5,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
+import socketio
 from aiohttp import web
 
 from agent_ui.passwords import PasswordWorker
 from agent_ui.settings import UiSettings
 from inbox.bus.backends import EventBus
+from inbox.outbox.durable import OutboxWorker
 from inbox.store.backends import Store
+
+if TYPE_CHECKING:
+    from agent_ui.live import AgentNamespace
+    from autoreply import Engine
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,10 +37,10 @@ class Workspace:
     bus: EventBus
     settings: UiSettings
     passwords: PasswordWorker  # argon2 off the event loop
-    outbox: Any = None  # inbox.outbox.durable.OutboxWorker: poke() after an agent reply
-    triage: Any = None  # the auto-answer engine (FAQ suggestions), or None when off
-    sio: Any = None  # the one socketio.AsyncServer
-    live: Any = None  # agent_ui.live.AgentNamespace
+    outbox: OutboxWorker | None = None  # poke() after an agent reply
+    triage: Engine | None = None  # the auto-answer engine (FAQ suggestions), or None when off
+    sio: socketio.AsyncServer | None = None  # the one socket.io server
+    live: AgentNamespace | None = None  # the /agent namespace, once registered on `sio`
 
     def __post_init__(self) -> None:
         self.templates = jinja2.Environment(

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -28,6 +27,7 @@ from inbox.config import Config
 from inbox.store import metrics as metrics_repo
 from inbox.store import outbox as outbox_repo
 from inbox.web.http import listen
+from omnidesk.services import Services
 
 log = logging.getLogger("omnidesk.metrics")
 
@@ -104,7 +104,7 @@ class MetricsEndpoint:
         return [web.get("/metrics", self.handle)]
 
 
-def refreshers(services: Any) -> list[Refresh]:
+def refreshers(services: Services) -> list[Refresh]:
     """The scrape-time gauges of one process: queue and outbox from the store, sockets
     from the namespaces this process serves, and what the enabled parts add (IMAP)."""
     store, inboxes = services.store, services.config.inboxes
@@ -128,21 +128,21 @@ def refreshers(services: Any) -> list[Refresh]:
     return [queue, outbox, sockets, *services.parts.scrapes]
 
 
-def endpoint(services: Any) -> MetricsEndpoint | None:
+def endpoint(services: Services) -> MetricsEndpoint | None:
     settings = read_metrics_settings(services.config)
     if settings is None:
         return None
     return MetricsEndpoint(settings, refreshers(services))
 
 
-def add_routes(app: web.Application, services: Any) -> None:
+def add_routes(app: web.Application, services: Services) -> None:
     """/metrics on the web port, when a token protects it."""
     found = endpoint(services)
     if found is not None and found.settings.token is not None:
         app.add_routes(found.routes())
 
 
-async def start_listener(services: Any) -> web.AppRunner | None:
+async def start_listener(services: Services) -> web.AppRunner | None:
     """The [metrics] port's own listener (any role), or None when none is configured."""
     found = endpoint(services)
     if found is None or found.settings.port is None:

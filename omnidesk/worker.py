@@ -4,8 +4,8 @@ work that must run in one worker at a time.
     omnidesk serve --role worker     # [redis] url set; start as many as you like
 
 Every process that writes outbox rows (web: agent replies and form confirmations; worker:
-auto-replies) gets an `RqRelay`: `services.outbox.poke(message_id)` enqueues the delivery
-job after the row committed. Workers (roles all/worker) also run:
+auto-replies) gets an `RqRelay` (`omnidesk.wiring.build_services`): `outbox.poke(message_id)`
+enqueues the delivery job after the row committed. Workers (roles all/worker) also run:
 
 * an RQ worker thread for the outbox queue (omnidesk.jobs), delivering through this
   process's channel senders;
@@ -32,15 +32,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from channels.protocol import Duty
 from inbox.config import Config
 from inbox.outbox.rq_relay import RqRelay, Sweeper
+from inbox.pipeline import Pipeline
+from inbox.ports import Triage, TriageDecision
 from inbox.store import outbox as outbox_repo
+from inbox.store.backends import Store
 from inbox.tasks import cancel_and_wait
+from inbox.types import Message
 from omnidesk import jobs
+from omnidesk.services import Services
 
 log = logging.getLogger("omnidesk.worker")
-
-Duty = tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,21 +77,16 @@ def read_outbox_settings(config: Config) -> OutboxSettings:
     return settings
 
 
-def attach_relay(services: Any) -> RqRelay:
-    """Pokes of the outbox (after a committed write) become RQ jobs, in any role."""
-    relay = RqRelay(services.store, services.config.redis_url, jobs.DELIVER)
-    services.outbox.relay = relay.poke
-    services.closers.append(relay.stop)
-    return relay
+def send_timeout(config: Config) -> float:
+    """A send must end within its lease, or another worker could claim it meanwhile."""
+    return max(read_outbox_settings(config).lease_seconds - 1.0, 1.0)
 
 
-async def start_worker(services: Any, relay: RqRelay) -> None:
+async def start_worker(services: Services, relay: RqRelay) -> None:
     """Roles all/worker on Redis: RQ worker thread, sweeper, leased duties."""
     config, store = services.config, services.store
     settings = read_outbox_settings(config)
     lease = timedelta(seconds=settings.lease_seconds)
-    # a send must end within its lease, or another worker could claim it meanwhile
-    services.outbox.send_timeout = max(settings.lease_seconds - 1.0, 1.0)
     runtime = jobs.Runtime(
         asyncio.get_running_loop(),
         store,
@@ -95,6 +94,7 @@ async def start_worker(services: Any, relay: RqRelay) -> None:
         lease=lease,
         concurrency=settings.concurrency,
     )
+    assert config.redis_url is not None  # (cluster mode: the relay needs it too)
     rq_worker = jobs.RqWorkerThread(config.redis_url, runtime)
     rq_worker.start()
     services.closers.append(rq_worker.stop)
@@ -115,7 +115,7 @@ async def start_worker(services: Any, relay: RqRelay) -> None:
     services.closers.append(duties.stop)
 
 
-def outbox_check(store: Any) -> Callable[[], Awaitable[tuple[bool, str]]]:
+def outbox_check(store: Store) -> Callable[[], Awaitable[tuple[bool, str]]]:
     """/readyz detail: outbox work not done (always ready: failed rows are shown to agents)."""
 
     async def check() -> tuple[bool, str]:
@@ -131,7 +131,7 @@ class RecoverLoop:
     seconds (messages older than the interval: younger ones are still in some live
     worker's batch)."""
 
-    def __init__(self, pipeline: Any, interval: float) -> None:
+    def __init__(self, pipeline: Pipeline, interval: float) -> None:
         self.pipeline = pipeline
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -200,23 +200,16 @@ class LeasedDuties:
         await self.lease.close()
 
 
-class _PerMessage:
+class PerMessage:
     """The triage port, each decision made `answering(message id)`: a Redis limiter then
-    counts one reply per message however many workers decide it."""
+    counts one reply per message however many workers decide it (a cluster's workers)."""
 
-    def __init__(self, triage: Any) -> None:
+    def __init__(self, triage: Triage) -> None:
         self.triage = triage
 
-    def decide(self, message: Any, *args: Any, **kwargs: Any) -> Any:
+    def decide(self, message: Message, *args: Any, **kwargs: Any) -> TriageDecision:
+        """`Triage.decide` of the engine, within `answering(message.id)`."""
         from autoreply.limiter import answering
 
         with answering(message.id):
             return self.triage.decide(message, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.triage, name)
-
-
-def count_per_message(pipeline: Any) -> None:
-    if pipeline.triage is not None and not isinstance(pipeline.triage, _PerMessage):
-        pipeline.triage = _PerMessage(pipeline.triage)

@@ -184,7 +184,8 @@ async def service(tmp_path, aiohttp_client):
     from inbox import config as config_mod
     from inbox.store.migrate import upgrade
     from inbox.store.tokens import create as create_token
-    from omnidesk.app import build_services, make_web_app
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_services
 
     config = config_mod.load(write_config(tmp_path), environ={})
     upgrade(config.database_url)

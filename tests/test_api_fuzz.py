@@ -63,8 +63,8 @@ class ServedApp:
         from inbox.store.agents import add as add_agent
         from inbox.store.tokens import create as create_token
         from inbox.types import Channel, InboundMessage, Role
-        from omnidesk.app import build_services, make_web_app
-        from omnidesk.wiring import build_router
+        from omnidesk.app import make_web_app
+        from omnidesk.wiring import build_router, build_services
 
         services = self._services = await build_services(self.config)
         services.pipeline.attach()

@@ -14,7 +14,8 @@ from inbox import config as config_mod
 from inbox.store.migrate import upgrade
 from inbox.store.tokens import create as create_token
 from inbox.store.tokens import revoke as revoke_token
-from omnidesk.app import build_services, make_web_app
+from omnidesk.app import make_web_app
+from omnidesk.wiring import build_services
 from tests.conftest import write_config
 
 LIST = "/api/v1/conversations"

@@ -51,7 +51,8 @@ async def test_form_is_answered_by_email_and_the_reply_threads_back(
 ):
     from inbox import config as config_mod
     from inbox.store.migrate import upgrade
-    from omnidesk.app import build_services, make_web_app
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_services
 
     sink, relay_port = relay
     smtp_port = free_port()

@@ -38,7 +38,7 @@ def mail(sender: str, message_id: str, text: str, **headers: str) -> EmailMessag
 async def desk(tmp_path, relay):  # noqa: F811
     from inbox import config as config_mod
     from inbox.store.migrate import upgrade
-    from omnidesk.app import build_services
+    from omnidesk.wiring import build_services
 
     sink, relay_port = relay
     smtp_port = free_port()

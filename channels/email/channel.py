@@ -60,9 +60,13 @@ class EmailChannel:
             self.listener = SMTPListener(
                 settings.smtp, ingest, store, self.options, quarantine=quarantine
             )
-        self.pollers = [
-            IMAPPoller(box, ingest, get_cursor, store, self.options)
-            for box in (settings.mailboxes if imap else ())
+        self._ingest, self._get_cursor, self._store = ingest, get_cursor, store
+        self.pollers = self._new_pollers() if imap else []
+
+    def _new_pollers(self) -> list[IMAPPoller]:
+        return [
+            IMAPPoller(box, self._ingest, self._get_cursor, self._store, self.options)
+            for box in self.settings.mailboxes
         ]
 
     async def start(self) -> None:
@@ -86,6 +90,21 @@ class EmailChannel:
         for poller in self.pollers:
             await poller.stop()
         await self.stop_listening()
+
+    async def start_polling(self) -> None:
+        """Poll every mailbox with fresh pollers (built with `imap=False`: the duty of the
+        worker holding the worker-duties lease, `omnidesk.worker`). Each reads its position
+        from the store, where the last holder moved it; `pollers` names the running ones,
+        so `health` reports mailboxes where they run."""
+        self.pollers = self._new_pollers()
+        for poller in self.pollers:
+            await poller.start()
+        log.info("IMAP polling %d mailbox(es) in this worker", len(self.pollers))
+
+    async def stop_polling(self) -> None:
+        pollers, self.pollers = self.pollers, []
+        for poller in pollers:
+            await poller.stop()
 
     async def send(self, item: Outbound) -> str:
         return await self.sender.send(item)

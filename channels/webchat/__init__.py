@@ -2,10 +2,11 @@
 (`GET /widget.js`) and its demo host page."""
 
 from channels.webchat.http import DemoSite, WidgetHttp, bundle, demo_page
-from channels.webchat.namespace import NAMESPACE, WidgetNamespace
+from channels.webchat.namespace import WidgetNamespace
 from channels.webchat.sender import WebchatSender
 from channels.webchat.settings import WebchatSettings, WidgetSettings, read_webchat_settings
 from channels.webchat.signing import identity_hash
+from channels.webchat.visitors import NAMESPACE
 
 __all__ = [
     "NAMESPACE",

@@ -15,10 +15,11 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from channels.webchat import signing
-from channels.webchat.namespace import WidgetNamespace
-from channels.webchat.settings import WidgetSettings
+from channels.webchat.links import FileLinks
+from channels.webchat.settings import WebchatSettings, WidgetSettings
 from inbox.store.files import FileStore
 from inbox.web.http import listen
+from inbox.web.ratelimit import Limiter
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +63,23 @@ def _type_allowed(content_type: str, allowed: tuple[str, ...]) -> bool:
 
 
 class WidgetHttp:
+    """The widget's HTTP routes. `limiter` is the namespace's: an upload counts against
+    the same per-visitor rate as a message."""
+
     def __init__(
-        self, namespace: WidgetNamespace, *, secret: str, files: FileStore, public_url: str
+        self,
+        settings: WebchatSettings,
+        *,
+        secret: str,
+        files: FileStore,
+        links: FileLinks,
+        limiter: Limiter,
     ) -> None:
-        self.ns = namespace
-        self.settings = namespace.settings
+        self.settings = settings
         self._secret = secret
         self._files = files
-        self.public_url = public_url.rstrip("/")
+        self._links = links
+        self._limiter = limiter
         self._bundle: tuple[bytes, str] | None = None
 
     def routes(self) -> list[web.RouteDef]:
@@ -79,15 +89,6 @@ class WidgetHttp:
             web.post("/widget/upload", self.upload),
             web.get("/widget/files/{prefix}/{digest}", self.download),
         ]
-
-    def file_url(self, item: dict[str, Any]) -> str:
-        key, ct = (
-            str(item["storage_key"]),
-            str(item.get("content_type") or "application/octet-stream"),
-        )
-        name = quote(str(item.get("filename") or "file"))
-        sig = signing.file_sig(self._secret, key, ct)
-        return f"{self.public_url}/widget/files/{key}?ct={quote(ct)}&n={name}&s={sig}"
 
     # -- the script -----------------------------------------------------------------------
     async def script(self, request: web.Request) -> web.StreamResponse:
@@ -157,7 +158,7 @@ class WidgetHttp:
         limit = self.settings.max_file_bytes
         if request.content_length is not None and request.content_length > limit:
             return refuse(413, f"the file is larger than {limit // 1024} KiB")
-        wait = await self.ns._limiter.hit(
+        wait = await self._limiter.hit(
             ("msg", visitor_id), self.settings.rate_limit, self.settings.rate_window_seconds
         )
         if wait is not None:
@@ -187,7 +188,7 @@ class WidgetHttp:
                 "filename": filename,
                 "content_type": content_type,
                 "size": len(data),
-                "url": self.file_url(item),
+                "url": self._links.url(item),
             },
             headers=cors,
         )
@@ -275,6 +276,10 @@ class DemoSite:
             await self.stop()
             raise
         log.info("web chat demo page on http://%s:%d/", self.host, self.port)
+
+    async def stop_listening(self, grace: float) -> None:
+        """At shutdown: one static page, so it simply stops (within 1 s)."""
+        await self.stop()
 
     async def stop(self) -> None:
         if self._runner is not None:  # one static page: what is in flight ends within 1 s

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import socketio
 
 from channels.webchat.history import wire_message
-from channels.webchat.namespace import NAMESPACE, room
+from channels.webchat.visitors import NAMESPACE, room
 from inbox.bus.presence import MemoryPresence, SocketPresence
 from inbox.errors import DeliveryError, OmnideskError, RecipientAway
 from inbox.ports import Outbound

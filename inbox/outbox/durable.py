@@ -7,8 +7,9 @@ died before recording the id); senders pass the message id as an idempotency key
 provider supports one (Twilio, our own SMTP Message-ID) to close it.
 
 What is stored is the outbox repository's (`inbox.store.outbox`), the rules (retries,
-leases, reply routes) `inbox.outbox.policy`'s. `enqueue` is the repository's, named here
-too while inbox.pipeline and agent_ui import it from here.
+leases, reply routes) `inbox.outbox.policy`'s. `enqueue` and `record_delivery` are the
+repository's, named here too while inbox.pipeline, agent_ui and channels import them from
+here.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from inbox.outbox.policy import retry_at
 from inbox.ports import Outbound, Sender
 from inbox.store import outbox as outbox_repo
 from inbox.store.backends import Store
-from inbox.store.outbox import enqueue
+from inbox.store.outbox import enqueue, record_delivery
 from inbox.tasks import Repeating
 from inbox.types import Channel
 
-__all__ = ["OutboxWorker", "enqueue"]
+__all__ = ["OutboxWorker", "enqueue", "record_delivery"]
 
 log = logging.getLogger("omnidesk.outbox")
 
@@ -52,6 +53,7 @@ class OutboxWorker(Repeating):
         poll_interval: float = 0.5,
         batch: int = 20,
         send_timeout: float | None = None,
+        relay: Callable[..., None] | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -62,7 +64,7 @@ class OutboxWorker(Repeating):
         # with a short lease (cluster), a send must end before another worker may claim it
         self.send_timeout = send_timeout
         # cluster mode: pokes go to the RQ relay (inbox.outbox.rq_relay); this loop is not started
-        self.relay: Callable[..., None] | None = None
+        self.relay = relay
         self._wake = asyncio.Event()
 
     def poke(self, *message_ids: int) -> None:

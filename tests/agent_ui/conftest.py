@@ -186,8 +186,7 @@ async def build_desk(
 ):
     from inbox import config as config_mod
     from inbox.store.migrate import upgrade
-    from omnidesk.app import build_services
-    from omnidesk.wiring import build_router
+    from omnidesk.wiring import build_router, build_services
 
     config = config_mod.load(
         write_desk_config(tmp_path, EXTRA + extra, port, public_url), environ={}

@@ -27,8 +27,8 @@ async def desk(request, tmp_path):
     with the router and the delivery worker running and a recording email sender."""
     from inbox import config as config_mod
     from inbox.store.migrate import upgrade
-    from omnidesk.app import build_services, make_web_app
-    from omnidesk.wiring import build_router
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_router, build_services
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'omnidesk.db'}"

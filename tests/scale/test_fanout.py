@@ -43,7 +43,8 @@ class Proc:
 async def cluster(tmp_path, postgres_database, redis_url):
     """`await cluster("web")` / `await cluster("worker")`: one more process's services."""
     from inbox import config as config_mod
-    from omnidesk.app import build_services, make_web_app
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_services
 
     await empty_database(postgres_database)
     extra = f'[redis]\nurl = "{redis_url}"\n' + webchat_toml(max_connections_per_ip=50)

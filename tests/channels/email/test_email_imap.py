@@ -329,7 +329,8 @@ async def test_dropped_session_shows_in_readyz_within_10_seconds(
     mailbox within 10 s, not when the IDLE or the wait ends."""
     from inbox import config as config_mod
     from inbox.store.migrate import upgrade
-    from omnidesk.app import build_services, make_web_app
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_services
     from tests.conftest import write_config
     from tests.processes import children
 

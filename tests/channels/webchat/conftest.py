@@ -40,7 +40,8 @@ async def chat_service(tmp_path, aiohttp_client, request):
     Limits can be overridden with `@pytest.mark.webchat(rate_limit=..., ...)`."""
     from inbox import config as config_mod
     from inbox.store.migrate import upgrade
-    from omnidesk.app import build_services, make_web_app
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_services
 
     marker = request.node.get_closest_marker("webchat")
     limits = marker.kwargs if marker else {}

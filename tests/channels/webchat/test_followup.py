@@ -30,7 +30,8 @@ class Sink:
 async def desk(tmp_path, aiohttp_client):
     from inbox import config as config_mod
     from inbox.store.migrate import upgrade
-    from omnidesk.app import build_services, make_web_app
+    from omnidesk.app import make_web_app
+    from omnidesk.wiring import build_services
 
     sink = Sink()
     relay = await asyncio.get_running_loop().create_server(
