@@ -29,6 +29,12 @@ class EventName(enum.StrEnum):
     CONVERSATION_UNASSIGNED = "conversation.unassigned"
     CONVERSATION_RESOLVED = "conversation.resolved"
     CONVERSATION_UPDATED = "conversation.updated"
+    # case changes made through inbox.actions (issue 17), each after its commit
+    CONVERSATION_STATUS_CHANGED = "conversation.status_changed"
+    CONVERSATION_PRIORITY_CHANGED = "conversation.priority_changed"
+    CONVERSATION_ESCALATED = "conversation.escalated"  # onto or off the supervisors' list
+    ACTIVITY_APPENDED = "activity.appended"  # entries were added to a conversation's log
+    SLA_WARNING = "sla.warning"
     AGENT_PRESENCE = "agent.presence"
     SLA_BREACHED = "sla.breached"
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 - an event name, not a secret
@@ -144,12 +150,58 @@ class PresenceChanged(TypedDict, total=False):
 
 
 class SlaBreached(TypedDict, total=False):
+    """The router's wait target passed (priorities and seconds), or a case's SLA clock
+    (`metric` and when it was due, `at`: inbox.cases)."""
+
     conversation_id: Required[int]
-    previous_priority: Required[str]
-    priority: Required[str]
-    waited_seconds: Required[float]
-    target_seconds: Required[float]
+    previous_priority: str
+    priority: str
+    waited_seconds: float
+    target_seconds: float
+    metric: str  # an `inbox.cases.SlaMetric` value
+    at: str  # ISO 8601
     source: str
+
+
+class SlaWarning(TypedDict):
+    """A case's SLA clock passed the warning fraction of its target (at `at`, ISO 8601)."""
+
+    conversation_id: int
+    metric: str
+    at: str
+
+
+class StatusChanged(TypedDict, total=False):
+    """The status as the API shows it, and the one before."""
+
+    conversation_id: Required[int]
+    status: Required[str]
+    previous_status: Required[str]
+    reason: str | None
+
+
+class PriorityChanged(TypedDict, total=False):
+    conversation_id: Required[int]
+    priority: Required[str]
+    previous_priority: Required[str]
+    reason: str | None
+
+
+class Escalated(TypedDict, total=False):
+    """`escalated` true: listed for supervisors (a breach, or an agent asking for help);
+    false: taken off the list."""
+
+    conversation_id: Required[int]
+    escalated: Required[bool]
+    reason: str | None
+
+
+class ActivityAppended(TypedDict):
+    """The kinds of the entries one change added to the log (`inbox.cases.ChangeKind`
+    values, in order); listeners read the entries from the store."""
+
+    conversation_id: int
+    kinds: list[str]
 
 
 class TokenRevoked(TypedDict):
@@ -209,6 +261,11 @@ PAYLOADS: Mapping[EventName, type] = {
     EventName.CONVERSATION_UNASSIGNED: Unassigned,
     EventName.CONVERSATION_RESOLVED: Resolved,
     EventName.CONVERSATION_UPDATED: Updated,
+    EventName.CONVERSATION_STATUS_CHANGED: StatusChanged,
+    EventName.CONVERSATION_PRIORITY_CHANGED: PriorityChanged,
+    EventName.CONVERSATION_ESCALATED: Escalated,
+    EventName.ACTIVITY_APPENDED: ActivityAppended,
+    EventName.SLA_WARNING: SlaWarning,
     EventName.AGENT_PRESENCE: PresenceChanged,
     EventName.SLA_BREACHED: SlaBreached,
     EventName.API_TOKEN_REVOKED: TokenRevoked,

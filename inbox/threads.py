@@ -91,7 +91,13 @@ def choose(
 
 
 def next_status(current: ConversationStatus, choice: ThreadChoice) -> ConversationStatus:
-    """The status a conversation takes when the customer writes into it."""
-    if choice.reopen or current is ConversationStatus.PENDING:
+    """The status a conversation takes when the customer writes into it: open, if it was
+    resolved (and is reopened) or set aside (pending, on hold, snoozed)."""
+    if choice.reopen or current in _SET_ASIDE:
         return ConversationStatus.OPEN
     return current
+
+
+_SET_ASIDE = frozenset(
+    {ConversationStatus.PENDING, ConversationStatus.ON_HOLD, ConversationStatus.SNOOZED}
+)

@@ -52,7 +52,9 @@ class IdentityKind(enum.StrEnum):
 class ConversationStatus(enum.StrEnum):
     OPEN = "open"
     PENDING = "pending"  # waiting for the customer
-    RESOLVED = "resolved"
+    ON_HOLD = "on_hold"  # waiting on a third party
+    SNOOZED = "snoozed"  # set aside until a time (`snoozed_until`)
+    RESOLVED = "resolved"  # `inbox.cases.CaseStatus.SOLVED` (inbox.store.cases maps it)
     CLOSED = "closed"  # resolved and locked: a new message starts a new conversation
 
 

@@ -168,6 +168,7 @@ def autoreply_engine(config: Config) -> tuple[Engine, Reloader] | tuple[None, No
 def check_sections(config: Config) -> None:
     """Validate every optional section a config has (`omnidesk config check`)."""
     autoreply_engine(config)
+    case_policies(config)
     routing_settings(config)
     for adapter in registry.enabled(config):
         adapter.read_settings(config)
@@ -210,3 +211,21 @@ def build_router(config: Config, services: Services) -> RouterService:
 
 
 # --- end routing ------------------------------------------------------------------------
+
+
+if TYPE_CHECKING:  # here rather than at the top: one block for issue 17's wiring
+    from inbox.cases import CasePolicies
+
+
+def case_policies(config: Config) -> CasePolicies:
+    """[cases] read by its own reader (`inbox.cases.CasePolicies`; the defaults when the
+    section is absent); [routing.sla_seconds] gives the first-response targets it leaves out."""
+    from inbox.cases import read_case_policies
+
+    return read_case_policies(
+        config.section("cases"),
+        priorities=config.priorities,
+        inboxes=config.inboxes,
+        reopen_window_seconds=config.ingest.reopen_window_seconds,
+        first_response_defaults=routing_settings(config).sla_seconds,
+    )

@@ -15,23 +15,39 @@ it. The policy:
 * an offer neither accepted nor answered in time goes to someone else;
 * transfers, unassign and supervisor assignment (over capacity only when forced).
 
-See `routing.model` for the indexes that keep a decision independent of queue length.
+See `routing.model` and `routing.bucket` for the indexes that keep a decision independent
+of queue length.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Required, TypedDict, Unpack
 
 from inbox.errors import Conflict
 from inbox.types import Presence
 from routing.decisions import Decision
-from routing.engine import ACCEPT, RELAX, SLA, SPARE_CONVS, UNEXCLUDE, Engine
-from routing.model import ASSIGNED, NO_DUE, NO_SKILLS, NOBODY, WAITING, AgentState, Conv
+from routing.engine import SPARE_CONVS, Engine
+from routing.model import ASSIGNED, NO_DUE, NO_SKILLS, AgentState, Conv
 from routing.moves import ManualMoves
 from routing.queries import Queries
+from routing.timed import TimedMoves
 
 
-class Router(ManualMoves, Queries, Engine):
+class Placement(TypedDict, total=False):
+    """Where a conversation waits and its place in line: the keywords of
+    `Router.restore_assignment`, and of `Router.enqueue` (which spells them out: it is
+    called once per decision)."""
+
+    priority: Required[str]
+    channel: Required[str]
+    skills: Iterable[str]
+    optional_skills: Iterable[str]
+    queue: str  # whose rules (relaxation steps) apply
+    enqueued_at: float | None  # None: now
+
+
+class Router(ManualMoves, TimedMoves, Queries, Engine):
     """The pure router. Construct with `RoutingSettings`; every method takes `now`."""
 
     # == agents ===========================================================================
@@ -154,13 +170,8 @@ class Router(ManualMoves, Queries, Engine):
         agent_id: int,
         now: float,
         *,
-        priority: str,
-        channel: str,
-        skills: Iterable[str] = (),
-        optional_skills: Iterable[str] = (),
-        queue: str = "default",
-        enqueued_at: float | None = None,
         accepted: bool = True,
+        **placement: Unpack[Placement],
     ) -> list[Decision]:
         """Rebuild at start: a conversation the database says is assigned. Load is taken
         as stored, even over capacity; an unaccepted offer gets a fresh accept timer."""
@@ -168,15 +179,15 @@ class Router(ManualMoves, Queries, Engine):
         if conversation_id in self._convs:
             raise Conflict(f"conversation {conversation_id} is already known to the router")
         self._seq += 1
-        at = now if enqueued_at is None else enqueued_at
+        enqueued_at = placement.get("enqueued_at")
         conv = Conv(
             conversation_id,
-            channel,
-            self._rank_of(priority),
-            at,
-            frozenset(skills),
-            frozenset(optional_skills),
-            self.settings.rules_for(queue),
+            placement["channel"],
+            self._rank_of(placement["priority"]),
+            now if enqueued_at is None else enqueued_at,
+            frozenset(placement.get("skills", ())),
+            frozenset(placement.get("optional_skills", ())),
+            self.settings.rules_for(placement.get("queue", "default")),
             self._seq,
             accepted,  # responded
         )
@@ -221,29 +232,3 @@ class Router(ManualMoves, Queries, Engine):
             self._spare.append(conv)  # nothing refers to it any more: see Engine._spare
         out, self._out = self._out, []  # self._flush(), inline: a call per decision
         return out
-
-    # == time =============================================================================
-    def tick(self, now: float) -> list[Decision]:
-        """Fire every timer due by `now`: relaxation, SLA, accept timeouts, exclusions."""
-        pop_due = self._timers.pop_due
-        while (timer := pop_due(now)) is not None:
-            due, _, kind, cid = timer
-            conv = self._convs.get(cid)
-            if conv is None:  # resolved; a timer of an earlier life of this id fires only
-                continue  # at the very due the current one has, which then finds it done
-            if kind == RELAX and conv.state == WAITING and conv.relax_due == due:
-                self._relax(conv, now)
-            elif kind == SLA and conv.state == WAITING and conv.sla_due == due:
-                self._breach(conv, now)
-            elif kind == ACCEPT and conv.state == ASSIGNED and conv.accept_due == due:
-                self._accept_timeout(conv, now)
-            elif kind == UNEXCLUDE and conv.excl_due == due:
-                conv.excluded = NOBODY
-                conv.excl_due = None
-                if conv.state == WAITING:
-                    self._offer(conv, now)
-        return self._flush()
-
-    def next_due(self) -> float | None:
-        """When `tick` next has something to do (a lower bound), or None."""
-        return self._timers.next_due()

@@ -1,34 +1,17 @@
-"""The router's state and the moves every policy rule is built from (assign, release,
-requeue, settle an agent, offer a conversation, timers). `routing.core.Router` adds the
-public API on top; see its docstring for the policy."""
+"""The router's state and the moves every policy rule is built from (place a conversation
+in line, offer it, assign, release, requeue, settle an agent, set a timer).
+`routing.core.Router` adds the public API on top (see its docstring for the policy);
+`routing.timed` fires the timers, `routing.moves` makes the manual moves."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from inbox.errors import Conflict, NotFound, ValidationError
-from routing.decisions import (
-    Assigned,
-    Decision,
-    Relaxed,
-    Requeued,
-    SlaBreached,
-    Unassigned,
-    build,
-)
-from routing.model import (
-    ASSIGNED,
-    EMPTY,
-    NO_DUE,
-    ONLINE,
-    TOKEN_MASK,
-    WAITING,
-    AgentState,
-    Bucket,
-    Conv,
-    Seat,
-    Tops,
-)
+from routing.bucket import Bucket
+from routing.decisions import Assigned, Decision, Requeued, Unassigned, build
+from routing.keys import EMPTY, TOKEN_MASK, Tops
+from routing.model import ASSIGNED, NO_DUE, ONLINE, WAITING, AgentState, Conv, Seat
 from routing.settings import QueueRules, RoutingSettings
 from routing.timers import Lane, Timers
 
@@ -57,7 +40,7 @@ class Engine:
         self._waiting: dict[int, Conv] = {}  # token -> conversation, of each live bucket item
         self._agents: dict[int, AgentState] = {}
         self._buckets: dict[tuple[str, frozenset[str]], Bucket] = {}
-        self._tops: Tops = [EMPTY]  # every bucket's top, at its slot (see routing.model)
+        self._tops: Tops = [EMPTY]  # every bucket's top, at its slot (see routing.keys)
         # (due, seq, kind, conversation id): ids, not conversations, so that a resolved
         # conversation is freed at once; `tick` fires a timer only while its due is still
         # that conversation's due. The lanes of the timers set on every decision are
@@ -162,13 +145,7 @@ class Engine:
                     lane = self._relax_lanes[after]
                 except KeyError:
                     lane = self._relax_lane(after)
-                if relax_due >= lane.last:  # self._timers.push(...), inline: per decision
-                    lane.last = relax_due
-                    lane.dues.append(relax_due)
-                    lane.seqs.append(seq)
-                    lane.cids.append(conv.id)
-                else:
-                    self._timers.push(lane, relax_due, seq, conv.id)
+                self._timers.push(lane, relax_due, seq, conv.id)
             conv.relax_due = relax_due
         else:
             conv.relax_due = NO_DUE
@@ -179,14 +156,7 @@ class Engine:
             sla_due = conv.sla_base + target
             if sla_due != conv.sla_due:
                 self._seq = seq = self._seq + 1
-                lane = self._sla_lanes[conv.rank]
-                if sla_due >= lane.last:  # self._timers.push(...), inline: per decision
-                    lane.last = sla_due
-                    lane.dues.append(sla_due)
-                    lane.seqs.append(seq)
-                    lane.cids.append(conv.id)
-                else:
-                    self._timers.push(lane, sla_due, seq, conv.id)
+                self._timers.push(self._sla_lanes[conv.rank], sla_due, seq, conv.id)
             conv.sla_due = sla_due
         channel = conv.channel
         try:  # rather than get(): a try costs nothing when the bucket is there (the usual)
@@ -277,21 +247,14 @@ class Engine:
         if channel in registered:  # (a full agent usually is not: nothing to retire)
             registered.discard(channel)
             agent.version[channel] = agent.version.get(channel, 0) + 1
-        self._hand_over(conv, agent, seat, now, reason, previous, forced, announce)
+        self._hand_over(conv, agent, seat, now)
+        if announce:
+            self._out.append(build(Assigned, (conv.id, agent.id, now, reason, previous, forced)))
 
-    def _hand_over(
-        self,
-        conv: Conv,
-        agent: AgentState,
-        seat: Seat,
-        now: float,
-        reason: str,
-        previous: int | None = None,
-        forced: bool = False,
-        announce: bool = True,
-    ) -> None:
+    def _hand_over(self, conv: Conv, agent: AgentState, seat: Seat, now: float) -> None:
         """The part of `_assign` after the seat is counted (and the conversation out of
-        its bucket): the conversation is the agent's, offered until accepted."""
+        its bucket) and before it is announced: the conversation is the agent's, offered
+        until accepted."""
         conv.state = ASSIGNED
         conv.agent_id = agent.id
         conv.accepted = False
@@ -300,18 +263,9 @@ class Engine:
         if timeout > 0.0:
             conv.accept_due = due = now + timeout
             self._seq = seq = self._seq + 1
-            lane = self._accept_lane
-            if due >= lane.last:  # self._timers.push(...), inline: once per decision
-                lane.last = due
-                lane.dues.append(due)
-                lane.seqs.append(seq)
-                lane.cids.append(conv.id)
-            else:
-                self._timers.push(lane, due, seq, conv.id)
+            self._timers.push(self._accept_lane, due, seq, conv.id)
         agent.assigned.add(conv.id)
         agent.last_assigned = seat.last_at = now
-        if announce:
-            self._out.append(build(Assigned, (conv.id, agent.id, now, reason, previous, forced)))
 
     def _vacate(self, conv: Conv, agent: AgentState, now: float) -> None:
         """A resolved conversation leaves its agent: `_release` (no decision) and
@@ -331,7 +285,10 @@ class Engine:
                     if agent.id not in found.excluded:
                         agent.assigned.discard(conv.id)
                         found.bucket.drop_conv(found)  # type: ignore[union-attr]
-                        self._hand_over(found, agent, seat, now, "routed")
+                        self._hand_over(found, agent, seat, now)
+                        self._out.append(
+                            build(Assigned, (found.id, agent.id, now, "routed", None, False))
+                        )
                         return
         self._release(conv, agent, now, None)
         self._settle(agent, now)
@@ -382,40 +339,3 @@ class Engine:
         for conv in sorted(back, key=order):
             self._release(conv, agent, now, "offline")
             self._requeue(conv, now, "agent_offline")
-
-    def _relax(self, conv: Conv, now: float) -> None:
-        rules = conv.rules
-        after = rules.required_at(
-            conv.skills, conv.optional, rules.stage_at(now - conv.waiting_since)
-        )
-        if after != conv.required:
-            self._out.append(Relaxed(conv.id, now, tuple(sorted(after))))
-        conv.bucket.drop_conv(conv)  # type: ignore[union-attr]
-        self._place(conv, now)
-
-    def _breach(self, conv: Conv, now: float) -> None:
-        target = self._sla[conv.rank] or 0.0
-        old = conv.rank
-        conv.rank = max(0, old - 1)
-        conv.sla_base = now
-        self._out.append(
-            SlaBreached(
-                conv.id,
-                now,
-                self._levels[old],
-                self._levels[conv.rank],
-                now - conv.enqueued_at,
-                target,
-            )
-        )
-        conv.bucket.drop_conv(conv)  # type: ignore[union-attr]
-        if old == 0:
-            conv.responded = True  # at the top level: one event, then no more SLA timers
-        self._place(conv, now)
-
-    def _accept_timeout(self, conv: Conv, now: float) -> None:
-        agent = self._agents[conv.agent_id]  # type: ignore[index]
-        self._release(conv, agent, now, "accept_timeout")
-        self._exclude(conv, agent.id, now)
-        self._requeue(conv, now, "accept_timeout")
-        self._settle(agent, now)

@@ -1,22 +1,28 @@
-"""Applying the router service's inputs to the pure `Router`: which facts a batch of
-inputs needs from the database, and what each input (an event or a command) does.
-Mixed into `routing.service.RouterService`."""
+"""What the database and the bus say, applied to the pure `Router`: a snapshot of the
+database at a rebuild, and each input of a cycle (an event or a command) with the facts
+the batch needs, read in one go. Mixed into `routing.service.RouterService`, which does
+the I/O around it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
-from inbox.errors import Conflict, NotFound, ValidationError
-from inbox.events import EventName
+from inbox.errors import Conflict, NotFound, OmnideskError, ValidationError
+from inbox.events import EventName, RoutingReply
 from inbox.store import assignments
 from inbox.store.backends import Store
 from inbox.types import Presence
 from routing import commands as cmd
 from routing import store as rstore
-from routing.core import Router
-from routing.decisions import Decision
+from routing.core import Placement, Router
+from routing.decisions import Decision, Requeued
 from routing.settings import TEAM_PREFIX, RoutingSettings
+
+log = logging.getLogger("omnidesk.routing")
+Input = tuple[str, dict[str, Any]]  # an event's name and data, as the bus delivered it
 
 
 def presence_of(value: str) -> Presence:
@@ -39,7 +45,44 @@ class Feed:
     settings: RoutingSettings
     _since: dict[int, float]
 
-    async def _read_facts(self, inputs: list[tuple[str, dict[str, Any]]]) -> _Facts:
+    # == a rebuild ========================================================================
+    def _load(self, router: Router, snap: rstore.Snapshot, now: float) -> list[Decision]:
+        """Fill a new router from the database: agents and what they hold, then the line."""
+        return self._load_agents(router, snap, now) + self._load_waiting(router, snap, now)
+
+    def _load_agents(self, router: Router, snap: rstore.Snapshot, now: float) -> list[Decision]:
+        out: list[Decision] = []
+        for a in snap.agents:
+            out += router.upsert_agent(
+                a.id, a.skills, now, capacity=a.capacity, presence=presence_of(a.presence)
+            )
+        orphans = set()
+        for row in snap.assigned:
+            if router.agent(row.assignee_id) is None:  # type: ignore[arg-type]
+                router.upsert_agent(row.assignee_id, {}, now)  # type: ignore[arg-type]
+                orphans.add(row.assignee_id)
+            out += self._restore(router, row, now)
+        for agent_id in orphans:  # disabled agents give everything back
+            out += router.remove_agent(agent_id, now)  # type: ignore[arg-type]
+        for a in snap.agents:  # offline in the database but still holding chats
+            held = router.agent(a.id)
+            if held is not None and held.assigned and held.presence == Presence.OFFLINE.value:
+                out += router.set_presence(a.id, Presence.OFFLINE, now)
+        return out
+
+    def _load_waiting(self, router: Router, snap: rstore.Snapshot, now: float) -> list[Decision]:
+        out: list[Decision] = []
+        for row in snap.waiting:
+            out += self._enqueue(router, row, now)
+            view = router.conversation(row.id)
+            if row.requeued and view is not None and view.state == "waiting":
+                # back in line ahead of fresh ones, as before the restart
+                moved = router.transfer_to_skills(row.id, row.skills, now)
+                out += [d for d in moved if not isinstance(d, Requeued)]
+        return out
+
+    # == a cycle's inputs =================================================================
+    async def _read_facts(self, inputs: list[Input]) -> _Facts:
         convs: set[int] = set()
         agents: set[int] = set()
         messages: set[int] = set()
@@ -60,6 +103,32 @@ class Feed:
             {aid: rstore.agent_row(row) for aid, row in found[1].items()},
             found[2],
         )
+
+    def _apply_all(self, router: Router, inputs: list[Input], facts: _Facts, now: float
+                   ) -> tuple[list[Decision], list[RoutingReply]]:  # fmt: skip
+        """Apply the inputs in order: the decisions they caused, and a reply per command."""
+        out: list[Decision] = []
+        replies: list[RoutingReply] = []
+        for name, data in inputs:
+            error = self._apply_one(router, name, data, facts, now, out)
+            if name == EventName.ROUTING_COMMAND:
+                replies.append(cmd.reply(str(data.get("request_id")), error))
+        return out, replies
+
+    def _apply_one(self, router: Router, name: str, data: dict[str, Any], facts: _Facts,
+                   now: float, out: list[Decision]) -> OmnideskError | None:  # fmt: skip
+        """Apply one input; the error it met, if any (an event's is logged: it is skipped)."""
+        try:
+            self._apply(router, name, data, facts, now, out)
+        except OmnideskError as exc:
+            if name != EventName.ROUTING_COMMAND:
+                log.warning("router ignored %s %s: %s", name, data, exc.message)
+            return exc
+        except (KeyError, TypeError, ValueError) as exc:
+            if name != EventName.ROUTING_COMMAND:
+                log.warning("router ignored a malformed %s event: %r", name, data)
+            return ValidationError(f"bad command: {exc}")
+        return None
 
     # == applying one input ===============================================================
     def _apply(self, router: Router, name: str, data: dict[str, Any], facts: _Facts,
@@ -90,18 +159,9 @@ class Feed:
         if op not in cmd.OPS:
             raise ValidationError(f"unknown routing command {op!r}", field="op")
         if agent_id is not None and router.agent(agent_id) is None:
-            out += self._sync_agent(router, agent_id, facts, now)
-            if router.agent(agent_id) is None:
-                raise NotFound(f"no active agent {agent_id}", field="agent_id")
+            self._command_agent(router, agent_id, facts, now, out)
         if router.conversation(cid) is None:
-            row = facts.convs.get(cid)
-            if row is None:
-                raise NotFound(f"no conversation {cid}")
-            if row.status not in ("open", "pending"):
-                raise Conflict(f"conversation {cid} is {row.status}")
-            if op in (cmd.UNASSIGN, cmd.ACCEPT) or row.assignee_id is not None:
-                raise Conflict(f"conversation {cid} is not assigned by the router")
-            out += self._enqueue(router, row, now)
+            self._command_conversation(router, op, cid, facts, now, out)
         if op == cmd.ASSIGN:
             out += router.supervisor_assign(cid, agent_id, now, force=bool(data.get("force")))  # type: ignore[arg-type]
         elif op == cmd.UNASSIGN:
@@ -111,29 +171,41 @@ class Feed:
         elif agent_id is not None:
             out += router.transfer_to_agent(cid, agent_id, now)
         else:
-            skills = [
-                str(s) for s in data.get("skills") or () if not str(s).startswith(TEAM_PREFIX)
-            ]
-            view = router.conversation(cid)
-            team = [s for s in (view.required_skills if view else ()) if s.startswith(TEAM_PREFIX)]
-            out += router.transfer_to_skills(cid, [*skills, *team], now)
+            out += self._transfer_to_skills(router, cid, data, now)
 
-    def _priority(self, priority: str) -> str:
-        levels = self.settings.priorities
-        return priority if priority in levels else levels[-1]
+    def _command_agent(self, router: Router, agent_id: int, facts: _Facts, now: float,
+                       out: list[Decision]) -> None:  # fmt: skip
+        """A command names an agent the router does not hold: take it as the database has
+        it (what that decides stands even when the command then fails)."""
+        out += self._sync_agent(router, agent_id, facts, now)
+        if router.agent(agent_id) is None:
+            raise NotFound(f"no active agent {agent_id}", field="agent_id")
+
+    def _command_conversation(self, router: Router, op: str, cid: int, facts: _Facts,
+                              now: float, out: list[Decision]) -> None:  # fmt: skip
+        """A command on a conversation the router does not hold: one the database has
+        open, pending and unassigned is queued first (the command then moves it)."""
+        row = facts.convs.get(cid)
+        if row is None:
+            raise NotFound(f"no conversation {cid}")
+        if row.status not in ("open", "pending"):
+            raise Conflict(f"conversation {cid} is {row.status}")
+        if op in (cmd.UNASSIGN, cmd.ACCEPT) or row.assignee_id is not None:
+            raise Conflict(f"conversation {cid} is not assigned by the router")
+        out += self._enqueue(router, row, now)
+
+    def _transfer_to_skills(self, router: Router, cid: int, data: dict[str, Any], now: float
+                            ) -> list[Decision]:  # fmt: skip
+        """To the skills the command names; the conversation keeps its team."""
+        skills = [str(s) for s in data.get("skills") or () if not str(s).startswith(TEAM_PREFIX)]
+        view = router.conversation(cid)
+        team = [s for s in (view.required_skills if view else ()) if s.startswith(TEAM_PREFIX)]
+        return router.transfer_to_skills(cid, [*skills, *team], now)
 
     def _enqueue(self, router: Router, row: rstore.ConvRow, now: float) -> list[Decision]:
         since = row.waiting_since if row.waiting_since is not None else now
         self._since[row.id] = since
-        return router.enqueue(
-            row.id,
-            now,
-            priority=self._priority(row.priority),
-            channel=row.channel,
-            skills=row.skills,
-            queue=row.inbox,
-            enqueued_at=since,
-        )
+        return router.enqueue(row.id, now, **self._placement(row, since))
 
     def _restore(self, router: Router, row: rstore.ConvRow, now: float) -> list[Decision]:
         since = row.assigned_at if row.assigned_at is not None else now
@@ -142,12 +214,18 @@ class Feed:
             row.id,
             row.assignee_id,  # type: ignore[arg-type]
             now,
-            priority=self._priority(row.priority),
+            accepted=row.accepted,
+            **self._placement(row, since),
+        )
+
+    def _placement(self, row: rstore.ConvRow, since: float) -> Placement:
+        levels = self.settings.priorities
+        return Placement(
+            priority=row.priority if row.priority in levels else levels[-1],
             channel=row.channel,
             skills=row.skills,
             queue=row.inbox,
             enqueued_at=since,
-            accepted=row.accepted,
         )
 
     def _sync_agent(self, router: Router, agent_id: int, facts: _Facts, now: float

@@ -4,7 +4,7 @@ snapshots). Mixed into `routing.core.Router`."""
 from __future__ import annotations
 
 from routing.engine import Engine, order
-from routing.model import WAITING, Conv
+from routing.model import WAITING, AgentState, Conv
 from routing.views import AgentView, ConversationView, WaitingView
 
 
@@ -26,8 +26,16 @@ class Queries(Engine):
 
     def conversation(self, conversation_id: int) -> ConversationView | None:
         c = self._convs.get(conversation_id)
-        if c is None:
-            return None
+        return None if c is None else self._conversation_view(c)
+
+    def agent(self, agent_id: int) -> AgentView | None:
+        a = self._agents.get(agent_id)
+        return None if a is None else _agent_view(a)
+
+    def agents(self) -> list[AgentView]:
+        return [_agent_view(self._agents[a]) for a in sorted(self._agents)]
+
+    def _conversation_view(self, c: Conv) -> ConversationView:
         return ConversationView(
             c.id,
             "waiting" if c.state == WAITING else "assigned",
@@ -38,23 +46,6 @@ class Queries(Engine):
             tuple(sorted(c.required)),
             tuple(sorted(c.excluded)),
         )
-
-    def agent(self, agent_id: int) -> AgentView | None:
-        a = self._agents.get(agent_id)
-        if a is None:
-            return None
-        return AgentView(
-            a.id,
-            a.presence.value,
-            dict(a.levels),
-            dict(a.capacity),
-            a.loads(),
-            tuple(sorted(a.assigned)),
-            a.last_assigned,
-        )
-
-    def agents(self) -> list[AgentView]:
-        return [v for v in (self.agent(a) for a in sorted(self._agents)) if v is not None]
 
     def _waiting_view(self, n: int, c: Conv) -> WaitingView:
         return WaitingView(
@@ -70,3 +61,15 @@ class Queries(Engine):
             c.front == 0,
             tuple(sorted(c.excluded)),
         )
+
+
+def _agent_view(a: AgentState) -> AgentView:
+    return AgentView(
+        a.id,
+        a.presence.value,
+        dict(a.levels),
+        dict(a.capacity),
+        a.loads(),
+        tuple(sorted(a.assigned)),
+        a.last_assigned,
+    )

@@ -27,9 +27,12 @@ decides, then announces it.
   With `sockets` (an `inbox.bus.presence.SocketPresence`: per process, or in Redis where
   each web process's agents expire with its heartbeat) the counts are read from it: at
   every rebuild (a router taking over starts from the live counts, not from zero), every
-  `SOCKET_SYNC_SECONDS`, and at once after an `agent.connection` event. An agent that had
+  `routing.sockets.SYNC_SECONDS`, and at once after an `agent.connection` event. An agent that had
   sockets and has none (closed, or its web process died and its key expired) gets the
-  grace period, then goes offline and its chats are re-queued.
+  grace period, then goes offline and its chats are re-queued (`routing.sockets`).
+
+What the inputs and the snapshot do to the router is `routing.feed`; the reads and the
+guarded writes are `routing.store`.
 """
 
 from __future__ import annotations
@@ -41,12 +44,11 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from inbox import metrics
 from inbox.bus.backends import EventBus
 from inbox.bus.presence import SocketPresence
-from inbox.errors import BusError, Fenced, OmnideskError, StoreError, ValidationError
+from inbox.errors import BusError, Fenced, OmnideskError, StoreError
 from inbox.events import Event, EventName, PresenceChanged, RoutingReply
 from inbox.store import assignments, fence
 from inbox.store.backends import Store
@@ -54,15 +56,15 @@ from inbox.types import Presence
 from routing import commands as cmd
 from routing import store as rstore
 from routing.core import Router
-from routing.decisions import Assigned, Decision, Requeued
-from routing.feed import Feed, presence_of
+from routing.decisions import Assigned, Decision
+from routing.feed import Feed, Input
 from routing.lease import LeaseError, RedisLease
 from routing.settings import RoutingSettings
+from routing.sockets import AgentSockets
 
 log = logging.getLogger("omnidesk.routing")
 
 MAX_BATCH = 4096
-SOCKET_SYNC_SECONDS = 1.0
 _INPUTS = (
     EventName.CONVERSATION_QUEUED,
     EventName.CONVERSATION_RESOLVED,
@@ -95,12 +97,10 @@ class RouterService(Feed):
         self.rebuilds = 0
         self._need_rebuild = False
         self._closed = False
-        self._inputs: list[tuple[str, dict[str, Any]]] = []
+        self._inputs: list[Input] = []
         self._since: dict[int, float] = {}  # conversation -> when it first started waiting
-        self._sockets: dict[int, int] = {}
-        self._grace: dict[int, float] = {}  # agent -> when to set it offline
         self.sockets = sockets  # where agents' socket counts are read from (None: events)
-        self._next_sync = 0.0  # when to re-read `sockets`
+        self._agent_sockets = AgentSockets(sockets, self.settings.offline_grace_seconds, clock)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._stop = asyncio.Event()
@@ -194,7 +194,7 @@ class RouterService(Feed):
     async def _on_connection(self, event: Event) -> None:
         if self.sockets is not None:  # the counts are in `sockets`: re-read them now
             if self.active:
-                self._next_sync = 0.0
+                self._agent_sockets.next_sync = 0.0
                 self._kick()
             return
         try:
@@ -208,48 +208,12 @@ class RouterService(Feed):
 
     def note_agent_connected(self, agent_id: int) -> None:
         """A socket of this agent connected (called by the socket layer)."""
-        self._sockets[agent_id] = self._sockets.get(agent_id, 0) + 1
-        self._grace.pop(agent_id, None)
+        self._agent_sockets.connected(agent_id)
 
     def note_agent_disconnected(self, agent_id: int) -> None:
         """A socket of this agent went away; with none left, offline after the grace."""
-        left = max(0, self._sockets.get(agent_id, 0) - 1)
-        self._sockets[agent_id] = left
-        if left == 0:
-            self._grace[agent_id] = self.clock() + self.settings.offline_grace_seconds
+        if self._agent_sockets.disconnected(agent_id):
             self._kick()
-
-    async def _sync_sockets(self) -> None:
-        """Take the agents' socket counts from `sockets`; start or stop grace periods."""
-        assert self.sockets is not None
-        try:
-            counts = await self.sockets.agent_sockets()
-        except OmnideskError as exc:  # keep what we had rather than guess
-            log.warning("cannot read agents' sockets (retrying): %s", exc.message)
-            self._next_sync = self.clock() + SOCKET_SYNC_SECONDS
-            return
-        now = self.clock()
-        self._next_sync = now + SOCKET_SYNC_SECONDS
-        grace = self.settings.offline_grace_seconds
-        for agent_id in set(counts) | set(self._sockets):
-            if counts.get(agent_id, 0) > 0:
-                self._grace.pop(agent_id, None)
-            elif agent_id not in self._grace and (
-                agent_id in counts or self._sockets.get(agent_id, 0) > 0
-            ):
-                self._grace[agent_id] = now + grace
-        self._sockets = counts
-
-    async def _forget(self, agent_ids: list[int]) -> None:
-        """Set offline: no longer "had sockets" (unless one connected meanwhile)."""
-        assert self.sockets is not None
-        gone = [a for a in agent_ids if self._sockets.get(a, 0) == 0]
-        try:
-            await self.sockets.forget_agents(gone)
-        except OmnideskError as exc:  # forgotten at the next expiry instead
-            log.warning("cannot forget agents' sockets: %s", exc.message)
-        for agent_id in gone:
-            self._sockets.pop(agent_id, None)
 
     def _kick(self) -> None:
         self._idle.clear()
@@ -257,9 +221,9 @@ class RouterService(Feed):
 
     # == the worker =======================================================================
     def _sleep_for(self) -> float:
-        dues = list(self._grace.values())
+        dues = list(self._agent_sockets.grace.values())
         if self.sockets is not None and self.active:
-            dues.append(self._next_sync)
+            dues.append(self._agent_sockets.next_sync)
         if self.router is not None and (due := self.router.next_due()) is not None:
             dues.append(due)
         return 1.0 if not dues else min(1.0, max(0.0, min(dues) - self.clock()))
@@ -295,38 +259,14 @@ class RouterService(Feed):
 
     async def _rebuild(self) -> None:
         snap = rstore.snapshot_of(await self.store.read(assignments.snapshot))
-        now = self.clock()
         router = self.router = Router(self.settings)
         self._since = {}
         self.rebuilds += 1
-        out: list[Decision] = []
-        for a in snap.agents:
-            out += router.upsert_agent(
-                a.id, a.skills, now, capacity=a.capacity, presence=presence_of(a.presence)
-            )
-        orphans = set()
-        for row in snap.assigned:
-            if router.agent(row.assignee_id) is None:  # type: ignore[arg-type]
-                router.upsert_agent(row.assignee_id, {}, now)  # type: ignore[arg-type]
-                orphans.add(row.assignee_id)
-            out += self._restore(router, row, now)
-        for agent_id in orphans:  # disabled agents give everything back
-            out += router.remove_agent(agent_id, now)  # type: ignore[arg-type]
-        for a in snap.agents:  # offline in the database but still holding chats
-            held = router.agent(a.id)
-            if held is not None and held.assigned and held.presence == Presence.OFFLINE.value:
-                out += router.set_presence(a.id, Presence.OFFLINE, now)
-        for row in snap.waiting:
-            out += self._enqueue(router, row, now)
-            view = router.conversation(row.id)
-            if row.requeued and view is not None and view.state == "waiting":
-                # back in line ahead of fresh ones, as before the restart
-                moved = router.transfer_to_skills(row.id, row.skills, now)
-                out += [d for d in moved if not isinstance(d, Requeued)]
+        out = self._load(router, snap, self.clock())
         self._need_rebuild = False
         if self.sockets is not None:  # from the live counts, not from zero
-            self._sockets, self._grace = {}, {}
-            await self._sync_sockets()
+            self._agent_sockets.reset()
+            await self._agent_sockets.sync()
         log.info(
             "router rebuilt: %d agents, %d assigned, %d waiting",
             len(snap.agents),
@@ -341,55 +281,44 @@ class RouterService(Feed):
         gc.freeze()
 
     async def _cycle(self) -> None:
+        """One batch of inputs and the timers due: applied, persisted, then announced."""
         router = self.router
         assert router is not None
         inputs, self._inputs = self._inputs[:MAX_BATCH], self._inputs[MAX_BATCH:]
         if self._inputs:
             self._wake.set()
         now = self.clock()
-        if self.sockets is not None and now >= self._next_sync:
-            await self._sync_sockets()
-        expired = [a for a, due in self._grace.items() if due <= now]
-        for agent_id in expired:
-            del self._grace[agent_id]
-        presence_events: list[Event] = []
-        if expired:
-            token = self.token
-            offline = await self.store.write(
-                lambda conn: assignments.set_presence(conn, expired, Presence.OFFLINE.value, token)
-            )
-            for agent_id in offline:
-                presence_events.append(self._presence_event(agent_id, "disconnected"))
-            inputs += [(EventName.AGENT_PRESENCE, {"agent_id": a}) for a in expired]
-            if self.sockets is not None:
-                await self._forget(expired)
-        if not inputs and (router.next_due() or now + 1) > now:
-            for event in presence_events:
-                await self._announce(event)
-            return
+        if self.sockets is not None and now >= self._agent_sockets.next_sync:
+            await self._agent_sockets.sync()
+        offline, gone = await self._end_grace(now)
+        inputs += gone
+        if inputs or (router.next_due() or now + 1) <= now:
+            await self._decide(router, inputs)
+        for event in offline:
+            await self._announce(event)
+
+    async def _end_grace(self, now: float) -> tuple[list[Event], list[Input]]:
+        """Agents whose sockets have been gone for the grace period are set offline in the
+        database: their presence events (to announce after the cycle's commit) and the
+        inputs that give back their chats."""
+        expired = self._agent_sockets.expired(now)
+        if not expired:
+            return [], []
+        token = self.token
+        offline = await self.store.write(
+            lambda conn: assignments.set_presence(conn, expired, Presence.OFFLINE.value, token)
+        )
+        events = [self._presence_event(a, "disconnected") for a in offline]
+        if self.sockets is not None:
+            await self._agent_sockets.forget(expired)
+        return events, [(EventName.AGENT_PRESENCE, {"agent_id": a}) for a in expired]
+
+    async def _decide(self, router: Router, inputs: list[Input]) -> None:
+        """Apply the inputs and fire the timers due, then persist and announce; when that
+        fails, every command of the batch is answered with the failure."""
         facts = await self._read_facts(inputs)
         now = self.clock()
-        out: list[Decision] = []
-        replies: list[RoutingReply] = []
-        for name, data in inputs:
-            try:
-                self._apply(router, name, data, facts, now, out)
-                if name == EventName.ROUTING_COMMAND:
-                    replies.append(cmd.reply(str(data.get("request_id"))))
-            except OmnideskError as exc:
-                if name == EventName.ROUTING_COMMAND:
-                    replies.append(cmd.reply(str(data.get("request_id")), exc))
-                else:
-                    log.warning("router ignored %s %s: %s", name, data, exc.message)
-            except (KeyError, TypeError, ValueError) as exc:
-                if name == EventName.ROUTING_COMMAND:
-                    replies.append(
-                        cmd.reply(
-                            str(data.get("request_id")), ValidationError(f"bad command: {exc}")
-                        )
-                    )
-                else:
-                    log.warning("router ignored a malformed %s event: %r", name, data)
+        out, replies = self._apply_all(router, inputs, facts, now)
         out += router.tick(now)
         try:
             await self._commit(out, replies)
@@ -400,8 +329,6 @@ class RouterService(Feed):
                     Event(EventName.ROUTING_REPLY, cmd.reply(r["request_id"], err))
                 )
             raise
-        for event in presence_events:
-            await self._announce(event)
 
     # == persist, then announce ===========================================================
     async def _commit(self, out: list[Decision], replies: list[RoutingReply]) -> None:

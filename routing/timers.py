@@ -25,10 +25,8 @@ Timer = tuple[float, int, int, int]  # due, seq, kind, conversation id
 
 
 class Lane:
-    """The timers of one kind that are due one delay after they were set, in due order.
-
-    Hot paths append to it inline (`last`, then `dues`, `seqs`, `cids`), as `Timers.push`
-    does."""
+    """The timers of one kind that are due one delay after they were set, in due order
+    (appended to by `Timers.push`)."""
 
     __slots__ = ("cids", "dues", "head", "kind", "last", "seqs")
 

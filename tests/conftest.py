@@ -76,8 +76,8 @@ def postgres_url() -> str:
 # -- stores ------------------------------------------------------------------------------
 
 _TABLES = (
-    "outbox, assignments, messages, conversations, identities, contacts, agent_sessions, "
-    "login_failures, agents, api_tokens, cursors"
+    "outbox, assignments, messages, activity, conversations, identities, contacts, "
+    "agent_sessions, login_failures, agents, api_tokens, cursors"
 )
 
 

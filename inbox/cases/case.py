@@ -46,6 +46,11 @@ class Case:
         """Assigned and not accepted yet."""
         return self.assignee_id is not None and self.accepted_at is None
 
+    @property
+    def waiting(self) -> bool:
+        """Open and held by nobody: it waits for an agent (the store queues it)."""
+        return self.status is CaseStatus.OPEN and self.assignee_id is None
+
 
 @dataclass(frozen=True, slots=True)
 class Change:

@@ -118,9 +118,28 @@ conversations = sa.Table(
     sa.Column("resolved_at", UTCDateTime),
     sa.Column("waiting_since", UTCDateTime),
     sa.Column("assigned_at", UTCDateTime),
+    # the case lifecycle (issue 17; `inbox.cases.Case`, read and written by inbox.store.cases)
+    sa.Column("snoozed_until", UTCDateTime),
+    sa.Column("accepted_at", UTCDateTime),  # NULL while assigned: an offer, not accepted
+    sa.Column("team", sa.String(100)),
+    sa.Column("escalated", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    _fk("linked_to", "conversations.id", nullable=True),  # the solved/closed one it follows
+    # moved on by every case change: a change is written only over the version it was
+    # computed from (`UPDATE ... WHERE version = :read`), so of two racing, one wins
+    sa.Column("version", sa.Integer, nullable=False, default=0, server_default=sa.text("0")),
+    sa.Column("sla", sa.JSON),  # `CaseSla.to_json()`; NULL: no clocks
+    # derived from the case when it is written (`inbox.cases.due.summary`): the earliest due
+    # time (the queue sorts by it), the worst clock's state (badge, filter) and when the
+    # sweeper next has something to do for it
+    sa.Column("sla_due_at", UTCDateTime),
+    sa.Column("sla_state", sa.String(16)),
+    sa.Column("wake_at", UTCDateTime),
     sa.Index(None, "contact_id", "channel", "status"),
     sa.Index(None, "status", "assignee_id"),
     sa.Index(None, "last_message_at"),
+    sa.Index(None, "wake_at"),
+    sa.Index(None, "escalated", "inbox"),
+    sa.Index(None, "status", "sla_due_at"),
 )
 
 messages = sa.Table(
@@ -239,4 +258,23 @@ action_keys = sa.Table(
     sa.Column("action", sa.String(200), nullable=False),
     sa.Column("result", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+)
+
+# the activity log: who changed what about a conversation, when, from what to what, and why
+# (`inbox.cases.ActivityEntry`). Append-only: inbox.store.cases inserts and reads, nothing
+# updates or deletes. No key to messages: deleting messages leaves the log whole.
+activity = sa.Table(
+    "activity",
+    metadata,
+    _id(),
+    _fk("conversation_id", "conversations.id", nullable=False),
+    _fk("contact_id", "contacts.id", nullable=True),  # a merge's target contact
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("actor_kind", sa.String(16), nullable=False),  # `inbox.cases.ActorKind`
+    sa.Column("actor_ref", sa.String(200)),  # an agent's or token's id, a rule's name
+    sa.Column("kind", sa.String(16), nullable=False),  # `inbox.cases.ChangeKind`
+    sa.Column("before", sa.JSON),
+    sa.Column("after", sa.JSON),
+    sa.Column("reason", sa.String(500)),
+    sa.Index(None, "conversation_id", "id"),
 )
