@@ -217,17 +217,18 @@ class Cluster:
 def _as_admin(url: str, run: Callable[[Any, str], Awaitable[None]]) -> None:
     """Run `run(connection, database name)` on the server's `postgres` database."""
     import asyncpg
-    from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("postgres"):
+    from inbox.store.backends import admin_target
+
+    target = admin_target(url)
+    if target is None:
         return
-    admin = parsed.set(drivername="postgresql", database="postgres")
+    admin, name = target
 
     async def go() -> None:
-        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+        conn = await asyncpg.connect(admin)
         try:
-            await run(conn, str(parsed.database))
+            await run(conn, name)
         finally:
             await conn.close()
 

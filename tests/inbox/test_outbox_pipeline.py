@@ -12,11 +12,12 @@ from inbox.bus.backends import MemoryBus
 from inbox.errors import DeliveryError, PermanentDeliveryError
 from inbox.events import Event, EventName
 from inbox.ingest import Ingestor
-from inbox.outbox.durable import OutboxWorker, enqueue, record_delivery
+from inbox.outbox.durable import OutboxWorker
 from inbox.pipeline import Pipeline
 from inbox.ports import Outbound, Reply, TriageDecision
 from inbox.store import conversations, messages
 from inbox.store import schema as t
+from inbox.store.outbox import enqueue, record_delivery
 from inbox.types import AuthorKind, Channel, ConversationStatus, DeliveryStatus, InboundMessage
 
 
@@ -292,7 +293,7 @@ async def test_delivery_reports_only_move_forward(world):
 
 
 def test_reply_route_answers_forms_by_email_and_api_by_what_it_has():
-    from inbox.outbox.durable import reply_route
+    from inbox.outbox.policy import reply_route
     from inbox.types import IdentityKind as K
 
     assert reply_route(Channel.FORM, [(K.EMAIL, "a@x.io")]) == (Channel.EMAIL, "a@x.io")
