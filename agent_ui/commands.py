@@ -22,10 +22,10 @@ from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.sms.segments import segments
 from inbox import events as ev
-from inbox.accounts.agents import get_agent
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
 from inbox.store import agents, contacts, conversations, messages, pages, sessions
+from inbox.store.agents import get as get_agent
 from inbox.store.sessions import Session
 from inbox.types import Conversation
 from inbox.web.http import MAX_BODY_KEY, read_json

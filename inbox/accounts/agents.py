@@ -1,13 +1,11 @@
 """Agents' settings as an admin types them. The agents themselves are stored by the agents
-repository (`inbox.store.agents`: add, get, list, disable); `get_agent` is its `get`, named
-here too while agent_ui imports it from here."""
+repository (`inbox.store.agents`: add, get, list, disable)."""
 
 from __future__ import annotations
 
 from inbox.errors import ValidationError
-from inbox.store.agents import get as get_agent
 
-__all__ = ["get_agent", "parse_levels"]
+__all__ = ["parse_levels"]
 
 
 def parse_levels(text: str, what: str) -> dict[str, int]:

@@ -18,8 +18,8 @@ The rule (OWASP's authentication guidance: growing delays, no hard account lock)
   that only guesses does not); an attempt that was never checked is given back to both
   keys (`release`). `waiting` reads the same rule without writing.
 
-`reserve`, `waiting`, `release`, `failed`, `succeeded` and `counted` are
-`inbox.store.signins`'s, named here too while agent_ui imports them from here.
+The counting itself (`reserve`, `waiting`, `release`, `failed`, `succeeded`, `counted`) is
+`inbox.store.signins`'s; this module is the rule and the keys.
 """
 
 from __future__ import annotations
@@ -27,19 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from inbox.store.signins import counted, failed, release, reserve, succeeded, waiting
-
-__all__ = [
-    "ADDRESS_PREFIX",
-    "ThrottlePolicy",
-    "counted",
-    "failed",
-    "keys_for",
-    "release",
-    "reserve",
-    "succeeded",
-    "waiting",
-]
+__all__ = ["ADDRESS_PREFIX", "ThrottlePolicy", "keys_for"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,8 @@ died before recording the id); senders pass the message id as an idempotency key
 provider supports one (Twilio, our own SMTP Message-ID) to close it.
 
 What is stored is the outbox repository's (`inbox.store.outbox`), the rules (retries,
-leases, reply routes) `inbox.outbox.policy`'s. `enqueue` and `record_delivery` are the
-repository's, named here too while inbox.pipeline, agent_ui and channels import them from
-here.
+leases, reply routes) `inbox.outbox.policy`'s: a reply is enqueued with
+`inbox.store.outbox.enqueue` in the caller's own transaction.
 """
 
 from __future__ import annotations
@@ -28,11 +27,10 @@ from inbox.outbox.policy import retry_at
 from inbox.ports import Outbound, Sender
 from inbox.store import outbox as outbox_repo
 from inbox.store.backends import Store
-from inbox.store.outbox import enqueue, record_delivery
 from inbox.tasks import Repeating
 from inbox.types import Channel
 
-__all__ = ["OutboxWorker", "enqueue", "record_delivery"]
+__all__ = ["OutboxWorker"]
 
 log = logging.getLogger("omnidesk.outbox")
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from inbox.store import schema as t
 
-if TYPE_CHECKING:  # the rule's module re-exports this one's functions (see its docstring)
+if TYPE_CHECKING:
     from inbox.accounts.signin_throttle import ThrottlePolicy
 
 __all__ = ["counted", "failed", "release", "reserve", "succeeded", "waiting"]
