@@ -16,6 +16,7 @@ from aiohttp import web
 
 from agent_ui import access
 from agent_ui.auth import require_session
+from agent_ui.priority_api import POLICIES_KEY
 from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY
 from inbox.cases import ActivityEntry, ActorKind
@@ -62,8 +63,13 @@ async def conversation_activity(request: web.Request) -> web.Response:
         return conversations.get(conn, cid).priority, got, names
 
     priority, got, names = await ws.store.read(read)
+    levels = request.app[POLICIES_KEY].priorities.levels
     return web.json_response(
-        {"priority": priority, "entries": [activity_json(log, names) for log in got.entries]}
+        {
+            "priority": priority,
+            "levels": list(levels),  # the choices of the page's priority form
+            "entries": [activity_json(log, names) for log in got.entries],
+        }
     )
 
 
