@@ -112,10 +112,12 @@ async def api_set_priority(request: web.Request) -> web.Response:
 
 
 def api_routes() -> list[web.RouteDef]:
-    """The /api/v1 routes of issue 17.3 and 17.6 (the workspace's are in `agent_ui.web`)."""
+    """The /api/v1 routes of issue 17.3, 17.6 and 17.7 (the workspace's: `agent_ui.web`)."""
     from agent_ui.activity_api import api_activity
+    from agent_ui.reply_api import api_reply
 
     return [
+        web.post("/api/v1/conversations/{id}/reply", api_reply),
         web.post("/api/v1/conversations/{id}/priority", api_set_priority),
         web.get("/api/v1/conversations/{id}/activity", api_activity),
     ]

@@ -196,6 +196,18 @@ PATHS: dict[str, dict[str, Any]] = {
             params=[_id_param()],
         )
     },
+    "/api/v1/conversations/{id}/reply": {
+        "post": operation(
+            "Reply to the customer through the conversation's channel, as an agent",
+            {"200": _ok("ReplyQueued", "Queued for delivery")},
+            (400, 404, 409, 422),
+            params=[_id_param()],
+            body="ReplyRequest",
+            description="422 reply_refused: the channel cannot send it (an SMS over 1,600 "
+            "characters, a number that texted STOP, a subject with a line break); nothing "
+            "is queued. 409: the conversation is closed.",
+        )
+    },
     "/api/v1/conversations/{id}/priority": {
         "post": operation(
             "Set the priority, with the reason (kept in the activity log)",

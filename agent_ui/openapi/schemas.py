@@ -9,6 +9,7 @@ from inbox.web.untrusted import MAX_ID
 _STR = {"type": "string"}
 _TIME = {"type": "string", "format": "date-time"}
 _NULL_TIME = {"type": "string", "format": "date-time", "nullable": True}
+_TEXT = {"type": "string", "pattern": "\\S", "maxLength": 262144}
 # an activity entry's value: an agent id, a status, a level, the tags, true/false, or null
 _VALUE = {"nullable": True, "description": "a string, a whole number, true/false or a list"}
 
@@ -43,7 +44,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "name": {"type": "string", "maxLength": 200},
             "subject": {"type": "string", "maxLength": 998},
-            "text": {"type": "string", "pattern": "\\S", "maxLength": 262144},
+            "text": _TEXT,
             "html": {"type": "string", "description": "sanitized on arrival"},
             "inbox": {"type": "string", "maxLength": 100},
             "priority": {"type": "string", "maxLength": 32},
@@ -211,6 +212,29 @@ SCHEMAS: dict[str, Any] = {
                 "items": {"$ref": "#/components/schemas/Conversation"},
             },
         },
+    },
+    "ReplyRequest": {
+        "type": "object",
+        "required": ["agent_id", "text"],
+        "properties": {
+            "agent_id": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_ID,
+                "description": "the agent the reply is from: active, and allowed on the "
+                "conversation's inbox",
+            },
+            "text": _TEXT,
+            "subject": {
+                "type": "string",
+                "maxLength": 998,
+                "description": "email, forms and API conversations; one line",
+            },
+        },
+    },
+    "ReplyQueued": {
+        "type": "object",
+        "properties": {"message_id": {"type": "integer"}, "conversation_id": {"type": "integer"}},
     },
     "PriorityRequest": {
         "type": "object",

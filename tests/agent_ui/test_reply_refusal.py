@@ -79,3 +79,37 @@ async def test_a_long_chat_reply_is_not_held_to_the_sms_limit(desk):
     cid = chat["conversation_id"]
     resp = await _reply(desk, cid, {"text": "z" * 2000})
     assert resp.status == 200, await resp.text()
+
+
+async def test_the_api_reply_refuses_the_same_and_keeps_to_its_scope(desk):
+    from inbox.accounts.tokens import create_token
+
+    tokens = {}
+    for name, inboxes, read_only in (
+        ("rw", None, False),
+        ("ro", None, True),
+        ("b", ["inbox-b"], False),
+    ):
+        secret = await desk.store.write(
+            lambda c, n=name, i=inboxes, r=read_only: create_token(c, n, inboxes=i, read_only=r)
+        )
+        tokens[name] = {"Authorization": f"Bearer {secret}"}
+    sms = await desk.conversation(A, channel="sms", sender="+14155550103", subject="")
+    cid = sms["conversation_id"]
+    path = f"/api/v1/conversations/{cid}/reply"
+    ann, bob = desk.people["agent_a"].id, desk.people["agent_b"].id
+    cases = [
+        ("ro", {"agent_id": ann, "text": "hi"}, 403),
+        ("b", {"agent_id": ann, "text": "hi"}, 404),
+        ("rw", {"agent_id": bob, "text": "hi"}, 400),  # Bob may not work on inbox A
+        ("rw", {"text": "hi"}, 400),
+        ("rw", {"agent_id": ann, "text": "x" * 1601}, 422),
+    ]
+    for token, body, status in cases:
+        resp = await desk.client.post(path, json=body, headers=tokens[token])
+        assert resp.status == status, (token, body, await resp.text())
+    assert await _outbound(desk, cid) == 0
+    resp = await desk.client.post(path, json={"agent_id": ann, "text": "hi"}, headers=tokens["rw"])
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["conversation_id"] == cid
+    assert await _outbound(desk, cid) == 1
