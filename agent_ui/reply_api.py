@@ -13,11 +13,11 @@ from agent_ui import access, actions
 from agent_ui.reply_check import check_reply
 from agent_ui.workspace import WS_KEY
 from inbox import events as ev
-from inbox.accounts.agents import get_agent
 from inbox.actions import announce
 from inbox.errors import NotFound, ValidationError
 from inbox.events import Event, EventName
 from inbox.store import conversations, messages
+from inbox.store.agents import get as get_agent
 from inbox.web.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
 from inbox.web.untrusted import is_id, parse_id
 

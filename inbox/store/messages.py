@@ -17,9 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from inbox.errors import Conflict, NotFound
-from inbox.outbox.durable import enqueue, reply_route
+from inbox.outbox.policy import reply_route
 from inbox.store import agents, contacts, conversations
 from inbox.store import schema as t
+from inbox.store.outbox import enqueue
 from inbox.types import (
     Attachment,
     AuthorKind,

@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from inbox.accounts.tokens import create_token
 from inbox.events import EventName
 from inbox.store import conversations
+from inbox.store.tokens import create as create_token
 
 A, B = "inbox-a", "inbox-b"
 

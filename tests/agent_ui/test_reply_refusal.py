@@ -82,7 +82,7 @@ async def test_a_long_chat_reply_is_not_held_to_the_sms_limit(desk):
 
 
 async def test_the_api_reply_refuses_the_same_and_keeps_to_its_scope(desk):
-    from inbox.accounts.tokens import create_token
+    from inbox.store.tokens import create as create_token
 
     tokens = {}
     for name, inboxes, read_only in (

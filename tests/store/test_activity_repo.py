@@ -5,11 +5,11 @@ of the agents and API tokens who made them."""
 
 from __future__ import annotations
 
-from inbox.accounts.tokens import create_token
 from inbox.cases import Actor, set_priority
 from inbox.cases.due import summary
 from inbox.store import activity
 from inbox.store import cases as repo
+from inbox.store.tokens import create as create_token
 from tests.store.factories import POLICIES, T0, H, agent, conversation
 
 LEVELS = ["urgent", "low", "normal", "high", "urgent"]
