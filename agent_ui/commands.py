@@ -17,6 +17,7 @@ from aiohttp import web
 from agent_ui import access, actions
 from agent_ui.auth import require_session
 from agent_ui.idempotency import call_once, write_once
+from agent_ui.reply_check import check_reply
 from agent_ui.routing_api import RoutingClient
 from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY, Workspace
@@ -68,6 +69,7 @@ async def reply(request: web.Request) -> web.Response:
     text = actions.clean_text(body.get("text"))
     agent_id = session.agent.id
     subject = actions.subject_for(conv, body.get("subject"))
+    await check_reply(ws.store, cid, text, subject=subject)  # 422: its channel cannot send it
     answer, fresh = await write_once(
         ws,
         request,

@@ -63,6 +63,8 @@ _CONVERSATION_EVENTS = (
     EventName.MESSAGE_SENT,
     EventName.MESSAGE_DELIVERY_CHANGED,
     EventName.SLA_BREACHED,
+    EventName.CONVERSATION_PRIORITY_CHANGED,  # issue 17: the page shows the new priority
+    EventName.ACTIVITY_APPENDED,  # and the timeline its entry
 )
 _IDS = ("conversation_id", "message_id", "agent_id", "previous_agent_id")
 

@@ -23,7 +23,7 @@ an SMTP listener only where mail is taken, IMAP pollers only in workers, and so 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -37,6 +37,7 @@ from inbox.health import Check
 from inbox.ports import IngestFn, Sender
 from inbox.store.backends import Store
 from inbox.store.files import FileStore
+from inbox.types import Attachment
 
 S = TypeVar("S")
 
@@ -104,10 +105,35 @@ class OpenChannel:
     scrapes: list[Scrape] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyTarget:
+    """Where an agent's reply would go, as the outbox will route it: the conversation, the
+    channel it is sent through (a form is answered by email), the contact's address on
+    it, and whether that address said STOP (SMS)."""
+
+    conversation_id: int
+    channel: str
+    to: str
+    opted_out: bool = False
+
+
 class ChannelAdapter(ABC, Generic[S]):
     """One channel as the composition root sees it: its settings, then what it runs."""
 
     section: ClassVar[str]  # the config table that turns the channel on
+    sends: ClassVar[frozenset[str]] = frozenset()  # the channels its sender delivers
+
+    def check_reply(
+        self,
+        conversation: ReplyTarget,
+        text: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        subject: str | None = None,
+    ) -> str | None:
+        """Why this channel cannot send the reply (the reason an agent reads), or None.
+        Asked when a reply is submitted, so it is refused then, not failed by the outbox."""
+        return None
 
     def enabled(self, config: Config) -> bool:
         return self.section in config.root

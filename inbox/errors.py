@@ -88,6 +88,14 @@ class UnknownChannel(ValidationError):
     code = "unknown_channel"
 
 
+class ReplyRefused(ValidationError):
+    """A reply its channel cannot send (too long for SMS, an opted-out number, a subject
+    with a line break): refused when submitted rather than failed later by the outbox."""
+
+    status = 422
+    code = "reply_refused"
+
+
 class AuthError(OmnideskError):
     status = 401
     code = "unauthorized"

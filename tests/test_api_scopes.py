@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from agent_ui import api as read_api
-from agent_ui import routing_api
+from agent_ui import priority_api, routing_api
 from channels import api as inbound_api
 from inbox.store import schema as t
 from inbox.store.agents import add as add_agent
@@ -127,6 +127,9 @@ CONVERSATION_OPS = {
     ("POST", "/api/v1/conversations/{id}/unassign"): (True, None),
     ("POST", "/api/v1/conversations/{id}/transfer"): (True, {"skills": []}),
     ("POST", "/api/v1/conversations/{id}/resolve"): (False, None),
+    ("POST", "/api/v1/conversations/{id}/priority"): (False, {"priority": "urgent"}),
+    ("GET", "/api/v1/conversations/{id}/activity"): (False, None),
+    ("POST", "/api/v1/conversations/{id}/reply"): (False, "reply"),
 }
 
 
@@ -165,6 +168,8 @@ async def test_every_api_operation_for_every_scope(scoped):
                     expected = 200
                 if body == "agent":
                     body = {"agent_id": service.agent_id, "force": True}
+                elif body == "reply":
+                    body = {"agent_id": service.agent_id, "text": "on it"}
                 status, payload = await cell(
                     (method, template.replace("{id}", "{id}")),
                     target,
@@ -248,7 +253,12 @@ async def test_every_api_operation_for_every_scope(scoped):
     assert not unchanged, "\n".join(unchanged)
     every = {
         (r.method, r.path)
-        for r in (*read_api.routes(), *routing_api.routes(), *inbound_api.routes())
+        for r in (
+            *read_api.routes(),
+            *routing_api.routes(),
+            *inbound_api.routes(),
+            *priority_api.api_routes(),
+        )
         if r.path not in OPEN_ROUTES
     }
     assert covered == every, f"API routes with no row in the matrix: {every - covered}"

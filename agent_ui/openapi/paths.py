@@ -196,6 +196,51 @@ PATHS: dict[str, dict[str, Any]] = {
             params=[_id_param()],
         )
     },
+    "/api/v1/conversations/{id}/reply": {
+        "post": operation(
+            "Reply to the customer through the conversation's channel, as an agent",
+            {"200": _ok("ReplyQueued", "Queued for delivery")},
+            (400, 404, 409, 422),
+            params=[_id_param()],
+            body="ReplyRequest",
+            description="422 reply_refused: the channel cannot send it (an SMS over 1,600 "
+            "characters, a number that texted STOP, a subject with a line break); nothing "
+            "is queued. 409: the conversation is closed.",
+        )
+    },
+    "/api/v1/conversations/{id}/priority": {
+        "post": operation(
+            "Set the priority, with the reason (kept in the activity log)",
+            {"200": _ok("PriorityChange")},
+            (400, 404, 409),
+            params=[_id_param()],
+            body="PriorityRequest",
+            description="The SLA clocks still running take the new level's targets; the "
+            "router re-ranks the conversation while it waits. 409: it already has that "
+            "priority, or it is closed.",
+        )
+    },
+    "/api/v1/conversations/{id}/activity": {
+        "get": operation(
+            "The conversation's activity log, oldest first: who changed what, when, from "
+            "what to what, and why",
+            {"200": _ok("ActivityPage")},
+            (400, 404),
+            params=[
+                _id_param(),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    "page size",
+                ),
+                _query(
+                    "cursor",
+                    {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
+                    "next_cursor from the previous page",
+                ),
+            ],
+        )
+    },
     "/api/v1/openapi.json": {
         "get": operation(
             "This document", {"200": {"description": "OpenAPI 3 document"}}, token=False

@@ -9,6 +9,9 @@ from inbox.web.untrusted import MAX_ID
 _STR = {"type": "string"}
 _TIME = {"type": "string", "format": "date-time"}
 _NULL_TIME = {"type": "string", "format": "date-time", "nullable": True}
+_TEXT = {"type": "string", "pattern": "\\S", "maxLength": 262144}
+# an activity entry's value: an agent id, a status, a level, the tags, true/false, or null
+_VALUE = {"nullable": True, "description": "a string, a whole number, true/false or a list"}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -41,7 +44,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "name": {"type": "string", "maxLength": 200},
             "subject": {"type": "string", "maxLength": 998},
-            "text": {"type": "string", "pattern": "\\S", "maxLength": 262144},
+            "text": _TEXT,
             "html": {"type": "string", "description": "sanitized on arrival"},
             "inbox": {"type": "string", "maxLength": 100},
             "priority": {"type": "string", "maxLength": 32},
@@ -208,6 +211,103 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {"$ref": "#/components/schemas/Conversation"},
             },
+        },
+    },
+    "ReplyRequest": {
+        "type": "object",
+        "required": ["agent_id", "text"],
+        "properties": {
+            "agent_id": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_ID,
+                "description": "the agent the reply is from: active, and allowed on the "
+                "conversation's inbox",
+            },
+            "text": _TEXT,
+            "subject": {
+                "type": "string",
+                "maxLength": 998,
+                "description": "email, forms and API conversations; one line",
+            },
+        },
+    },
+    "ReplyQueued": {
+        "type": "object",
+        "properties": {"message_id": {"type": "integer"}, "conversation_id": {"type": "integer"}},
+    },
+    "PriorityRequest": {
+        "type": "object",
+        "required": ["priority"],
+        "properties": {
+            "priority": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 32,
+                "description": "one of the configured levels ([priorities].levels; by default "
+                "urgent, high, normal, low); 400 otherwise",
+            },
+            "reason": {
+                "type": "string",
+                "maxLength": 500,
+                "description": "why; kept in the activity log",
+            },
+        },
+    },
+    "PriorityChange": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "priority": _STR,
+            "previous_priority": _STR,
+            "version": {"type": "integer"},
+            "activity": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/ActivityEntry"},
+                "description": "the entries this change appended (an SLA clock that fell "
+                "due before it is recorded too)",
+            },
+        },
+    },
+    "ActivityEntry": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "description": "its place in the log"},
+            "actor_kind": {
+                "type": "string",
+                "enum": ["agent", "rule", "router", "api_token", "system"],
+            },
+            "actor_id": {
+                "type": "string",
+                "nullable": True,
+                "description": "an agent's or token's id, a rule's name",
+            },
+            "who": {"type": "string", "description": "the actor as a person reads it"},
+            "at": _TIME,
+            "kind": {
+                "type": "string",
+                "enum": [
+                    "assignee",
+                    "status",
+                    "priority",
+                    "inbox",
+                    "team",
+                    "tags",
+                    "sla",
+                    "merge",
+                    "escalation",
+                ],
+            },
+            "before": _VALUE,
+            "after": _VALUE,
+            "reason": {"type": "string", "nullable": True},
+        },
+    },
+    "ActivityPage": {
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/ActivityEntry"}},
+            "next_cursor": {"type": "string", "nullable": True},
         },
     },
 }

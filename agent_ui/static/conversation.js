@@ -233,3 +233,75 @@ shortcuts.set("p", () => { form.querySelector('input[value="note"]').checked = t
 shortcuts.set("e", () => { if (!document.getElementById("resolve").hidden) action("resolve"); });
 shortcuts.set("t", () => document.getElementById("transfer-agent").focus());
 document.body.dataset.ready = "1";
+
+// -- priority and activity log (issue 17) ------------------------------------------------
+// The log's entries (who changed what, when, from what to what, why) are placed among the
+// messages by time. The messages are re-rendered on every refresh: an observer puts the
+// entries back each time, and `activity.appended` re-reads them.
+const KIND_LABEL = { assignee: "assignee", status: "status", priority: "priority", inbox: "inbox", team: "team", tags: "tags", sla: "SLA", merge: "contact", escalation: "escalation" };
+let activity = [];
+function shown(value) {
+  if (value === null || value === undefined || value === "") return "none";
+  if (Array.isArray(value)) return value.length ? value.join(", ") : "none";
+  return String(value);
+}
+function activityItem(a) {
+  const li = el("li", { class: `activity act-${a.kind}`, dataset: { activity: a.id, at: a.at } });
+  li.append(el("span", { class: "who" }, a.who), ` changed ${KIND_LABEL[a.kind] || a.kind} from `,
+    el("strong", { class: "from" }, shown(a.before)), " to ", el("strong", { class: "to" }, shown(a.after)), " ",
+    el("time", { datetime: a.at }, a.at.slice(0, 16).replace("T", " ")));
+  if (a.reason) li.append(" — ", el("span", { class: "why" }, a.reason));
+  return li;
+}
+function itemTime(li) {
+  const t = li.dataset.at || (li.querySelector("time") && li.querySelector("time").getAttribute("datetime"));
+  const ms = Date.parse(t || "");
+  return Number.isNaN(ms) ? Infinity : ms;
+}
+const placer = new MutationObserver(placeActivity);
+function placeActivity() {
+  placer.disconnect();
+  for (const old of timeline.querySelectorAll("li.activity")) old.remove();
+  const items = [...timeline.children];
+  for (const a of activity) {
+    const at = Date.parse(a.at);
+    const next = items.find((li) => itemTime(li) > at);
+    timeline.insertBefore(activityItem(a), next || null);
+  }
+  placer.observe(timeline, { childList: true });
+}
+const priorityLevel = document.getElementById("priority-level");
+function showPriority(priority, levels) {
+  const dd = document.getElementById("conv-priority");
+  dd.replaceChildren(el("span", { class: `pri pri-${priority}` }, priority));
+  if (levels && document.activeElement !== priorityLevel) {
+    priorityLevel.replaceChildren(...levels.map((l) => el("option", { value: l, selected: l === priority }, l)));
+  }
+}
+const loadActivity = debounce(async () => {
+  let data;
+  try { data = await getJSON(`/agent/api/conversations/${cid}/activity`); } catch { return; }
+  activity = data.entries;
+  showPriority(data.priority, data.levels);
+  placeActivity();
+  document.body.dataset.activity = String(activity.length);
+}, 100);
+loadActivity();
+if (socket) {
+  socket.on("connect", loadActivity);
+  socket.on("resync", loadActivity);
+  socket.on("event", (e) => { if (e.conversation_id === cid) loadActivity(); });
+}
+document.getElementById("priority-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const out = document.getElementById("priority-error");
+  const body = { priority: priorityLevel.value, reason: document.getElementById("priority-reason").value.trim() };
+  if (!body.reason) { out.textContent = "Say why the priority changes."; return; }
+  try {
+    await post(`/agent/api/conversations/${cid}/priority`, body);
+    out.textContent = "";
+    document.getElementById("priority-reason").value = "";
+    announce(`Priority set to ${body.priority}.`);
+    loadActivity();
+  } catch (err) { out.textContent = err.message; }
+});

@@ -5,18 +5,42 @@ a time under the worker-duties lease), the SMTP sender, mailbox health for /read
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from channels.email.capture import captured_mail_dir
 from channels.email.channel import EmailChannel
+from channels.email.compose import check_header
 from channels.email.files import put_store
 from channels.email.settings import EmailChannelSettings, read_settings
-from channels.protocol import ChannelAdapter, ChannelServices, OpenChannel
+from channels.protocol import ChannelAdapter, ChannelServices, OpenChannel, ReplyTarget
 from inbox import metrics
 from inbox.config import Config
+from inbox.errors import PermanentDeliveryError
 from inbox.health import Check
+from inbox.types import Attachment
 
 
 class EmailAdapter(ChannelAdapter[EmailChannelSettings]):
     section = "email"
+    sends = frozenset({"email"})  # web forms are answered by email too
+
+    def check_reply(
+        self,
+        conversation: ReplyTarget,
+        text: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        subject: str | None = None,
+    ) -> str | None:
+        """What composing the mail would refuse: a subject with a line break (or NUL)."""
+        if subject is not None:
+            try:
+                check_header("Subject", subject)
+            except PermanentDeliveryError:
+                return "the subject must be one line: remove its line break"
+        if not conversation.to:
+            return "the contact has no email address to write to"
+        return None
 
     def read_settings(self, config: Config) -> EmailChannelSettings:
         return read_settings(

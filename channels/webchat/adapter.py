@@ -16,6 +16,7 @@ from inbox.web.ratelimit import rate_limiter
 
 class WebchatAdapter(ChannelAdapter[WebchatSettings]):
     section = "webchat"
+    sends = frozenset({"chat"})
 
     def read_settings(self, config: Config) -> WebchatSettings:
         return read_webchat_settings(config.section("webchat"), inboxes=config.inboxes)

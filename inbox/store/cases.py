@@ -44,9 +44,11 @@ from inbox.errors import NotFound
 from inbox.store import schema as t
 
 __all__ = [
+    "ENTRY_COLS",
     "case_status",
     "due_ids",
     "earliest_wake",
+    "entry_of",
     "escalated",
     "load_case",
     "load_cases",
@@ -161,22 +163,25 @@ def escalated(conn: Connection, inboxes: Collection[str] | None = None) -> list[
 def timeline(conn: Connection, conversation_id: int) -> list[ActivityEntry]:
     """The conversation's activity log, oldest first (in the order it was appended)."""
     rows = conn.execute(
-        sa.select(a.at, a.actor_kind, a.actor_ref, a.kind, a.before, a.after, a.reason)
-        .where(a.conversation_id == conversation_id)
-        .order_by(a.id)
+        sa.select(*ENTRY_COLS).where(a.conversation_id == conversation_id).order_by(a.id)
     )
-    return [
-        ActivityEntry(
-            conversation_id,
-            Actor.from_ref(row.actor_kind, row.actor_ref),
-            row.at,
-            ChangeKind(row.kind),
-            _value(row.before),
-            _value(row.after),
-            row.reason,
-        )
-        for row in rows
-    ]
+    return [entry_of(conversation_id, row) for row in rows]
+
+
+ENTRY_COLS = (a.at, a.actor_kind, a.actor_ref, a.kind, a.before, a.after, a.reason)
+
+
+def entry_of(conversation_id: int, row: Any) -> ActivityEntry:
+    """An activity row (`ENTRY_COLS`) as the core's entry."""
+    return ActivityEntry(
+        conversation_id,
+        Actor.from_ref(row.actor_kind, row.actor_ref),
+        row.at,
+        ChangeKind(row.kind),
+        _value(row.before),
+        _value(row.after),
+        row.reason,
+    )
 
 
 # -- the write -----------------------------------------------------------------------------

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from inbox.errors import Conflict, NotFound
-from inbox.store import agents, conversations
+from inbox.outbox.policy import reply_route
+from inbox.store import agents, contacts, conversations
 from inbox.store import schema as t
 from inbox.store.outbox import enqueue
 from inbox.types import (
@@ -142,6 +143,27 @@ def reply(
         author_id=agent_id,
         subject=subject,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRoute:
+    """Where a reply to the conversation would go, as the outbox routes it: the channel it
+    is sent through, the contact's address there, whether that number said STOP."""
+
+    channel: str
+    to: str
+    opted_out: bool
+
+
+def reply_route_of(conn: Connection, conversation_id: int) -> ReplyRoute:
+    """The route of a reply now (NotFound for a missing conversation); verified addresses
+    first, as the outbox chooses them."""
+    conv = conversations.get(conn, conversation_id)
+    contact = contacts.get(conn, conv.contact_id)
+    idents = sorted(contact.identities, key=lambda i: not i.verified)
+    via, to = reply_route(conv.channel, [(i.kind, i.value) for i in idents])
+    opted_out = via is Channel.SMS and bool(to) and contacts.is_opted_out(conn, to)
+    return ReplyRoute(via.value, to, opted_out)
 
 
 def add_note(conn: Connection, conversation_id: int, agent_id: int, text: str) -> int:

@@ -234,6 +234,24 @@ async def test_http_authorization_matrix(desk):
                 {"tags": [who]},
             )
             await cell(
+                ("GET", "/agent/api/conversations/{id}/activity"),
+                inbox,
+                who,
+                expect(who, sees, anon=401),
+                "GET",
+                f"{base}/activity",
+            )
+            await cell(
+                ("POST", "/agent/api/conversations/{id}/priority"),
+                inbox,
+                who,
+                expect(who, sees, anon=401),
+                "POST",
+                f"/agent/api/conversations/{(await desk.conversation(inbox))['conversation_id']}"
+                "/priority",
+                {"priority": "urgent", "reason": f"by {who}"},
+            )
+            await cell(
                 ("POST", "/agent/api/contacts/{id}/notes"),
                 inbox,
                 who,
