@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from channels import registry
-from channels.protocol import ChannelServices, Closer, CursorFn
-from inbox.bus.backends import open_bus
+from channels.protocol import ChannelServices, Closer, CursorFn, Duty
+from inbox.bus.backends import EventBus, open_bus
 from inbox.bus.presence import open_presence
 from inbox.config import Config
 from inbox.ingest import Ingestor, IngestSettings
@@ -96,6 +96,7 @@ async def build_services(
         await close_all([*closers, *([relay.stop] if relay is not None else [])])
         raise
     senders.update(parts.senders)
+    parts.duties.append(_case_sweeper(store, bus, config))
     closers += parts.closers
     if relay is not None:
         closers.append(relay.stop)
@@ -219,6 +220,14 @@ def build_router(config: Config, services: Services) -> RouterService:
 
 if TYPE_CHECKING:  # here rather than at the top: one block for issue 17's wiring
     from inbox.cases import CasePolicies
+
+
+def _case_sweeper(store: Store, bus: EventBus, config: Config) -> Duty:
+    """Snooze ends, auto-close and SLA timers (`inbox.sweeper`), a worker duty."""
+    from inbox.sweeper import CaseSweeper
+
+    sweeper = CaseSweeper(store, bus, case_policies(config))
+    return sweeper.start, sweeper.stop
 
 
 def case_policies(config: Config) -> CasePolicies:
