@@ -264,6 +264,25 @@ async def test_http_authorization_matrix(desk):
                 "POST",
                 f"/agent/api/conversations/{fresh['conversation_id']}/reopen",
             )
+            fresh = await desk.conversation(inbox, sender=f"{who}-{inbox}-s@example.com")
+            await cell(
+                ("POST", "/agent/api/conversations/{id}/status"),
+                inbox,
+                who,
+                expect(who, sees, anon=401),
+                "POST",
+                f"/agent/api/conversations/{fresh['conversation_id']}/status",
+                {"status": "pending", "reason": f"asked by {who}"},
+            )
+            await cell(
+                ("POST", "/agent/api/conversations/{id}/escalate"),
+                inbox,
+                who,
+                expect(who, sees, anon=401),
+                "POST",
+                f"/agent/api/conversations/{fresh['conversation_id']}/escalate",
+                {"note": f"help {who}"},
+            )
             fresh = await desk.conversation(inbox, sender=f"{who}-{inbox}-t@example.com")
             await desk.settle()
             await cell(
