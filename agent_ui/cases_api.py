@@ -35,7 +35,7 @@ from inbox.store import conversations
 from inbox.web.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
 from inbox.web.untrusted import parse_id
 
-__all__ = ["POLICIES_KEY", "agent_escalate", "agent_status", "routes", "setup"]
+__all__ = ["POLICIES_KEY", "agent_escalate", "agent_status", "case_facts", "routes", "setup"]
 
 POLICIES_KEY: web.AppKey[CasePolicies] = web.AppKey("case_policies", CasePolicies)
 
@@ -96,6 +96,13 @@ def _answer(change: Change, policies: CasePolicies) -> dict[str, Any]:
         "sla_due_at": _iso(due.due_at),
         "sla_state": None if due.sla_state is None else due.sla_state.value,
     }
+
+
+async def case_facts(request: web.Request, cid: int) -> dict[str, Any]:
+    """What the conversation page shows of the case: its status control's state (status,
+    snoozed until), its SLA due time and state, whether it is escalated."""
+    case = await request.app[WS_KEY].store.read(lambda conn: repo.load_case(conn, cid))
+    return _answer(Change(case, case), request.app[POLICIES_KEY])
 
 
 def _iso(when: datetime | None) -> str | None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import socketio
 from aiohttp import web
 
-from agent_ui import auth, captured_mail, cases_api, commands, views
+from agent_ui import auth, captured_mail, cases_api, commands, escalations, views
 from agent_ui.live import AgentNamespace
 from agent_ui.passwords import PasswordWorker
 from agent_ui.routing_api import RoutingClient
@@ -58,6 +58,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/agent/api/contacts/{id}/notes", commands.contact_notes),
     ("POST", "/agent/api/contacts/{id}/merge", commands.merge_contacts),
     ("POST", "/agent/api/agents/{id}/end-sessions", commands.end_agent_sessions),
+    ("GET", "/escalations", escalations.escalations_page),
     ("GET", "/admin/mail", captured_mail.mail_page),
     ("GET", "/admin/mail/{key}", captured_mail.mail_message_page),
 ]

@@ -163,6 +163,14 @@ async def test_http_authorization_matrix(desk):
             f"/agent/api/agents/{victim.id}/end-sessions",
         )
 
+        await cell(
+            ("GET", "/escalations"),
+            "-",
+            who,
+            {"anon": 303, "supervisor": 200, "admin": 200}.get(who, 403),
+            "GET",
+            "/escalations",
+        )
         # captured outbound mail: admins only (signed out: the sign-in page)
         for route, path in (
             (("GET", "/admin/mail"), "/admin/mail"),

@@ -148,3 +148,20 @@ async def test_api_resolve_still_works(desk, tokens):
     cid = (await desk.conversation("inbox-a"))["conversation_id"]
     resp = await desk.client.post(f"/api/v1/conversations/{cid}/resolve", headers=tokens["all"])
     assert resp.status == 200 and (await resp.json())["status"] == "resolved"
+
+
+async def test_the_escalations_page_lists_them_for_supervisors_only(desk):
+    for who in ("agent_a", "supervisor", "admin"):
+        await desk.login(who)
+    cid = (await desk.conversation("inbox-a"))["conversation_id"]
+    path = f"/agent/api/conversations/{cid}/escalate"
+    assert (await post(desk, "agent_a", path, {"note": "needs a refund approval"})).status == 200
+    for who, code in (("agent_a", 403), ("supervisor", 200), ("admin", 200)):
+        desk.client.session.cookie_jar.clear()
+        resp = await desk.client.get("/escalations", headers=desk.headers(who, json=False))
+        assert resp.status == code
+        html = await resp.text()
+        if code == 200:
+            assert f'data-id="{cid}"' in html and "needs a refund approval" in html
+        else:
+            assert "needs a refund approval" not in html
