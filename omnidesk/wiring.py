@@ -39,6 +39,7 @@ def ingest_settings(config: Config) -> IngestSettings:
         priorities=config.priorities,
         default_priority=config.default_priority,
         thread_window=timedelta(seconds=config.ingest.thread_window_seconds),
+        reopen_window=timedelta(seconds=config.ingest.reopen_window_seconds),
         default_country=config.ingest.default_country,
         batch_max=config.ingest.batch_max,
     )
