@@ -73,7 +73,12 @@ function renderCase(c) {
   due.dataset.state = c.sla_state || "";
   due.replaceChildren(...timeOrDash(c.sla_due_at, ` (${c.sla_state})`));
   document.getElementById("conv-escalated").textContent = c.escalated ? "yes" : "no";
-  document.getElementById("status-select").value = c.status === "resolved" ? "solved" : c.status;
+  // follow the status when it changes, not while the agent is choosing a new one
+  const select = document.getElementById("status-select");
+  if (select.dataset.current !== c.status) {
+    select.dataset.current = c.status;
+    select.value = c.status === "resolved" ? "solved" : c.status;
+  }
 }
 
 function renderSuggestions(list) {
