@@ -32,7 +32,7 @@ from inbox.cases import CasePolicies, Change, tick
 from inbox.cases.due import summary
 from inbox.store import cases as repo
 from inbox.store.backends import Store
-from inbox.tasks import cancel_and_wait
+from inbox.tasks import Background
 
 __all__ = ["CaseSweeper"]
 
@@ -43,8 +43,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class CaseSweeper:
+class CaseSweeper(Background):
     """`sweep()` runs one pass; `start()`/`stop()` run passes until stopped (a worker duty)."""
+
+    name = "case-sweeper"
 
     def __init__(
         self,
@@ -60,7 +62,7 @@ class CaseSweeper:
         self.clock = clock
         self.max_sleep = max_sleep
         self.batch = batch
-        self._task: asyncio.Task[None] | None = None
+        super().__init__()
 
     async def sweep(self) -> list[Change]:
         """One pass: tick every due conversation (up to `batch`), commit, announce; the
@@ -84,16 +86,7 @@ class CaseSweeper:
                 written.append(change)
         return written
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="case-sweeper")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait(task)
-
-    async def _loop(self) -> None:
+    async def run(self) -> None:
         while True:
             try:
                 changes = await self.sweep()

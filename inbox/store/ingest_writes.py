@@ -163,8 +163,6 @@ def _thread(
     now: datetime,
     settings: IngestSettings,
 ) -> tuple[threads.ThreadChoice, threads.Candidate | None]:
-    window, reopen = settings.thread_window, settings.reopen_window
-    by_token = by_headers = None
     if not (msg.conversation_token or msg.in_reply_to or msg.references):
         # the common case: no explicit evidence, the contact's latest conversation or new
         recent = reads.recent(contact_id, channel, msg.inbox)
@@ -173,13 +171,19 @@ def _thread(
             by_headers=None,
             recent=recent,
             now=now,
-            window=window,
-            reopen_window=reopen,
+            window=settings.thread_window,
+            reopen_window=settings.reopen_window,
         )
         return choice, (recent if choice.conversation_id is not None else None)
-    recent = None
+    return _thread_by_evidence(sql, reads, msg, channel, contact_id, now, settings)
+
+
+def _evidence(
+    sql: Sql, msg: InboundMessage, channel: str
+) -> tuple[threads.Candidate | None, threads.Candidate | None, int | None]:
+    """(by token, by headers, a closed conversation the token named)."""
+    by_token = by_headers = None
     closed: int | None = None
-    reads.flush()  # the reads below see the batch's own writes
     if msg.conversation_token:
         by_token = candidate(sql.first(Q_BY_TOKEN, token=msg.conversation_token))
         if by_token is not None and by_token.status is ConversationStatus.CLOSED:
@@ -194,31 +198,44 @@ def _thread(
             sql.first(by_headers_query(channel, listed), channel=channel, inbox=msg.inbox, **ids),
             with_contact=True,
         )
-    if by_token is None and (
-        by_headers is None
-        or (by_headers.contact_id == contact_id and by_headers.status is ConversationStatus.CLOSED)
-    ):
+    return by_token, by_headers, closed
+
+
+def _thread_by_evidence(
+    sql: Sql,
+    reads: Reads,
+    msg: InboundMessage,
+    channel: str,
+    contact_id: int,
+    now: datetime,
+    settings: IngestSettings,
+) -> tuple[threads.ThreadChoice, threads.Candidate | None]:
+    reads.flush()  # the reads below see the batch's own writes
+    by_token, by_headers, closed = _evidence(sql, msg, channel)
+    own_closed = (
+        by_headers is not None
+        and by_headers.contact_id == contact_id
+        and by_headers.status is ConversationStatus.CLOSED
+    )
+    if own_closed and by_headers is not None:
+        closed = closed or by_headers.conversation_id
+    recent = None
+    if by_token is None and (by_headers is None or own_closed):
         recent = reads.recent(contact_id, channel, msg.inbox)
     choice = threads.choose(
         by_token=by_token,
         by_headers=by_headers,
         recent=recent,
         now=now,
-        window=window,
+        window=settings.thread_window,
         contact_id=contact_id,
-        reopen_window=reopen,
+        reopen_window=settings.reopen_window,
     )
-    if by_headers is not None and by_headers.status is ConversationStatus.CLOSED:
-        closed = closed or by_headers.conversation_id
     if closed is not None and choice.conversation_id is None and choice.refers_to is None:
         # the customer wrote again after it was closed: a new conversation follows it
         choice = dataclasses.replace(choice, linked_to=choice.linked_to or closed)
-    chosen = None
-    for c in (by_token, by_headers, recent):
-        if c is not None and c.conversation_id == choice.conversation_id:
-            chosen = c
-            break
-    return choice, chosen
+    found = (c for c in (by_token, by_headers, recent) if c is not None)
+    return choice, next((c for c in found if c.conversation_id == choice.conversation_id), None)
 
 
 def ingest_in(

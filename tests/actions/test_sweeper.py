@@ -12,7 +12,6 @@ from datetime import timedelta
 import pytest
 
 from inbox.actions import run_case_op
-from inbox.bus.backends import open_bus
 from inbox.cases import Actor, CaseStatus, claim, set_status
 from inbox.events import Event, EventName
 from inbox.store import cases as repo
@@ -28,14 +27,6 @@ class Clock:
 
     def __call__(self):
         return self.now
-
-
-@pytest.fixture
-async def bus():
-    bus = open_bus(None)
-    await bus.start()
-    yield bus
-    await bus.close()
 
 
 @pytest.fixture

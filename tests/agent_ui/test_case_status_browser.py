@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +20,7 @@ from playwright.async_api import expect
 from tests.agent_ui.browser import ARGS, CHROMIUM, free_port, require_chromium, sign_in_page
 from tests.agent_ui.conftest import EXTRA, PASSWORD, write_desk_config
 from tests.conftest import SECRET
+from tests.test_crash import wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -65,18 +65,7 @@ class Server:
                 [sys.executable, "-m", "omnidesk.cli", "--config", self.config, "serve"],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, Path(self.config + ".log").read_text()[-3000:]
-                try:
-                    async with session.get(self.base + "/readyz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError("server did not become ready")
+        await wait_ready(self.base, self.proc, self.config + ".log")
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
