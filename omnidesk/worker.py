@@ -38,7 +38,7 @@ from inbox.outbox.rq_relay import RqRelay, Sweeper, outbox_counts
 from inbox.pipeline import Pipeline
 from inbox.ports import Triage, TriageDecision
 from inbox.store.backends import Store
-from inbox.tasks import Background
+from inbox.tasks import cancel_and_wait
 from inbox.types import Message
 from omnidesk import jobs
 from omnidesk.services import Services
@@ -125,19 +125,26 @@ def outbox_check(store: Store) -> Callable[[], Awaitable[tuple[bool, str]]]:
     return check
 
 
-class RecoverLoop(Background):
+class RecoverLoop:
     """Triage what a killed process or a failed triage left untriaged, every `interval`
     seconds (messages older than the interval: younger ones are still in some live
     worker's batch)."""
 
-    name = "triage-recover"
-
     def __init__(self, pipeline: Pipeline, interval: float) -> None:
-        super().__init__()
         self.pipeline = pipeline
         self.interval = interval
+        self._task: asyncio.Task[None] | None = None
 
-    async def run(self) -> None:
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="triage-recover")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+
+    async def _loop(self) -> None:
         while True:
             try:
                 n = await self.pipeline.recover(older_than=self.interval)
