@@ -35,10 +35,10 @@ from agent_ui.passwords import Busy
 from agent_ui.settings import UiSettings
 from agent_ui.workspace import WS_KEY, Workspace
 from inbox import metrics
-from inbox.accounts import signin_throttle
+from inbox.accounts.signin_throttle import keys_for
 from inbox.errors import AuthError, Forbidden, OmnideskError
 from inbox.identity import normalize_email
-from inbox.store import sessions
+from inbox.store import sessions, signins
 from inbox.store.sessions import Session
 from inbox.web.client_address import request_client_address
 
@@ -235,13 +235,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     except OmnideskError:
         email = email_raw.strip().lower()
     address = client_ip(request)
-    keys = signin_throttle.keys_for(email, address)
+    keys = keys_for(email, address)
     policy = ws.settings.throttle
     # refused by a read while throttled (a flood costs no writes); otherwise counted
     # before the check, so parallel attempts cannot all pass the limit first
-    wait = await ws.store.read(lambda conn: signin_throttle.waiting(conn, keys, policy))
+    wait = await ws.store.read(lambda conn: signins.waiting(conn, keys, policy))
     if wait <= 0:
-        wait = await ws.store.write(lambda conn: signin_throttle.reserve(conn, keys, policy))
+        wait = await ws.store.write(lambda conn: signins.reserve(conn, keys, policy))
     if wait > 0:
         _log_throttled(address, wait)
         metrics.SIGNIN_THROTTLED.inc()
@@ -258,7 +258,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         # the dummy hash for unknown users: same cost
         ok = await ws.passwords.verify(stored, password)
     except Busy:
-        await ws.store.write(lambda conn: signin_throttle.release(conn, keys))
+        await ws.store.write(lambda conn: signins.release(conn, keys))
         return _login_page(
             ws,
             error="The server is busy signing others in. Try again in a moment.",
@@ -269,7 +269,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     if not ok or agent_id is None:
         metrics.SIGNIN_FAILURES.inc()
-        await ws.store.write(lambda conn: signin_throttle.failed(conn, keys))
+        await ws.store.write(lambda conn: signins.failed(conn, keys))
         return _login_page(ws, error=WRONG, email=email_raw, status=401, next_url=next_url)
 
     old = _cookie_value(request, ws)

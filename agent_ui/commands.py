@@ -22,10 +22,10 @@ from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.sms.segments import segments
 from inbox import events as ev
-from inbox.accounts.agents import get_agent
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
 from inbox.store import agents, contacts, conversations, messages, pages, sessions
+from inbox.store.agents import get as get_agent
 from inbox.store.sessions import Session
 from inbox.types import Conversation
 from inbox.web.http import MAX_BODY_KEY, read_json
@@ -221,10 +221,8 @@ async def transfer(request: web.Request) -> web.Response:
 async def presence(request: web.Request) -> web.Response:
     ws = request.app[WS_KEY]
     session = await require_session(request)
-    value = (await _body(request)).get("presence")
-    if not isinstance(value, str):
-        raise ValidationError("presence is online, away or offline", field="presence")
-    presence = actions.clean_presence(value)
+    presence = actions.clean_presence((await _body(request)).get("presence"))
+    value = presence.value
     agent_id = session.agent.id
     answer, fresh = await write_once(
         ws,

@@ -1,7 +1,7 @@
 """`Idempotency-Key` on agent actions: the page sends one per action attempt and the same
 one when it retries, so a resend after a dropped connection or an error page is answered
 with the first answer and changes nothing twice (the key and the answer are stored in the
-action's own transaction: `inbox.accounts.action_keys`). A request without the header acts as
+action's own transaction: `inbox.store.action_keys`). A request without the header acts as
 before."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from agent_ui.workspace import Workspace
-from inbox.accounts import action_keys
 from inbox.errors import StoreError, ValidationError
+from inbox.store import action_keys
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,100}")  # printable ASCII, no spaces

@@ -50,7 +50,8 @@ import aiohttp
 import socketio
 
 from bench._servers import ROOT, SECRET, free_port, wait_http
-from omnidesk.cluster import Cluster, create_database, drop_database
+from inbox.store.databases import create_database, drop_database
+from omnidesk.cluster import Cluster
 
 ORIGIN = "http://bench.example"
 PASSWORD = "bench password 123"

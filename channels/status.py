@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from inbox.bus.backends import EventBus
 from inbox.events import DeliveryChanged, Event, EventName
-from inbox.outbox.durable import record_delivery
 from inbox.store.backends import Store
+from inbox.store.outbox import record_delivery
 from inbox.types import DeliveryStatus
 
 

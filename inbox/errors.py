@@ -10,6 +10,7 @@ the edge (``raise StoreError(...) from exc``).
     │   └── Forbidden          authenticated, not allowed (403)
     ├── NotFound               no such conversation/contact/agent (404)
     ├── Conflict               a state change that does not apply (409)
+    │   └── Fenced             a newer router leader took over: this one must stop writing
     ├── StoreError             the database failed; the caller must not acknowledge
     ├── QueueError             a priority-queue backend failed
     ├── BusError               an event-bus backend failed
@@ -105,6 +106,10 @@ class NotFound(OmnideskError):
 class Conflict(OmnideskError):
     status = 409
     code = "conflict"
+
+
+class Fenced(Conflict):
+    """A newer router leader has taken over: this process must stop writing."""
 
 
 class StoreError(OmnideskError):

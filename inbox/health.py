@@ -21,14 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from inbox.store.fastsql import Sql
-from inbox.store.ingest_reads import U_CURSOR
+from inbox.store import health as health_repo
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
-
-HEARTBEAT_SOURCE = "health:heartbeat"  # a row of the cursors table (a source's position)
 
 
 @dataclass
@@ -53,14 +48,10 @@ class WriteOutcomes:
         return self.error
 
 
-def heartbeat(conn: Connection, at: datetime) -> None:
-    """Upsert the heartbeat row (module-level: it travels to the SQLite writer process)."""
-    Sql(conn).run(U_CURSOR, source=HEARTBEAT_SOURCE, position=at.isoformat(), now=at)
-
-
 def store_check(store: Any, *, every: float = 2.0) -> Check:
     """Ready when a heartbeat write commits and no write failed for a storage reason in
-    the last few seconds. The heartbeat is written at most every `every` seconds."""
+    the last few seconds. The heartbeat (`inbox.store.health`) is written at most every
+    `every` seconds."""
     state: dict[str, Any] = {"at": None, "ok": False, "detail": "not checked yet"}
 
     async def check() -> tuple[bool, str]:
@@ -68,7 +59,7 @@ def store_check(store: Any, *, every: float = 2.0) -> Check:
         if state["at"] is None or now - state["at"] >= every:
             state["at"] = now
             try:
-                await store.call(heartbeat, datetime.now(UTC))
+                await store.call(health_repo.heartbeat, datetime.now(UTC))
             except Exception as exc:
                 state["ok"], state["detail"] = False, f"cannot write: {exc}"
             else:

@@ -18,11 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy.engine import Connection
 
-from inbox.store import schema as t
 from inbox.types import IngestResult
 
 REGISTRY = CollectorRegistry()
@@ -203,22 +200,11 @@ def count_delivery(channel: str, outcome: str, queued_at: datetime | None = None
 Refresh = Callable[[], Awaitable[None]]
 
 
-def waiting_by_inbox(conn: Connection) -> dict[str, tuple[int, datetime | None]]:
-    """inbox -> (conversations waiting for an agent, when the oldest started waiting);
-    reads only the waiting rows, through the (status, assignee_id) index."""
-    c = t.conversations.c
-    rows = conn.execute(
-        sa.select(c.inbox, sa.func.count(), sa.func.min(c.waiting_since))
-        .where(c.status == "open", c.assignee_id.is_(None), c.waiting_since.is_not(None))
-        .group_by(c.inbox)
-    )
-    return {str(inbox): (int(n), oldest) for inbox, n, oldest in rows}
-
-
 def set_waiting(
     inboxes: Iterable[str], waiting: dict[str, tuple[int, datetime | None]], now: datetime
 ) -> None:
-    """Publish `waiting_by_inbox`'s answer; every configured inbox appears, 0 when empty."""
+    """Publish `inbox.store.metrics.waiting_by_inbox`'s answer; every configured inbox
+    appears, 0 when empty."""
     CONVERSATIONS_WAITING.clear()
     OLDEST_WAIT.clear()
     for inbox in {*inboxes, *waiting}:

@@ -169,8 +169,8 @@ class Pipeline:
         """What `decision` does to the conversation as it is now (`state`)."""
         priority = state.priority
         if decision.priority and decision.priority in self.priorities:
-            priority = decision.priority
-        if decision.handoff:
+            priority = decision.priority  # a handoff's is already raised by the engine
+        elif decision.handoff:
             priority = raise_priority(priority, self.priorities)
         resolved = decision.resolve and not decision.handoff
         if decision.reply is not None:

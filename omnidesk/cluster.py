@@ -20,17 +20,17 @@ process, restart it, stop.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from inbox.store.databases import create_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -212,45 +212,6 @@ class Cluster:
     @property
     def web_urls(self) -> list[str]:
         return [p.url for p in self.procs.values() if p.url]
-
-
-def _as_admin(url: str, run: Callable[[Any, str], Awaitable[None]]) -> None:
-    """Run `run(connection, database name)` on the server's `postgres` database."""
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("postgres"):
-        return
-    admin = parsed.set(drivername="postgresql", database="postgres")
-
-    async def go() -> None:
-        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
-        try:
-            await run(conn, str(parsed.database))
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
-
-
-def create_database(url: str) -> None:
-    """CREATE DATABASE for a PostgreSQL URL unless it exists."""
-
-    async def create(conn: Any, name: str) -> None:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f'CREATE DATABASE "{name}"')
-
-    _as_admin(url, create)
-
-
-def drop_database(url: str) -> None:
-    """DROP DATABASE for a PostgreSQL URL, closing its sessions (tests, benches)."""
-
-    async def drop(conn: Any, name: str) -> None:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    _as_admin(url, drop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,9 +11,8 @@ import secrets
 from functools import partial
 
 from agent_ui.passwords import hash_password
-from inbox.accounts.agents import add_agent, list_agents
-from inbox.accounts.tokens import create_token
 from inbox.config import Config
+from inbox.store import agents, tokens
 from inbox.store.backends import open_store
 from inbox.types import Role
 
@@ -49,7 +48,7 @@ def seed(config: Config) -> list[str]:
     async def run() -> list[str]:
         store = open_store(config.database_url)
         try:
-            existing = {a.email for a in await store.read(list_agents)}
+            existing = {a.email for a in await store.read(agents.list_all)}
             lines: list[str] = []
             for name, email, role, skills, teams in DEMO_AGENTS:
                 if email in existing:
@@ -58,7 +57,7 @@ def seed(config: Config) -> list[str]:
                 hashed = hash_password(password)
                 await store.write(
                     partial(
-                        add_agent,
+                        agents.add,
                         name=name,
                         email=email,
                         role=role,
@@ -74,7 +73,7 @@ def seed(config: Config) -> list[str]:
                     "demo agents exist already (their passwords were printed when created;"
                     " add another with `omnidesk agent add`)"
                 ]
-            token = await store.write(lambda conn: create_token(conn, "demo"))
+            token = await store.call(tokens.create, "demo")
             return [
                 "demo agents created (passwords shown once, stored hashed):",
                 *lines,

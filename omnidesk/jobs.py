@@ -26,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 from rq import Queue, SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
-from inbox.outbox.durable import OutboxWorker, claim_message
+from inbox.outbox.durable import OutboxWorker
 from inbox.outbox.rq_relay import QUEUE
+from inbox.store import outbox as outbox_repo
 from inbox.store.backends import Store
 
 log = logging.getLogger("omnidesk.jobs")
@@ -87,7 +88,7 @@ class Runtime:
     async def _claim_and_send(self, message_id: int) -> bool:
         now = datetime.now(UTC)
         outbox_id = await self.store.write(
-            lambda conn: claim_message(conn, message_id, now, self.lease)
+            lambda conn: outbox_repo.claim_message(conn, message_id, now, self.lease)
         )
         if outbox_id is None:
             log.debug("message=%d not claimable (sent, failed, not due or leased)", message_id)

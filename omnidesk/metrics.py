@@ -24,7 +24,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inbox import metrics
 from inbox.config import Config
-from inbox.outbox.rq_relay import outbox_counts
+from inbox.store import metrics as metrics_repo
+from inbox.store import outbox as outbox_repo
 from inbox.web.http import listen
 from omnidesk.services import Services
 
@@ -109,12 +110,12 @@ def refreshers(services: Services) -> list[Refresh]:
     store, inboxes = services.store, services.config.inboxes
 
     async def queue() -> None:
-        waiting = await store.read(metrics.waiting_by_inbox)
+        waiting = await store.read(metrics_repo.waiting_by_inbox)
         metrics.set_waiting(inboxes, waiting, datetime.now(UTC))
 
     async def outbox() -> None:
         now = datetime.now(UTC)
-        metrics.set_outbox(await store.read(lambda conn: outbox_counts(conn, now)))
+        metrics.set_outbox(await store.read(lambda conn: outbox_repo.counts(conn, now)))
 
     sio = services.sio
     handlers = getattr(sio, "namespace_handlers", {}) if sio is not None else {}

@@ -21,8 +21,8 @@ from inbox.outbox.durable import OutboxWorker
 from inbox.outbox.rq_relay import RqRelay
 from inbox.pipeline import Pipeline
 from inbox.ports import Sender, Triage
+from inbox.store import cursors
 from inbox.store.backends import Store, open_store
-from inbox.store.fastsql import Sql
 from inbox.store.files import FileStore
 from omnidesk import jobs, worker
 from omnidesk.services import Parts, Services, close_all
@@ -134,11 +134,7 @@ def cursor_reader(store: Store) -> CursorFn:
     """Where an IMAP poller reads back the position of the last message it ingested."""
 
     async def cursor(source: str) -> str | None:
-        return await store.read(
-            lambda conn: Sql(conn).scalar(
-                "SELECT position FROM cursors WHERE source = :s", s=source
-            )
-        )
+        return await store.read(lambda conn: cursors.position(conn, source))
 
     return cursor
 

@@ -34,9 +34,10 @@ from typing import Any
 
 from channels.protocol import Duty
 from inbox.config import Config
-from inbox.outbox.rq_relay import RqRelay, Sweeper, outbox_counts
+from inbox.outbox.rq_relay import RqRelay, Sweeper
 from inbox.pipeline import Pipeline
 from inbox.ports import Triage, TriageDecision
+from inbox.store import outbox as outbox_repo
 from inbox.store.backends import Store
 from inbox.tasks import cancel_and_wait
 from inbox.types import Message
@@ -119,7 +120,7 @@ def outbox_check(store: Store) -> Callable[[], Awaitable[tuple[bool, str]]]:
 
     async def check() -> tuple[bool, str]:
         now = datetime.now(UTC)
-        counts = await store.read(lambda conn: outbox_counts(conn, now))
+        counts = await store.read(lambda conn: outbox_repo.counts(conn, now))
         return True, " ".join(f"{k}={v}" for k, v in counts.items())
 
     return check

@@ -12,6 +12,7 @@ from typing import Any
 
 from inbox.errors import Conflict, NotFound, OmnideskError, ValidationError
 from inbox.events import EventName, RoutingReply
+from inbox.store import router_rows
 from inbox.store.backends import Store
 from inbox.types import Presence
 from routing import commands as cmd
@@ -96,14 +97,12 @@ class Feed:
         if not (convs or agents or messages):
             return _Facts({}, {}, {})
 
-        def read(conn: Any) -> _Facts:
-            return _Facts(
-                rstore.conversations(conn, convs),
-                rstore.agents(conn, agents),
-                rstore.agent_authored(conn, messages),
-            )
-
-        return await self.store.read(read)
+        found = await self.store.read(lambda conn: router_rows.facts(conn, convs, agents, messages))
+        return _Facts(
+            {cid: rstore.conv_row(row) for cid, row in found[0].items()},
+            {aid: rstore.agent_row(row) for aid, row in found[1].items()},
+            found[2],
+        )
 
     def _apply_all(self, router: Router, inputs: list[Input], facts: _Facts, now: float
                    ) -> tuple[list[Decision], list[RoutingReply]]:  # fmt: skip

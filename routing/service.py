@@ -7,14 +7,14 @@ decides, then announces it.
     await service.close()
 
 * **Rebuild.** On becoming active the router's memory is rebuilt from the database (the
-  source of truth, `routing.store.snapshot`): active agents with skills, capacity and
+  source of truth, `inbox.store.router_rows.snapshot`): active agents with skills, capacity and
   presence; current assignments; waiting conversations in queue order.
 * **One worker, batches.** Bus handlers only append inputs and wake one worker task. A
   cycle takes every pending input, reads the facts it needs in one read (the queued
   conversations, the agents, the authors of sent messages), applies them to the router in
   order, fires due timers (`Router.next_due`: relaxation, SLA, accept timeouts; and the
   socket grace period), then writes all the decisions in ONE transaction
-  (`routing.store.persist`, guarded and fenced) and only after the commit publishes
+  (`inbox.store.router_rows.persist`, guarded and fenced) and only after the commit publishes
   conversation.assigned / unassigned / queued / sla.breached and answers commands.
   A decision the database refuses (the conversation was resolved meanwhile, ...) is not
   announced; that conversation is re-read and the router corrected.
@@ -43,15 +43,15 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
 
 from inbox import metrics
 from inbox.bus.backends import EventBus
 from inbox.bus.presence import SocketPresence
-from inbox.errors import BusError, OmnideskError, StoreError
+from inbox.errors import BusError, Fenced, OmnideskError, StoreError
 from inbox.events import Event, EventName, PresenceChanged, RoutingReply
+from inbox.store import fence, router_rows
 from inbox.store.backends import Store
-from inbox.store.fastsql import Sql
 from inbox.types import Presence
 from routing import commands as cmd
 from routing import store as rstore
@@ -63,7 +63,6 @@ from routing.settings import RoutingSettings
 from routing.sockets import AgentSockets
 
 log = logging.getLogger("omnidesk.routing")
-Persisted = tuple[list[Decision], set[int]]
 
 MAX_BATCH = 4096
 _INPUTS = (
@@ -146,14 +145,14 @@ class RouterService(Feed):
 
     async def _elected(self, token: int) -> None:
         try:
-            fresh = await self.store.write(lambda conn: rstore.claim_fence(conn, token))
+            fresh = await self.store.write(lambda conn: fence.claim(conn, token))
         except StoreError:
             log.exception("cannot record the router fencing token; standing by")
             fresh = False
         if not fresh and self.lease is not None:
             with contextlib.suppress(LeaseError, StoreError):
                 # a Redis that lost its data hands out old tokens: count on from ours
-                await self.lease.advance(await self.store.read(rstore.fence_token))
+                await self.lease.advance(await self.store.read(fence.current))
             with contextlib.suppress(LeaseError):
                 await self.lease.release()
             return
@@ -247,7 +246,7 @@ class RouterService(Feed):
                 if self._need_rebuild or self.router is None:
                     await self._rebuild()
                 await self._cycle()
-            except rstore.Fenced as exc:
+            except Fenced as exc:
                 log.warning("%s; standing by", exc)
                 await self._lost()
                 if self.lease is not None:
@@ -259,7 +258,7 @@ class RouterService(Feed):
                 await asyncio.sleep(0.5)
 
     async def _rebuild(self) -> None:
-        snap = await self.store.read(rstore.snapshot)
+        snap = rstore.snapshot_of(await self.store.read(router_rows.snapshot))
         router = self.router = Router(self.settings)
         self._since = {}
         self.rebuilds += 1
@@ -306,12 +305,10 @@ class RouterService(Feed):
         if not expired:
             return [], []
         token = self.token
-
-        def offline(conn: Any) -> list[int]:
-            rstore.check_fence(Sql(conn), token)
-            return rstore.set_presence(conn, expired, Presence.OFFLINE.value)
-
-        events = [self._presence_event(a, "disconnected") for a in await self.store.write(offline)]
+        offline = await self.store.write(
+            lambda conn: router_rows.set_presence(conn, expired, Presence.OFFLINE.value, token)
+        )
+        events = [self._presence_event(a, "disconnected") for a in offline]
         if self.sockets is not None:
             await self._agent_sockets.forget(expired)
         return events, [(EventName.AGENT_PRESENCE, {"agent_id": a}) for a in expired]
@@ -338,16 +335,11 @@ class RouterService(Feed):
         rounds = 0
         while out:
             decisions, out = out, []
-
-            def write(
-                conn: Any,
-                ds: list[Decision] = decisions,
-                token: int | None = self.token,
-                since: dict[int, float] = self._since,
-            ) -> Persisted:
-                return rstore.persist(conn, ds, token, since)
-
-            done, stale = await self.store.write(write)
+            writes = rstore.writes_of(decisions, self._since)
+            applied, stale = await self.store.write(
+                partial(router_rows.persist, writes=writes, token=self.token)
+            )
+            done = [decisions[i] for i in applied]
             metrics.count_decisions(done, self._since)
             for d in done:
                 if isinstance(d, Assigned):
@@ -367,7 +359,8 @@ class RouterService(Feed):
 
     async def _reconcile(self, stale: set[int]) -> list[Decision]:
         """The database refused a decision on these conversations: take them as stored."""
-        rows = await self.store.read(lambda conn: rstore.conversations(conn, stale))
+        found = await self.store.read(lambda conn: router_rows.conversations(conn, stale))
+        rows = {cid: rstore.conv_row(row) for cid, row in found.items()}
         router = self.router
         if router is None:
             return []

@@ -81,32 +81,35 @@ _TABLES = (
 )
 
 
+def admin_sql(sql: str) -> None:
+    """Run one statement on the server's admin database (create or drop a database)."""
+    import asyncio
+    import concurrent.futures
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    # may be first requested from inside a running loop: use a thread of its own
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A throwaway PostgreSQL database for this test session, migrated to head."""
     require_server(POSTGRES_URL, "PostgreSQL")
-    import asyncio
-    import concurrent.futures
     import uuid
-
-    import asyncpg
 
     from inbox.store.migrate import upgrade
 
     name = f"omnidesk_t_{uuid.uuid4().hex[:10]}"
     admin = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
-
-    def admin_sql(sql: str) -> None:
-        async def run() -> None:
-            conn = await asyncpg.connect(admin)
-            try:
-                await conn.execute(sql)
-            finally:
-                await conn.close()
-
-        # may be first requested from inside a running loop: use a thread of its own
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, run()).result()
 
     admin_sql(f'CREATE DATABASE "{name}"')
     base, _, _db = admin.rpartition("/")
@@ -179,8 +182,8 @@ def write_config(tmp_path, extra: str = "", database_url: str | None = None) -> 
 async def service(tmp_path, aiohttp_client):
     """The web app wired as `omnidesk serve` wires it, with a test client and an API token."""
     from inbox import config as config_mod
-    from inbox.accounts.tokens import create_token
     from inbox.store.migrate import upgrade
+    from inbox.store.tokens import create as create_token
     from omnidesk.app import make_web_app
     from omnidesk.wiring import build_services
 

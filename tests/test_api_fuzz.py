@@ -60,8 +60,8 @@ class ServedApp:
     async def _start(self) -> None:
         from aiohttp import web
 
-        from inbox.accounts.agents import add_agent
-        from inbox.accounts.tokens import create_token
+        from inbox.store.agents import add as add_agent
+        from inbox.store.tokens import create as create_token
         from inbox.types import Channel, InboundMessage, Role
         from omnidesk.app import make_web_app
         from omnidesk.wiring import build_router, build_services

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from agent_ui import api as read_api
 from agent_ui import routing_api
 from channels import api as inbound_api
-from inbox.accounts.agents import add_agent
-from inbox.accounts.tokens import create_token
 from inbox.store import schema as t
+from inbox.store.agents import add as add_agent
+from inbox.store.tokens import create as create_token
 from inbox.types import Role
 from routing.service import RouterService
 from routing.settings import RoutingSettings

@@ -11,8 +11,9 @@ import time
 import uuid
 
 from inbox import config as config_mod
-from inbox.accounts.tokens import create_token, revoke_token
 from inbox.store.migrate import upgrade
+from inbox.store.tokens import create as create_token
+from inbox.store.tokens import revoke as revoke_token
 from omnidesk.app import make_web_app
 from omnidesk.wiring import build_services
 from tests.conftest import write_config

@@ -110,7 +110,7 @@ def test_readme_commands_find_the_secret_make_run_created(tmp_path):
 
 def _agent_with_session(config: Path) -> str:
     """Add an agent and sign it in once (a stored session); returns the session id."""
-    from inbox.accounts.agents import add_agent
+    from inbox.store.agents import add as add_agent
     from inbox.store.backends import open_store
     from inbox.store.sessions import create_session
     from inbox.types import Role

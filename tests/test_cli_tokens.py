@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from inbox.accounts.tokens import hash_token, verify_token
+from inbox.accounts.tokens import hash_token
 from inbox.store.backends import open_store
 from inbox.store.migrate import upgrade
+from inbox.store.tokens import verify as verify_token
 from omnidesk.cli import main
 from tests.conftest import write_config
 

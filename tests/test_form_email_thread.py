@@ -12,7 +12,7 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from inbox.outbox.durable import enqueue
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind
 from tests.conftest import write_config
 from tests.test_crash import free_port

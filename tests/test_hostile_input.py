@@ -43,8 +43,8 @@ async def app(tmp_path, aiohttp_client):
     """The web app wired as `omnidesk serve` wires it, with a form, a chat widget and an
     API token."""
     from inbox import config as config_mod
-    from inbox.accounts.tokens import create_token
     from inbox.store.migrate import upgrade
+    from inbox.store.tokens import create as create_token
     from omnidesk.app import make_web_app
     from omnidesk.wiring import build_services
 

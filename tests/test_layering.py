@@ -54,3 +54,50 @@ def test_the_checker_sees_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from routing.core import Router\nimport agent_ui.api\n")
     assert imports_of(bad) == {"routing", "agent_ui"}
+
+
+# -- SQL only in the store ----------------------------------------------------------------
+
+STORE = ROOT / "inbox" / "store"
+# what speaks SQL: the toolkit, the drivers, migrations, and the store's own SQL modules
+SQL_MODULES = ("sqlalchemy", "alembic", "asyncpg", "sqlite3", "psycopg", "psycopg2")
+STORE_PRIVATE = ("inbox.store.schema", "inbox.store.fastsql")
+
+
+def sql_imports_of(path: Path) -> set[str]:
+    """The SQL toolkits and private store modules `path` imports (by any import form)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    found: set[str] = set()
+    for name in names:
+        if name.split(".")[0] in SQL_MODULES:
+            found.add(name.split(".")[0])
+        found |= {p for p in STORE_PRIVATE if name == p or name.startswith(p + ".")}
+    return found
+
+
+def test_sql_is_spoken_only_inside_the_store():
+    offenders = []
+    for package in sorted(OURS):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.is_relative_to(STORE):
+                continue
+            for name in sorted(sql_imports_of(path)):
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offenders, "SQL outside inbox/store:\n" + "\n".join(offenders)
+
+
+def test_the_sql_checker_sees_every_import_form(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import sqlalchemy as sa\nfrom sqlalchemy.engine import Connection\n"
+        "from inbox.store import schema as t\nimport inbox.store.fastsql\n"
+        "from inbox.store.repo import get_conversation\n"
+    )
+    assert sql_imports_of(bad) == {"sqlalchemy", "inbox.store.schema", "inbox.store.fastsql"}

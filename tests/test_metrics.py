@@ -307,7 +307,7 @@ async def test_traffic_through_every_channel_moves_every_family(everything):
 
 
 async def api_auth(services) -> dict[str, str]:
-    from inbox.accounts.tokens import create_token
+    from inbox.store.tokens import create as create_token
 
     token = await services.store.write(lambda conn: create_token(conn, "metrics-test"))
     return {"Authorization": f"Bearer {token}"}

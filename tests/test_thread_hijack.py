@@ -13,7 +13,7 @@ from email.message import EmailMessage
 import aiosmtplib
 import pytest
 
-from inbox.outbox.durable import enqueue
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind
 from tests.conftest import write_config
 from tests.test_crash import free_port

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from channels.webform.settings import FormSettings
-from inbox.outbox.durable import enqueue
 from inbox.store.backends import Store
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind, Channel, IngestResult
 
 

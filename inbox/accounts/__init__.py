@@ -1,6 +1,8 @@
 """The accounts room: who may act, and proof of it.
 
-Public: `agents` (agents in the store: add, list, disable), `tokens` (API tokens and their
-scopes), `token_cache` (checking tokens without a query per call), `signin_throttle`
-(sign-in attempts counted in the store), `action_keys` (idempotency keys of agent actions).
+Public: `agents` (agents' settings as an admin types them), `tokens` (what an API token is:
+its shape, hash and scope), `token_cache` (checking tokens without a query per call),
+`signin_throttle` (the rule sign-in attempts are counted by). What they store is stored
+by the repositories of `inbox.store` (`agents`, `tokens`, `signins`, and `action_keys` for
+the idempotency keys of agent actions).
 """

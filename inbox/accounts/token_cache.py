@@ -25,10 +25,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from inbox.accounts.tokens import LAST_USED_PRECISION, Scope, note_used, verify_and_last_used
+from inbox.accounts.tokens import LAST_USED_PRECISION, Scope
 from inbox.bus.backends import EventBus
 from inbox.errors import AuthError
 from inbox.events import Event, EventName, TokenRevoked
+from inbox.store import tokens as token_repo
 from inbox.store.backends import Store
 
 TTL = 30.0
@@ -103,13 +104,13 @@ class TokenCache:
         if cached is not None and cached[1] > now:
             return cached[0]
         generation = self._generation
-        found = await self.store.read(lambda conn: verify_and_last_used(conn, token))
+        found = await self.store.read(lambda conn: token_repo.verify_and_last_used(conn, token))
         if found is None:
             raise AuthError("invalid or revoked API token")
         scope, last_used = found
         at = datetime.now(UTC)
         if last_used is None or at - last_used >= LAST_USED_PRECISION:
-            await self.store.write(lambda conn: note_used(conn, scope.token_id, at))
+            await self.store.write(lambda conn: token_repo.note_used(conn, scope.token_id, at))
         if generation == self._generation:  # not emptied meanwhile: the answer is current
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()

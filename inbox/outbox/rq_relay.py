@@ -14,6 +14,7 @@ poke or sweep it. (Before that flag, a second enqueue of an existing id ran it t
 rq/rq#1701, #1521.) A retry after the backoff, or a takeover after a killed worker's lease
 expired, is a later attempt and so a new id. Jobs run `claim_message` first: a duplicate,
 late or replayed job finds the row leased, sent or failed and does nothing.
+What is due is read from the outbox repository (`inbox.store.outbox`).
 
 RQ alone may lose a job (a worker killed after taking it) or hold a dead one ("started"
 by a process that is gone). The sweeper covers both from the table: rows due and not
@@ -29,16 +30,12 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from inbox.store import schema as t
+from inbox.store import outbox as outbox_repo
 from inbox.store.backends import Store
-from inbox.tasks import cancel_and_wait
+from inbox.store.outbox import Due
+from inbox.tasks import Repeating, cancel_and_wait
 
 try:
     import redis
@@ -55,75 +52,6 @@ QUEUE = "omnidesk-outbox"
 
 def job_id(message_id: int, attempts: int) -> str:
     return f"outbox-m{message_id}-a{attempts}"
-
-
-@dataclass(frozen=True, slots=True)
-class Due:
-    message_id: int
-    attempts: int
-    overdue: float  # seconds since it became claimable
-
-
-def due_jobs(conn: Connection, now: datetime, *, fresh: float, limit: int) -> list[Due]:
-    """Rows a worker could claim now, oldest first; first attempts younger than `fresh`
-    seconds are left to the job their writer enqueued."""
-    o = t.outbox.c
-    rows = conn.execute(
-        sa.select(o.message_id, o.attempts, o.next_attempt_at, o.lease_until)
-        .where(
-            o.status.in_(("pending", "sending")),
-            o.next_attempt_at <= now,
-            sa.or_(o.lease_until.is_(None), o.lease_until < now),
-            sa.not_(sa.and_(o.attempts == 0, o.next_attempt_at > now - timedelta(seconds=fresh))),
-        )
-        .order_by(o.next_attempt_at)
-        .limit(limit)
-    ).all()
-    out = []
-    for r in rows:
-        since = max(_utc(r.next_attempt_at), _utc(r.lease_until) if r.lease_until else _EPOCH)
-        out.append(Due(r.message_id, r.attempts, (now - since).total_seconds()))
-    return out
-
-
-def fresh_jobs(conn: Connection, now: datetime, window: float = 30.0) -> list[int]:
-    """First attempts written in the last `window` seconds and not yet claimed: what a
-    writer that does not say which message it wrote just committed."""
-    o = t.outbox.c
-    return [
-        r.message_id
-        for r in conn.execute(
-            sa.select(o.message_id).where(
-                o.status == "pending",
-                o.attempts == 0,
-                o.lease_until.is_(None),
-                o.next_attempt_at <= now,
-                o.next_attempt_at > now - timedelta(seconds=window),
-            )
-        )
-    ]
-
-
-def outbox_counts(conn: Connection, now: datetime) -> dict[str, Any]:
-    """Work not done yet, for /readyz: counts by status and the oldest due job's age."""
-    o = t.outbox.c
-    counts = {"pending": 0, "sending": 0, "failed": 0}
-    for status, n in conn.execute(
-        sa.select(o.status, sa.func.count()).where(o.status.in_(tuple(counts))).group_by(o.status)
-    ):
-        counts[status] = int(n)
-    oldest = conn.execute(
-        sa.select(sa.func.min(o.next_attempt_at)).where(o.status == "pending")
-    ).scalar()
-    overdue = (now - _utc(oldest)).total_seconds() if oldest is not None else 0.0
-    return {**counts, "oldest_due_seconds": round(max(overdue, 0.0), 1)}
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class RqRelay:
@@ -187,7 +115,7 @@ class RqRelay:
         scan, self._scan = self._scan, False
         if scan:
             now = datetime.now(UTC)
-            ids.update(await self.store.read(lambda conn: fresh_jobs(conn, now)))
+            ids.update(await self.store.read(lambda conn: outbox_repo.fresh_jobs(conn, now)))
         if ids:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.executor, self._enqueue_first, sorted(ids))
@@ -251,10 +179,14 @@ class RqRelay:
         return True
 
 
-class Sweeper:
+class Sweeper(Repeating):
     """Re-enqueues outbox work no RQ job stands for: due retries, rows whose writer died
     before enqueueing, leases of killed workers that expired. Every worker may run one:
     unique job ids and the DB claim keep them from doing anything twice."""
+
+    task_name = "outbox-sweeper"
+    failure = "outbox sweep failed"
+    log = log
 
     def __init__(
         self,
@@ -272,29 +204,14 @@ class Sweeper:
         self.fresh = fresh
         self.stale = stale
         self.batch = batch
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="outbox-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("outbox sweep failed")
-            await asyncio.sleep(self.interval)
+    async def pause(self, done: int) -> None:
+        await asyncio.sleep(self.interval)
 
     async def run_once(self) -> int:
         now = datetime.now(UTC)
         due = await self.store.read(
-            lambda conn: due_jobs(conn, now, fresh=self.fresh, limit=self.batch)
+            lambda conn: outbox_repo.due_jobs(conn, now, fresh=self.fresh, limit=self.batch)
         )
         if not due:
             return 0

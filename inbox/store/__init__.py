@@ -6,7 +6,13 @@ committed transaction on SQLite or PostgreSQL), `migrate` (Alembic upgrades), `f
 aggregate (callers do `await store.read(lambda conn: conversations.get(conn, cid))` or
 `await store.call(fn, *args)`):
 
-* `conversations`, `messages`, `contacts`, `agents`, `assignments`, `sessions`;
+* `conversations`, `messages`, `contacts`, `agents`, `sessions`, `cases` (the case
+  lifecycle: load, save a change under its version, the activity log);
+* `assignments` (who holds which conversation: the workspace's and the router's reads and
+  writes), `fence` (the router leader's fencing token);
+* `outbox` (outbound messages and their delivery jobs), `cursors` (where a source stands);
+* `tokens` (API tokens), `signins` (sign-in attempts), `action_keys` (idempotency keys of
+  agent actions), `health` (the readiness heartbeat), `metrics` (gauges read at scrape time);
 * `pages`: reads that compose those for one page of the workspace or one API answer;
 * `triage`: what the triage pipeline reads and the transaction that stores its decisions;
 * `ingest_writes`: the ingest transaction, with its reads in `ingest_reads` (one message

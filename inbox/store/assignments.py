@@ -1,7 +1,7 @@
 """The assignments repository, as the web side reads and writes it: who holds which
 conversation and how loaded each agent is, the waiting queue in the router's order, and
 the end of an assignment when its conversation is resolved. (The router's own reads and
-writes: `routing.store`.)
+writes: `inbox.store.router_rows`.)
 
 Sync functions of a Connection, run by `Store.read/write/call`.
 """
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from inbox.store import agents
 from inbox.store import schema as t
+from inbox.store.router_rows import waiting_query
 from inbox.types import Agent
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "agents_with_load",
     "end_open",
     "queue",
-    "waiting_query",
     "workload",
 ]
 
@@ -49,20 +49,6 @@ def end_open(conn: Connection, conversation_id: int, now: datetime) -> int:
 
 
 # -- the queue ---------------------------------------------------------------------------
-
-
-def waiting_query() -> Any:
-    """The waiting conversations (open, unassigned, waiting since a time), each with
-    `requeued`: waiting again after an assignment ended (the router serves those first)."""
-    requeued = (
-        sa.select(a.id)
-        .where(a.conversation_id == c.id, a.assigned_at >= c.waiting_since)
-        .exists()
-        .label("requeued")
-    )
-    return sa.select(
-        c.id, c.channel, c.inbox, c.priority, c.required_skills, c.waiting_since, requeued
-    ).where(c.status == "open", c.assignee_id.is_(None), c.waiting_since.is_not(None))
 
 
 @dataclass(frozen=True, slots=True)

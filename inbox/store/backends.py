@@ -325,3 +325,19 @@ def sync_url(url: str) -> str:
     if u.drivername.startswith("sqlite"):
         return u.set(drivername="sqlite+pysqlite").render_as_string(hide_password=False)
     return u.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def safe_url(url: str) -> str:
+    """The database URL with its password hidden, for messages."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def admin_target(url: str) -> tuple[str, str] | None:
+    """For a PostgreSQL URL: the URL of the same server's `postgres` database (for creating
+    and dropping databases with asyncpg) and the name of this URL's database. None for
+    another engine."""
+    parsed = sa.engine.make_url(url)
+    if not parsed.drivername.startswith("postgres"):
+        return None
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    return admin.render_as_string(hide_password=False), str(parsed.database)

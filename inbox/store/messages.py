@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from inbox.errors import Conflict, NotFound
-from inbox.outbox.durable import enqueue
 from inbox.store import agents, conversations
 from inbox.store import schema as t
+from inbox.store.outbox import enqueue
 from inbox.types import (
     Attachment,
     AuthorKind,

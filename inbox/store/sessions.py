@@ -14,14 +14,17 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from inbox.accounts import signin_throttle
-from inbox.store import agents
+from inbox.store import agents, signins
 from inbox.store import schema as t
 from inbox.types import Agent
+
+if TYPE_CHECKING:
+    from inbox.accounts.signin_throttle import ThrottlePolicy
 
 __all__ = [
     "Session",
@@ -105,7 +108,7 @@ def sign_in(
     *,
     replaces: str | None,
     throttle_keys: tuple[str, str],
-    policy: signin_throttle.ThrottlePolicy,
+    policy: ThrottlePolicy,
     lifetime: timedelta,
     ip: str | None,
     user_agent: str | None,
@@ -115,7 +118,7 @@ def sign_in(
     address) and `address` (`throttle_keys`), and start a new session; returns its id."""
     if replaces:
         end_session(conn, replaces)
-    signin_throttle.succeeded(conn, throttle_keys[0], throttle_keys[1], policy)
+    signins.succeeded(conn, throttle_keys[0], throttle_keys[1], policy)
     return create_session(conn, agent_id, lifetime=lifetime, ip=ip, user_agent=user_agent)
 
 

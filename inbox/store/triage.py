@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from inbox.identity import SENDER_KIND
-from inbox.outbox.durable import enqueue
 from inbox.ports import Reply
 from inbox.store import contacts, conversations, messages
 from inbox.store import schema as t
 from inbox.store.fastsql import Sql, as_utc, decode, from_json, in_list
+from inbox.store.outbox import enqueue
 from inbox.types import (
     AuthorKind,
     Contact,

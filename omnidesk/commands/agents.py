@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from inbox.errors import NotFound, OmnideskError
+from inbox.errors import OmnideskError
 from inbox.types import Role
 from omnidesk.commands.common import load, with_store
 
@@ -44,13 +44,14 @@ def add_commands(sub: Commands) -> None:
 
 def cmd_agent_add(args: argparse.Namespace) -> int:
     from agent_ui.passwords import hash_password
-    from inbox.accounts.agents import add_agent, parse_levels
+    from inbox.accounts.agents import parse_levels
+    from inbox.store import agents
 
     config = load(args)
     password = args.password or secrets.token_urlsafe(12)
     agent = with_store(
         config,
-        lambda conn: add_agent(
+        lambda conn: agents.add(
             conn,
             name=args.name,
             email=args.email,
@@ -71,11 +72,10 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
 
 
 def cmd_agent_list(args: argparse.Namespace) -> int:
-    from inbox.accounts.agents import list_agents
+    from inbox.store import agents
 
     config = load(args)
-    agents = with_store(config, list_agents, write=False)
-    for a in agents:
+    for a in with_store(config, agents.list_all, write=False):
         skills = ",".join(f"{k}:{v}" for k, v in sorted(a.skills.items())) or "-"
         state = "active" if a.active else "disabled"
         print(f"{a.id:>4}  {a.email:<32} {a.role.value:<10} {state:<8} {skills}")
@@ -83,10 +83,10 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
 
 
 def cmd_agent_disable(args: argparse.Namespace) -> int:
-    from inbox.accounts.agents import disable_agent
+    from inbox.store import agents
 
     config = load(args)
-    with_store(config, lambda conn: disable_agent(conn, args.email))
+    with_store(config, lambda conn: agents.disable(conn, args.email))
     print(f"agent {args.email} disabled")
     return 0
 
@@ -110,22 +110,12 @@ def _read_new_password(from_stdin: bool) -> str:
 
 def cmd_agent_password(args: argparse.Namespace) -> int:
     from agent_ui.passwords import hash_password
-    from inbox.accounts.agents import list_agents
     from inbox.identity import normalize_email
-    from inbox.store.sessions import end_all_sessions, set_password
+    from inbox.store import agents
 
     config = load(args)
     hashed = hash_password(_read_new_password(args.stdin))
     email = normalize_email(args.email)
-
-    def change(conn: Any) -> int:
-        agent = next((a for a in list_agents(conn) if a.email == email), None)
-        if agent is None:
-            raise NotFound(f"no agent with email {args.email}")
-        ended = end_all_sessions(conn, agent.id)
-        set_password(conn, agent.id, hashed)
-        return ended
-
-    ended = with_store(config, change)
+    ended = with_store(config, lambda conn: agents.change_password(conn, args.email, hashed))
     print(f"password of {email} changed; {ended} session(s) ended")
     return 0

@@ -51,18 +51,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from inbox.store.backends import safe_url
     from inbox.store.migrate import upgrade
 
     config = load(args)
     upgrade(config.database_url)
-    print(f"database at head: {_safe_url(config.database_url)}")
+    print(f"database at head: {safe_url(config.database_url)}")
     return 0
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

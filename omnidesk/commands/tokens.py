@@ -38,7 +38,7 @@ def add_commands(sub: Commands) -> None:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from inbox.accounts.tokens import create_token
+    from inbox.store import tokens
 
     config = load(args)
     inboxes = args.inbox or None
@@ -52,19 +52,19 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         return 1
     token = with_store(
         config,
-        lambda conn: create_token(conn, args.name, inboxes=inboxes, read_only=args.read_only),
+        lambda conn: tokens.create(conn, args.name, inboxes=inboxes, read_only=args.read_only),
     )
     print(token)
     return 0
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    from inbox.accounts.tokens import list_tokens
+    from inbox.store import tokens
 
     config = load(args)
-    tokens = with_store(config, lambda conn: list_tokens(conn, revoked=args.all), write=False)
+    listed = with_store(config, lambda conn: tokens.list_all(conn, revoked=args.all), write=False)
     print(f"{'id':>4}  {'name':<24} {'created':<20} {'last used':<20} scopes")
-    for info in tokens:
+    for info in listed:
         scope = info.scope
         used = info.last_used_at.strftime("%Y-%m-%d %H:%M") if info.last_used_at else "never"
         state = f" (revoked {info.revoked_at:%Y-%m-%d %H:%M})" if info.revoked_at else ""
@@ -77,8 +77,8 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from inbox.accounts.token_cache import announce_revoked, stamp_path
-    from inbox.accounts.tokens import revoke_token
     from inbox.bus.backends import open_bus
+    from inbox.store import tokens
     from inbox.store.backends import open_store
 
     config = load(args)
@@ -86,7 +86,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     async def run() -> str:
         store = open_store(config.database_url)
         try:
-            scope = await store.write(lambda conn: revoke_token(conn, args.token))
+            scope = await store.call(tokens.revoke, args.token)
         finally:
             await store.close()
         # committed: now every process that may remember the token forgets it (the stamp

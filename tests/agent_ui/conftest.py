@@ -147,7 +147,7 @@ async def sign_in(
 
 async def add_people(services: Any) -> dict[str, Person]:
     from agent_ui.passwords import hash_password
-    from inbox.accounts.agents import add_agent
+    from inbox.store.agents import add as add_agent
     from inbox.types import Role
 
     hashed = hash_password(PASSWORD)

@@ -125,6 +125,7 @@ async def test_failures_over_many_accounts_from_one_address_block_every_account_
 
 async def test_one_agents_typos_do_not_hold_back_the_others_on_a_shared_address(desk):
     from inbox.accounts import signin_throttle
+    from inbox.store import signins
 
     for i in range(6):  # one agent mistypes until throttled
         await _attempt(desk.client, "bob@b.test", f"wrong{i}")
@@ -135,21 +136,22 @@ async def test_one_agents_typos_do_not_hold_back_the_others_on_a_shared_address(
         assert (await _attempt(desk.client, "ann@a.test", PASSWORD)).status == 303
     # and each success forgave one of the address's failures: it drifts back to zero
     key = signin_throttle.keys_for("ann@a.test", "127.0.0.1")[1]
-    assert await desk.store.read(lambda c: signin_throttle.counted(c, key)) == 2
+    assert await desk.store.read(lambda c: signins.counted(c, key)) == 2
 
 
 async def test_failures_older_than_the_window_do_not_count(desk):
     import time
 
     from inbox.accounts import signin_throttle
+    from inbox.store import signins
 
     policy = signin_throttle.ThrottlePolicy()  # the defaults, as the desk runs
     old = time.time() - policy.forget - 60
     keys = signin_throttle.keys_for("ann@a.test", "127.0.0.1")
     for _ in range(policy.free_attempts + 3):
-        await desk.store.write(lambda c: signin_throttle.reserve(c, keys, policy, now=old))
-    assert await desk.store.read(lambda c: signin_throttle.counted(c, keys[0])) == 5
-    assert await desk.store.write(lambda c: signin_throttle.reserve(c, keys, policy)) == 0.0
+        await desk.store.write(lambda c: signins.reserve(c, keys, policy, now=old))
+    assert await desk.store.read(lambda c: signins.counted(c, keys[0])) == 5
+    assert await desk.store.write(lambda c: signins.reserve(c, keys, policy)) == 0.0
     assert (await _attempt(desk.client, "ann@a.test", PASSWORD)).status == 303
 
 

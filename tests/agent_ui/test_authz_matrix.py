@@ -73,8 +73,8 @@ async def test_http_authorization_matrix(desk):
     fixtures = {
         inbox: await _conversation_with_file(desk, inbox) for inbox in ("inbox-a", "inbox-b")
     }
-    from inbox.accounts.agents import add_agent
     from inbox.store import conversations
+    from inbox.store.agents import add as add_agent
     from inbox.types import Role
 
     victim = await desk.store.write(

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from inbox.accounts.agents import add_agent
-from inbox.accounts.tokens import create_token
+from inbox.store.agents import add as add_agent
+from inbox.store.tokens import create as create_token
 from inbox.types import Channel, InboundMessage, Role
 from tests.agent_ui.browser import ARTIFACTS, WATCH, Watch, sign_in_page
 from tests.agent_ui.conftest import PASSWORD

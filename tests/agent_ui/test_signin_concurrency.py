@@ -171,9 +171,10 @@ async def test_a_busy_answer_gives_the_attempt_back(tmp_path, aiohttp_client):
         assert "The server is busy" in await busy[0].text()
         # only the checked attempts count against the pair
         from inbox.accounts import signin_throttle
+        from inbox.store import signins
 
         pair = signin_throttle.keys_for("ann@a.test", "127.0.0.1")[0]
-        counted = await services.store.read(lambda c: signin_throttle.counted(c, pair))
+        counted = await services.store.read(lambda c: signins.counted(c, pair))
         assert counted == sum(1 for r in answers if r.status == 401)
     finally:
         await services.close()

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from inbox.outbox.durable import enqueue
 from inbox.store import schema as t
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind, Channel, InboundMessage
 from tests.agent_ui.browser import WATCH, Watch, sign_in_page
 from tests.agent_ui.conftest import PASSWORD

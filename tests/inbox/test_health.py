@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection
 
 from inbox.bus.backends import MemoryBus, RedisBus
 from inbox.errors import StoreError
-from inbox.health import HEARTBEAT_SOURCE, Readiness, bus_check, store_check, writer_check
+from inbox.health import Readiness, bus_check, store_check, writer_check
+from inbox.store.health import last_heartbeat
 from tests.conftest import WITH_WRITE_PROCESS
 
 # -- functions a store runs (module-level: they travel to the writer process) ------------
@@ -32,12 +33,6 @@ def big_note(conn: Connection, size: int) -> None:
     conn.execute(sa.text("INSERT INTO big_notes (body) VALUES (:b)"), {"b": b"x" * size})
 
 
-def heartbeat_at(conn: Connection) -> object:
-    return conn.execute(
-        sa.text("SELECT updated_at FROM cursors WHERE source = :s"), {"s": HEARTBEAT_SOURCE}
-    ).scalar()
-
-
 def page_count(conn: Connection) -> int:
     return int(conn.exec_driver_sql("PRAGMA page_count").scalar() or 0)
 
@@ -46,14 +41,14 @@ def page_count(conn: Connection) -> int:
 async def test_store_check_writes_a_heartbeat_at_most_every_few_seconds(store) -> None:
     check = store_check(store, every=30.0)
     assert await check() == (True, "writable")
-    first = await store.read(heartbeat_at)
+    first = await store.read(last_heartbeat)
     assert first is not None
     assert await check() == (True, "writable")
-    assert await store.read(heartbeat_at) == first  # within `every`: no second write
+    assert await store.read(last_heartbeat) == first  # within `every`: no second write
     again = store_check(store, every=0.0)
     await asyncio.sleep(0.01)
     assert (await again())[0] is True
-    assert await store.read(heartbeat_at) != first
+    assert await store.read(last_heartbeat) != first
 
 
 @pytest.mark.parametrize("store", WITH_WRITE_PROCESS, indirect=True)

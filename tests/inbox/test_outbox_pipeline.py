@@ -12,11 +12,12 @@ from inbox.bus.backends import MemoryBus
 from inbox.errors import DeliveryError, PermanentDeliveryError
 from inbox.events import Event, EventName
 from inbox.ingest import Ingestor
-from inbox.outbox.durable import OutboxWorker, enqueue, record_delivery
+from inbox.outbox.durable import OutboxWorker
 from inbox.pipeline import Pipeline
 from inbox.ports import Outbound, Reply, TriageDecision
 from inbox.store import conversations, messages
 from inbox.store import schema as t
+from inbox.store.outbox import enqueue, record_delivery
 from inbox.types import AuthorKind, Channel, ConversationStatus, DeliveryStatus, InboundMessage
 
 
@@ -60,6 +61,9 @@ class KeywordTriage:
             )
         if text == "agent":
             return TriageDecision(rule="handoff", handoff=True)
+        if text == "a person please":
+            # as the auto-answer engine decides a handoff: the raised priority is in it
+            return TriageDecision(rule="handoff", handoff=True, priority="high")
         raise RuntimeError("broken rule")
 
 
@@ -165,6 +169,14 @@ async def test_handoff_raises_priority(world):
     await world.settle()
     conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
     assert conv.priority == "high"  # one level above normal
+
+
+async def test_a_handoff_that_names_its_priority_is_raised_once(world):
+    # the engine already raised normal to high: the pipeline must not raise it again (urgent)
+    r = await world.ingest(inbound("<h2@x>", "a person please"))
+    await world.settle()
+    conv = await world.store.read(lambda c: conversations.get(c, r.conversation_id))
+    assert conv.priority == "high"
 
 
 async def test_a_broken_rule_routes_to_a_person_and_loses_nothing(world):
@@ -281,7 +293,7 @@ async def test_delivery_reports_only_move_forward(world):
 
 
 def test_reply_route_answers_forms_by_email_and_api_by_what_it_has():
-    from inbox.outbox.durable import reply_route
+    from inbox.outbox.policy import reply_route
     from inbox.types import IdentityKind as K
 
     assert reply_route(Channel.FORM, [(K.EMAIL, "a@x.io")]) == (Channel.EMAIL, "a@x.io")

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from inbox.bus.backends import MemoryBus
 from inbox.ingest import Ingestor
-from inbox.outbox.durable import enqueue
 from inbox.store import conversations, messages
 from inbox.store import schema as t
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind, Channel, ConversationStatus, IdentityKind, InboundMessage
 from tests.conftest import WITH_WRITE_PROCESS
 
@@ -213,7 +213,7 @@ async def test_a_message_id_reused_by_another_sender_is_stored(store, ingest):
 
 
 async def test_our_references_name_the_thread_ours_included(store, ingest):
-    from inbox.outbox.durable import thread_ids
+    from inbox.store.outbox import thread_ids
 
     first = await ingest(msg("c1@cust.example", "cat@cust.example"))
     await sent_reply(store, first.conversation_id, "ours-a@desk.test")

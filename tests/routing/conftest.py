@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from inbox.accounts.agents import add_agent
 from inbox.bus.backends import MemoryBus
 from inbox.events import Event, EventName
 from inbox.ingest import Ingestor
-from inbox.outbox.durable import enqueue
 from inbox.pipeline import Pipeline
 from inbox.store import schema as t
+from inbox.store.agents import add as add_agent
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind, Channel, InboundMessage, Role
 from routing.service import RouterService
 from routing.settings import RoutingSettings

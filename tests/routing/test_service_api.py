@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from agent_ui.routing_api import ROUTING_KEY
-from inbox.accounts.agents import add_agent
 from inbox.store import schema as t
+from inbox.store.agents import add as add_agent
 from inbox.types import Role
 from routing.service import RouterService
 from routing.settings import RoutingSettings

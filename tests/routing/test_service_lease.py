@@ -8,7 +8,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from routing import store as rstore
+from inbox.store import fence
 from routing.lease import RedisLease
 from routing.service import RouterService
 from routing.settings import RoutingSettings
@@ -26,10 +26,10 @@ async def until(check, within: float = 5.0) -> None:
 async def test_a_fenced_leader_writes_nothing_and_a_newer_leader_routes(desk, redis_url):
     settings = RoutingSettings(accept_timeout_seconds=0)
     first = RouterService(
-        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "first", ttl=0.6)
+        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "first", ttl=2.0)
     )
     second = RouterService(
-        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "second", ttl=0.6)
+        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "second", ttl=2.0)
     )
     await first.start()
     await until(lambda: first.active)
@@ -48,7 +48,7 @@ async def test_a_fenced_leader_writes_nothing_and_a_newer_leader_routes(desk, re
     client = aioredis.Redis.from_url(redis_url)
     newer = int(await client.incr("{omnidesk:lease}:router:fence"))
     await client.aclose()
-    assert await desk.store.write(lambda conn: rstore.claim_fence(conn, newer))
+    assert await desk.store.write(lambda conn: fence.claim(conn, newer))
     await desk.presence(agent, "online")  # first decides to assign ...
     await first.idle()
     await until(lambda: not first.active)  # ... the fence refuses: it stands by
@@ -75,10 +75,10 @@ async def test_a_router_leads_again_after_redis_lost_its_fencing_counter(desk, r
     """A Redis restarted without its data counts tokens from 1 again, below the token the
     database holds: the router advances the counter past it instead of standing by until
     the counter catches up (one election per ttl/3)."""
-    assert await desk.store.write(lambda conn: rstore.claim_fence(conn, 50))
+    assert await desk.store.write(lambda conn: fence.claim(conn, 50))
     settings = RoutingSettings(accept_timeout_seconds=0)
     router = RouterService(
-        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "after-wipe", ttl=0.6)
+        desk.store, desk.bus, settings, lease=RedisLease(redis_url, "after-wipe", ttl=2.0)
     )
     await router.start()
     desk.service = router

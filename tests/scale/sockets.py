@@ -35,7 +35,7 @@ async def empty_database(url: str) -> None:
 
 async def add_agent(store: Any, name: str, *, role: str = "agent", **capacity: int) -> int:
     """An agent on inbox "default" with skill "general"; returns its id."""
-    from inbox.accounts.agents import add_agent as add
+    from inbox.store.agents import add
     from inbox.types import Role
 
     agent = await store.write(

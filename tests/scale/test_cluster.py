@@ -28,7 +28,8 @@ import aiohttp
 import pytest
 import socketio
 
-from omnidesk.cluster import Cluster, drop_database
+from inbox.store.databases import drop_database
+from omnidesk.cluster import Cluster
 from tests.conftest import POSTGRES_URL, SECRET, require_server
 from tests.processes import Relay, until
 from tests.test_crash import free_port

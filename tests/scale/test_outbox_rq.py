@@ -29,10 +29,10 @@ from rq import Queue, Worker
 
 from inbox.bus.backends import MemoryBus
 from inbox.ingest import Ingestor
-from inbox.outbox.durable import enqueue
 from inbox.outbox.rq_relay import QUEUE, RqRelay
 from inbox.store import schema as t
 from inbox.store.backends import Store, open_store
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind, Channel, InboundMessage
 from omnidesk.jobs import DELIVER
 from tests.conftest import _TABLES, SECRET, write_config

@@ -23,10 +23,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from inbox.accounts.tokens import create_token
 from inbox.bus.presence import DEFAULT_TTL
 from inbox.events import EventName
 from inbox.store.backends import open_store
+from inbox.store.tokens import create as create_token
 from tests.conftest import SECRET, write_config
 from tests.scale.sockets import (
     AgentSocket,

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from inbox.accounts import signin_throttle
 from inbox.store import schema as t
-from inbox.store import sessions
+from inbox.store import sessions, signins
 from tests.store import seed
 
 DAY = timedelta(days=1)
@@ -113,9 +113,9 @@ async def test_sign_in_rotates_the_session_and_clears_the_throttle(store):
     policy = signin_throttle.ThrottlePolicy()
     keys = signin_throttle.keys_for("bob@example.com", "10.0.0.9")
     for _ in range(3):
-        await store.write(lambda c: signin_throttle.failed(c, keys))
-        await store.write(lambda c: signin_throttle.reserve(c, keys, policy))
-    assert await store.read(lambda c: signin_throttle.counted(c, keys[0])) == 3
+        await store.write(lambda c: signins.failed(c, keys))
+        await store.write(lambda c: signins.reserve(c, keys, policy))
+    assert await store.read(lambda c: signins.counted(c, keys[0])) == 3
     sid = await store.write(
         lambda c: sessions.sign_in(
             c,
@@ -131,5 +131,5 @@ async def test_sign_in_rotates_the_session_and_clears_the_throttle(store):
     assert sid != before
     assert await store.read(lambda c: sessions.load_session(c, before, idle=HOUR)) is None
     assert (await store.read(lambda c: sessions.load_session(c, sid, idle=HOUR))).agent.id == aid
-    assert await store.read(lambda c: signin_throttle.counted(c, keys[0])) == 0
-    assert await store.read(lambda c: signin_throttle.counted(c, keys[1])) == 1  # two forgiven
+    assert await store.read(lambda c: signins.counted(c, keys[0])) == 0
+    assert await store.read(lambda c: signins.counted(c, keys[1])) == 1  # two forgiven

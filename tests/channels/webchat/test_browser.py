@@ -13,7 +13,7 @@ from aiohttp import web
 from webchat_support import webchat_toml
 
 from channels.webchat.http import demo_app
-from inbox.outbox.durable import enqueue
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind
 from tests.conftest import IN_CI, write_config
 from tests.test_crash import free_port, omnidesk, start, wait_ready

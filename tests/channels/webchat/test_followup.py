@@ -12,7 +12,7 @@ import pytest
 from aiosmtpd.smtp import SMTP
 from webchat_support import ORIGIN, Visitor, wait_for, webchat_toml
 
-from inbox.outbox.durable import enqueue
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind
 from tests.conftest import write_config
 

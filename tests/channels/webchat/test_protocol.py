@@ -10,7 +10,7 @@ import socketio
 from webchat_support import IDENTITY_SECRET, wait_for
 
 from channels.webchat import identity_hash
-from inbox.outbox.durable import enqueue
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind
 
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from webchat_support import ORIGIN, Visitor, wait_for, webchat_toml
 
-from inbox.outbox.durable import enqueue
+from inbox.store.outbox import enqueue
 from inbox.types import AuthorKind
 from tests.conftest import write_config
 from tests.test_crash import free_port, omnidesk, start, wait_ready

@@ -1,29 +1,24 @@
-"""API token storage on SQLite and PostgreSQL: scopes, listing, revocation, the migration
-that gave existing tokens full access."""
+"""The API tokens repository (inbox.store.tokens) on SQLite and PostgreSQL: scopes,
+listing, revocation, last use, the migration that gave existing tokens full access."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from inbox.accounts.tokens import (
-    PREFIX,
-    Scope,
-    create_token,
-    hash_token,
-    list_tokens,
-    note_used,
-    revoke_token,
-    verify_token,
-)
+from inbox.accounts.tokens import PREFIX, Scope, hash_token
 from inbox.errors import Conflict, NotFound, ValidationError
 from inbox.store import schema as t
-from tests.conftest import POSTGRES_URL, require_server
+from inbox.store.tokens import create as create_token
+from inbox.store.tokens import list_all as list_tokens
+from inbox.store.tokens import note_used, verify_and_last_used
+from inbox.store.tokens import revoke as revoke_token
+from inbox.store.tokens import verify as verify_token
+from tests.conftest import POSTGRES_URL, admin_sql, require_server
 
 
 async def test_a_token_carries_its_scope(store):
@@ -94,28 +89,27 @@ async def test_a_name_two_tokens_share_is_revoked_by_id_only(store):
 
 async def test_last_used_is_recorded(store):
     secret = await store.write(lambda c: create_token(c, "used"))
-    scope = await store.read(lambda c: verify_token(c, secret))
+    scope, never = await store.read(lambda c: verify_and_last_used(c, secret))
+    assert never is None
     at = datetime.now(UTC) - timedelta(seconds=5)
-    await store.write(lambda c: note_used(c, scope.token_id, at))
+    await store.call(note_used, scope.token_id, at)
     [info] = await store.read(list_tokens)
     assert abs((info.last_used_at - at).total_seconds()) < 0.01
+    again, last = await store.read(lambda c: verify_and_last_used(c, secret))
+    assert again == scope and abs((last - at).total_seconds()) < 0.01
+    # a revoked token, or one of another shape, is not found at all
+    await store.call(revoke_token, str(scope.token_id))
+    assert await store.read(lambda c: verify_and_last_used(c, secret)) is None
+    assert await store.read(lambda c: verify_and_last_used(c, "odk_" + "x" * 200)) is None
+
+
+async def test_create_runs_through_call_with_positional_arguments(store):
+    secret = await store.call(create_token, "  spaced  ", ["b", "a"], True)
+    scope = await store.read(lambda c: verify_token(c, secret))
+    assert scope == Scope(scope.token_id, "spaced", frozenset({"a", "b"}), True)
 
 
 # -- the migration ----------------------------------------------------------------------
-
-
-def _admin(sql: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -125,11 +119,11 @@ def empty_database(request, tmp_path):
         return
     require_server(POSTGRES_URL, "PostgreSQL")
     name = f"omnidesk_tok_{uuid.uuid4().hex[:10]}"
-    _admin(f'CREATE DATABASE "{name}"')
+    admin_sql(f'CREATE DATABASE "{name}"')
     try:
         yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_tokens_made_before_scopes_keep_full_access(empty_database):

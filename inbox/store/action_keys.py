@@ -1,8 +1,9 @@
-"""Idempotency keys of agent actions: what an action answered, stored in the action's own
+"""The action keys repository: what an agent action answered, stored in the action's own
 transaction, so that a resend under the same key (after a dropped connection or an error
 page) is answered from here and changes nothing twice.
 
 A key belongs to one agent; reusing it for another action (another path) is refused.
+Plain functions of a Connection, run by `inbox.store.backends.Store`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from sqlalchemy.engine import Connection
 from inbox.errors import Conflict
 from inbox.store import schema as t
 
+__all__ = ["KEEP", "keep", "once", "recall"]
+
 k = t.action_keys.c
 KEEP = timedelta(days=2)  # how long a key answers for itself
 
 
 def recall(conn: Connection, agent_id: int, key: str, action: str) -> dict[str, Any] | None:
-    """The stored answer of `key`, or None if it has not been used."""
+    """The stored answer of `key`, or None if it has not been used; Conflict if it was used
+    for another action."""
     row = conn.execute(
         sa.select(k.action, k.result).where(k.agent_id == agent_id, k.key == key)
     ).first()

@@ -1,5 +1,6 @@
-"""The sign-in throttle's contract, on SQLite and PostgreSQL: attempts are counted before
-they are allowed, atomically, so parallel attempts never pass the limit."""
+"""The sign-in attempts repository (inbox.store.signins) on SQLite and PostgreSQL: attempts
+are counted before they are allowed, atomically, so parallel attempts never pass the limit;
+the rule is inbox.accounts.signin_throttle's."""
 
 from __future__ import annotations
 
@@ -8,17 +9,18 @@ import asyncio
 import pytest
 
 from inbox.accounts import signin_throttle as th
+from inbox.store import signins
 
 POLICY = th.ThrottlePolicy(free_attempts=5, delay=10.0, max_delay=80.0, forget=3600.0)
 NOW = 1_800_000_000.0
 
 
 async def _reserve(store, keys, now=NOW, policy=POLICY):
-    return await store.write(lambda c: th.reserve(c, keys, policy, now=now))
+    return await store.write(lambda c: signins.reserve(c, keys, policy, now=now))
 
 
 async def _count(store, key):
-    return await store.read(lambda c: th.counted(c, key))
+    return await store.read(lambda c: signins.counted(c, key))
 
 
 async def test_parallel_attempts_get_exactly_the_free_ones(store):
@@ -41,7 +43,7 @@ async def test_parallel_attempts_on_many_accounts_from_one_address(store):
 
 
 async def _waiting(store, keys, now):
-    return await store.read(lambda c: th.waiting(c, keys, POLICY, now=now))
+    return await store.read(lambda c: signins.waiting(c, keys, POLICY, now=now))
 
 
 async def test_waits_double_after_the_free_attempts_up_to_the_cap(store):
@@ -75,13 +77,13 @@ async def test_success_clears_the_pair_and_forgives_the_address_one_failure(stor
     keys = th.keys_for("ann@a.test", "203.0.113.11")
     for _ in range(4):  # three failures, then the attempt that succeeds
         await _reserve(store, keys)
-    await store.write(lambda c: th.succeeded(c, keys[0], keys[1], POLICY, now=NOW))
+    await store.write(lambda c: signins.succeeded(c, keys[0], keys[1], POLICY, now=NOW))
     assert await _count(store, keys[0]) == 0
     assert await _count(store, keys[1]) == 2  # its own attempt back, one failure forgiven
-    await store.write(lambda c: th.release(c, keys))
+    await store.write(lambda c: signins.release(c, keys))
     assert await _count(store, keys[1]) == 1
     for _ in range(3):  # never below zero
-        await store.write(lambda c: th.succeeded(c, keys[0], keys[1], POLICY, now=NOW))
+        await store.write(lambda c: signins.succeeded(c, keys[0], keys[1], POLICY, now=NOW))
     assert await _count(store, keys[1]) == 0
 
 
@@ -94,7 +96,7 @@ async def test_a_quiet_key_starts_anew_and_is_deleted_on_a_success(store):
     assert await _count(store, keys[0]) == 1
     other = th.keys_for("bob@b.test", "203.0.113.13")
     await _reserve(store, other)
-    await store.write(lambda c: th.succeeded(c, keys[0], keys[1], POLICY, now=later + 3600.5))
+    await store.write(lambda c: signins.succeeded(c, keys[0], keys[1], POLICY, now=later + 3600.5))
     assert await _count(store, other[0]) == 0  # forgotten: deleted
 
 
@@ -103,6 +105,6 @@ async def test_a_failed_check_moves_the_wait_to_its_end(store):
     for _ in range(POLICY.free_attempts):
         assert await _reserve(store, keys, NOW) == 0.0
     slow = NOW + 30  # the last check ended long after it was counted (a busy machine)
-    await store.write(lambda c: th.failed(c, keys, now=slow))
+    await store.write(lambda c: signins.failed(c, keys, now=slow))
     assert await _waiting(store, keys, slow + 1) == POLICY.wait_after(POLICY.free_attempts) - 1
     assert await _reserve(store, keys, slow + 1) > 0  # still refused right after the check
