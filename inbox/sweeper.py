@@ -32,7 +32,7 @@ from inbox.cases import CasePolicies, Change, tick
 from inbox.cases.due import summary
 from inbox.store import cases as repo
 from inbox.store.backends import Store
-from inbox.tasks import Background
+from inbox.tasks import Repeating
 
 __all__ = ["CaseSweeper"]
 
@@ -43,10 +43,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class CaseSweeper(Background):
+class CaseSweeper(Repeating):
     """`sweep()` runs one pass; `start()`/`stop()` run passes until stopped (a worker duty)."""
 
-    name = "case-sweeper"
+    task_name = "case-sweeper"
+    failure = "case sweep failed"
+    log = log
 
     def __init__(
         self,
@@ -62,7 +64,6 @@ class CaseSweeper(Background):
         self.clock = clock
         self.max_sleep = max_sleep
         self.batch = batch
-        super().__init__()
 
     async def sweep(self) -> list[Change]:
         """One pass: tick every due conversation (up to `batch`), commit, announce; the
@@ -86,20 +87,19 @@ class CaseSweeper(Background):
                 written.append(change)
         return written
 
-    async def run(self) -> None:
-        while True:
-            try:
-                changes = await self.sweep()
-                if len(changes) >= self.batch:
-                    continue  # more may be due now
-                pause = await self._until_next()
-            except Exception:
-                log.exception("case sweep failed")
-                pause = self.max_sleep
-            await asyncio.sleep(pause)
+    async def run_once(self) -> int:
+        return len(await self.sweep())
 
-    async def _until_next(self) -> float:
-        when = await self.store.read(repo.earliest_wake)
-        if when is None:
-            return self.max_sleep
-        return max(0.0, min(self.max_sleep, (when - self.clock()).total_seconds()))
+    async def pause(self, done: int) -> None:
+        """None if a full batch was done (more may be due now), else until the earliest
+        `wake_at`, at most `max_sleep`."""
+        if done >= self.batch:
+            return
+        try:
+            when = await self.store.read(repo.earliest_wake)
+        except Exception:  # the store is away: the next round fails and logs it
+            when = None
+        wait = self.max_sleep
+        if when is not None:
+            wait = max(0.0, min(self.max_sleep, (when - self.clock()).total_seconds()))
+        await asyncio.sleep(wait)

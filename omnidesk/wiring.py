@@ -224,7 +224,11 @@ def _case_sweeper(store: Store, bus: EventBus, config: Config) -> Duty:
     from inbox.sweeper import CaseSweeper
 
     sweeper = CaseSweeper(store, bus, case_policies(config))
-    return sweeper.start, sweeper.stop
+
+    async def start() -> None:
+        sweeper.start()
+
+    return start, sweeper.stop
 
 
 def case_policies(config: Config) -> CasePolicies:

@@ -190,7 +190,7 @@ async def test_started_it_sweeps_until_stopped(store, bus, heard):
     ann, cid = await claimed(store, bus, clock)
     await status(store, bus, clock, cid, ann, CaseStatus.SNOOZED, until=T0 + H)
     sweeper = CaseSweeper(store, bus, POLICIES, clock=clock, max_sleep=0.05)
-    await sweeper.start()
+    sweeper.start()
     try:
         clock.now = T0 + H
         for _ in range(200):
