@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inbox.accounts.tokens import create_token
 from inbox.store import cases as repo
+from inbox.store.tokens import create as create_token
 
 
 async def post(desk, who, path, body):
