@@ -154,28 +154,20 @@ def _contact(
     return int(contact_id)
 
 
-def _thread(
-    sql: Sql,
-    reads: Reads,
-    msg: InboundMessage,
-    channel: str,
-    contact_id: int,
-    now: datetime,
-    settings: IngestSettings,
+def _thread_recent(
+    reads: Reads, contact_id: int, channel: str, inbox: str, now: datetime, s: IngestSettings
 ) -> tuple[threads.ThreadChoice, threads.Candidate | None]:
-    if not (msg.conversation_token or msg.in_reply_to or msg.references):
-        # the common case: no explicit evidence, the contact's latest conversation or new
-        recent = reads.recent(contact_id, channel, msg.inbox)
-        choice = threads.choose(
-            by_token=None,
-            by_headers=None,
-            recent=recent,
-            now=now,
-            window=settings.thread_window,
-            reopen_window=settings.reopen_window,
-        )
-        return choice, (recent if choice.conversation_id is not None else None)
-    return _thread_by_evidence(sql, reads, msg, channel, contact_id, now, settings)
+    """The common case: no explicit evidence, the contact's latest conversation or new."""
+    recent = reads.recent(contact_id, channel, inbox)
+    choice = threads.choose(
+        by_token=None,
+        by_headers=None,
+        recent=recent,
+        now=now,
+        window=s.thread_window,
+        reopen_window=s.reopen_window,
+    )
+    return choice, (recent if choice.conversation_id is not None else None)
 
 
 def _evidence(
@@ -201,7 +193,7 @@ def _evidence(
     return by_token, by_headers, closed
 
 
-def _thread_by_evidence(
+def _thread(
     sql: Sql,
     reads: Reads,
     msg: InboundMessage,
@@ -262,7 +254,10 @@ def ingest_in(
             sql.run(U_CURSOR, source=item.cursor[0], position=item.cursor[1], now=at)
         return first
     contact_id = _contact(sql, reads, item.identities, msg.display_name, at)
-    choice, chosen = _thread(sql, reads, msg, channel, contact_id, now, settings)
+    if msg.conversation_token or msg.in_reply_to or msg.references:
+        choice, chosen = _thread(sql, reads, msg, channel, contact_id, now, settings)
+    else:
+        choice, chosen = _thread_recent(reads, contact_id, channel, msg.inbox, now, settings)
     subject = msg.subject[:998] if msg.subject else None
     if chosen is None:
         priority = (
