@@ -16,7 +16,7 @@ from aiohttp import web
 
 from agent_ui import access
 from agent_ui.auth import require_session
-from agent_ui.priority_api import POLICIES_KEY
+from agent_ui.cases_api import POLICIES_KEY
 from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY
 from inbox.cases import ActivityEntry, ActorKind

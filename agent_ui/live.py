@@ -11,6 +11,7 @@ re-reads what changed over HTTP, where every read is authorized again.
     server -> client  "event"     {name, conversation_id, ...ids}   conversation/message changes
                       "assigned"  {conversation_id}                  to the agent it was given to
                       "presence"  {agent_id, presence}               to supervisors and the agent
+                      "escalated" {conversation_id, reason?}         to supervisors
                       "viewers"   {conversation_id, viewers: [{id, name, typing}]}
                       "visitor_typing" {conversation_id, typing}
                       "resync"    {}   the bus was away: notices may be missing, re-read all
@@ -63,7 +64,10 @@ _CONVERSATION_EVENTS = (
     EventName.MESSAGE_SENT,
     EventName.MESSAGE_DELIVERY_CHANGED,
     EventName.SLA_BREACHED,
+    EventName.SLA_WARNING,
+    EventName.CONVERSATION_STATUS_CHANGED,
     EventName.CONVERSATION_PRIORITY_CHANGED,  # issue 17: the page shows the new priority
+    EventName.CONVERSATION_ESCALATED,
     EventName.ACTIVITY_APPENDED,  # and the timeline its entry
 )
 _IDS = ("conversation_id", "message_id", "agent_id", "previous_agent_id")
@@ -276,6 +280,8 @@ class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio
         if assignee is not None:
             rooms.append(f"agent:{assignee}")
         await self.emit("event", notice, room=rooms, ignore_queue=True)
+        if event.name == EventName.CONVERSATION_ESCALATED and event.data.get("escalated"):
+            await self._escalated(cid, event.data.get("reason"))
         if event.name == EventName.CONVERSATION_ASSIGNED and isinstance(
             event.data.get("agent_id"), int
         ):
@@ -285,6 +291,13 @@ class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio
                 room=f"agent:{event.data['agent_id']}",
                 ignore_queue=True,
             )
+
+    async def _escalated(self, cid: int, reason: Any) -> None:
+        """Supervisors are told at once (the reason is the breach or the agent's note)."""
+        notice: dict[str, Any] = {"conversation_id": cid}
+        if isinstance(reason, str):
+            notice["reason"] = reason[:200]
+        await self.emit("escalated", notice, room="supervisors", ignore_queue=True)
 
     async def _on_bus_resumed(self, _event: Event) -> None:
         """Notices were lost while the bus was away: every page here re-reads its data."""

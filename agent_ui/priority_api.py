@@ -20,6 +20,7 @@ from aiohttp import web
 
 from agent_ui import access
 from agent_ui.auth import require_session
+from agent_ui.cases_api import POLICIES_KEY
 from agent_ui.idempotency import call_once
 from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY
@@ -33,10 +34,9 @@ from inbox.store.backends import Store
 from inbox.web.http import MAX_BODY_KEY, STORE_KEY, read_json, require_token
 from inbox.web.untrusted import parse_id
 
-__all__ = ["POLICIES_KEY", "api_set_priority", "set_priority"]
+__all__ = ["api_set_priority", "set_priority"]
 
 # the case policies (priorities, SLA targets per inbox), set by the app that wires it
-POLICIES_KEY: web.AppKey[CasePolicies] = web.AppKey("case_policies", CasePolicies)
 
 MAX_REASON = 500
 

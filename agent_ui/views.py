@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_ui import access
+from agent_ui import access, cases_api
 from agent_ui.auth import current, require_session
 from agent_ui.settings import fill_canned
 from agent_ui.workspace import WS_KEY, Workspace
@@ -185,6 +185,7 @@ async def conversation_page(request: web.Request) -> web.Response:
         canned=_canned(ws, session, page),
         targets=targets,
         triage=page.triage,
+        case=await cases_api.case_facts(request, cid),
     )
 
 
@@ -202,6 +203,7 @@ async def conversation_json(request: web.Request) -> web.Response:
             "tags": list(conv.tags),
             "timeline": [message_json(m, page.authors) for m in page.timeline],
             "suggestions": _suggestions(ws, page),
+            "case": await cases_api.case_facts(request, conv.id),
         }
     )
 

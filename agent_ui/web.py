@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any
 import socketio
 from aiohttp import web
 
-from agent_ui import activity_api, auth, captured_mail, commands, priority_api, views
+from agent_ui import (
+    activity_api,
+    auth,
+    captured_mail,
+    cases_api,
+    commands,
+    escalations,
+    priority_api,
+    views,
+)
 from agent_ui.live import AgentNamespace
 from agent_ui.passwords import PasswordWorker
 from agent_ui.routing_api import RoutingClient
@@ -50,6 +59,8 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/agent/api/conversations/{id}/tags", commands.tags),
     ("POST", "/agent/api/conversations/{id}/resolve", commands.resolve),
     ("POST", "/agent/api/conversations/{id}/reopen", commands.reopen),
+    ("POST", "/agent/api/conversations/{id}/status", cases_api.agent_status),
+    ("POST", "/agent/api/conversations/{id}/escalate", cases_api.agent_escalate),
     ("POST", "/agent/api/conversations/{id}/transfer", commands.transfer),
     ("POST", "/agent/api/conversations/{id}/priority", priority_api.set_priority),
     ("GET", "/agent/api/conversations/{id}/activity", activity_api.conversation_activity),
@@ -58,6 +69,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/agent/api/contacts/{id}/notes", commands.contact_notes),
     ("POST", "/agent/api/contacts/{id}/merge", commands.merge_contacts),
     ("POST", "/agent/api/agents/{id}/end-sessions", commands.end_agent_sessions),
+    ("GET", "/escalations", escalations.escalations_page),
     ("GET", "/admin/mail", captured_mail.mail_page),
     ("GET", "/admin/mail/{key}", captured_mail.mail_message_page),
 ]

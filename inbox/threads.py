@@ -14,8 +14,11 @@ The rule, strongest evidence first:
    last message is within the thread window (and that is not closed);
 4. otherwise a new conversation.
 
-A message threaded into a resolved conversation reopens it; a closed conversation is never
-reopened (evidence naming it counts as none, and the next rule applies).
+A message threaded into a resolved (solved) conversation reopens it when it was solved
+within the reopen window (`inbox.cases.on_customer_reply`, the one rule); solved longer
+ago, the message starts a new conversation linked (`linked_to`) to it. A closed
+conversation is never reopened (evidence naming it counts as none, and the next rule
+applies; the store links a new conversation to it).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from inbox.cases.status import CaseStatus, on_customer_reply
 from inbox.types import ConversationStatus
 
 
@@ -35,6 +39,7 @@ class Candidate:
     status: ConversationStatus
     last_message_at: datetime
     contact_id: int | None = None  # whose conversation (header evidence carries it)
+    solved_at: datetime | None = None  # when it was resolved (its `resolved_at`)
 
 
 class Via(enum.StrEnum):
@@ -50,6 +55,7 @@ class ThreadChoice:
     via: Via
     reopen: bool = False
     refers_to: int | None = None  # headers named this conversation of another contact
+    linked_to: int | None = None  # a new conversation following this solved/closed one
 
 
 def choose(
@@ -60,34 +66,40 @@ def choose(
     now: datetime,
     window: timedelta,
     contact_id: int | None = None,
+    reopen_window: timedelta | None = None,
 ) -> ThreadChoice:
-    """`contact_id` is the sender's contact; `by_headers` must carry its own contact."""
+    """`contact_id` is the sender's contact; `by_headers` must carry its own contact.
+    `reopen_window`: how long after it was solved a conversation reopens (None: always)."""
     if by_token is not None and by_token.status is not ConversationStatus.CLOSED:
-        return ThreadChoice(
-            by_token.conversation_id,
-            Via.TOKEN,
-            reopen=by_token.status is ConversationStatus.RESOLVED,
-        )
+        return _joins(by_token, Via.TOKEN, now, reopen_window)
     if by_headers is not None:
         if by_headers.contact_id is None or by_headers.contact_id != contact_id:
             return ThreadChoice(None, Via.NEW, refers_to=by_headers.conversation_id)
         if by_headers.status is not ConversationStatus.CLOSED:
-            return ThreadChoice(
-                by_headers.conversation_id,
-                Via.HEADERS,
-                reopen=by_headers.status is ConversationStatus.RESOLVED,
-            )
+            return _joins(by_headers, Via.HEADERS, now, reopen_window)
     if (
         recent is not None
         and recent.status is not ConversationStatus.CLOSED
         and now - recent.last_message_at <= window
     ):
-        return ThreadChoice(
-            recent.conversation_id,
-            Via.RECENT,
-            reopen=recent.status is ConversationStatus.RESOLVED,
-        )
+        return _joins(recent, Via.RECENT, now, reopen_window)
     return ThreadChoice(None, Via.NEW)
+
+
+def _joins(
+    found: Candidate, via: Via, now: datetime, reopen_window: timedelta | None
+) -> ThreadChoice:
+    """The message joins `found` (reopening it if solved), or, solved longer ago than the
+    reopen window, starts a new conversation linked to it."""
+    if found.status is not ConversationStatus.RESOLVED:
+        return ThreadChoice(found.conversation_id, via)
+    if reopen_window is not None:
+        outcome = on_customer_reply(
+            CaseStatus.SOLVED, solved_at=found.solved_at, now=now, reopen_window=reopen_window
+        )
+        if not outcome.joins:
+            return ThreadChoice(None, Via.NEW, linked_to=found.conversation_id)
+    return ThreadChoice(found.conversation_id, via, reopen=True)
 
 
 def next_status(current: ConversationStatus, choice: ThreadChoice) -> ConversationStatus:

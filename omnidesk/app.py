@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from agent_ui import api as read_api
-from agent_ui import priority_api, routing_api
+from agent_ui import cases_api, priority_api, routing_api
 from agent_ui import web as agent_web
 from channels import api as inbound_api
 from inbox.accounts.token_cache import TokenCache, stamp_path
@@ -103,7 +103,7 @@ def make_web_app(services: Services, checks: dict[str, Check] | None = None) -> 
         routing_api.RoutingClient(services.bus), services.bus, config.priorities
     )
     app.add_routes(routing_api.routes())
-    app[priority_api.POLICIES_KEY] = case_policies(config)
+    cases_api.setup(app, case_policies(config))  # status, escalation (issue 17)
     app.add_routes(priority_api.api_routes())
     app.add_routes(services.parts.routes)
     metrics.add_routes(app, services)  # /metrics, when [metrics] gives a token

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from channels import registry
-from channels.protocol import ChannelServices, Closer, CursorFn
-from inbox.bus.backends import open_bus
+from channels.protocol import ChannelServices, Closer, CursorFn, Duty
+from inbox.bus.backends import EventBus, open_bus
 from inbox.bus.presence import open_presence
 from inbox.config import Config
 from inbox.ingest import Ingestor, IngestSettings
@@ -39,6 +39,7 @@ def ingest_settings(config: Config) -> IngestSettings:
         priorities=config.priorities,
         default_priority=config.default_priority,
         thread_window=timedelta(seconds=config.ingest.thread_window_seconds),
+        reopen_window=timedelta(seconds=config.ingest.reopen_window_seconds),
         default_country=config.ingest.default_country,
         batch_max=config.ingest.batch_max,
     )
@@ -96,6 +97,7 @@ async def build_services(
         await close_all([*closers, *([relay.stop] if relay is not None else [])])
         raise
     senders.update(parts.senders)
+    parts.duties.append(_case_sweeper(store, bus, config))
     closers += parts.closers
     if relay is not None:
         closers.append(relay.stop)
@@ -215,6 +217,18 @@ def build_router(config: Config, services: Services) -> RouterService:
 
 if TYPE_CHECKING:  # here rather than at the top: one block for issue 17's wiring
     from inbox.cases import CasePolicies
+
+
+def _case_sweeper(store: Store, bus: EventBus, config: Config) -> Duty:
+    """Snooze ends, auto-close and SLA timers (`inbox.sweeper`), a worker duty."""
+    from inbox.sweeper import CaseSweeper
+
+    sweeper = CaseSweeper(store, bus, case_policies(config))
+
+    async def start() -> None:
+        sweeper.start()
+
+    return start, sweeper.stop
 
 
 def case_policies(config: Config) -> CasePolicies:

@@ -138,6 +138,13 @@ socket && socket.on("assigned", (data) => {
   }
 });
 
+// supervisors: a conversation was escalated (an SLA breach or an agent asking for help)
+socket && socket.on("escalated", (data) => {
+  const why = data.reason ? `: ${data.reason}` : "";
+  announce(`Conversation #${data.conversation_id} was escalated${why}.`);
+  document.dispatchEvent(new CustomEvent("od:escalated", { detail: data }));
+});
+
 // -- help overlay and shortcuts ---------------------------------------------------------
 const help = document.getElementById("help");
 function toggleHelp(show) {

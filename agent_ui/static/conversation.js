@@ -58,9 +58,28 @@ const refresh = debounce(async () => {
   document.getElementById("conv-assignee").textContent = data.assignee || "nobody (waiting)";
   document.getElementById("resolve").hidden = !["open", "pending"].includes(data.status);
   document.getElementById("reopen").hidden = data.status !== "resolved";
+  renderCase(data.case);
   renderSuggestions(data.suggestions);
   document.body.dataset.updated = String(Date.now());
 }, 100);
+
+function timeOrDash(iso, extra = "") {
+  if (!iso) return ["—"];
+  return [el("time", { datetime: iso }, iso), extra];
+}
+function renderCase(c) {
+  document.getElementById("conv-snoozed").replaceChildren(...timeOrDash(c.snoozed_until));
+  const due = document.getElementById("conv-sla-due");
+  due.dataset.state = c.sla_state || "";
+  due.replaceChildren(...timeOrDash(c.sla_due_at, ` (${c.sla_state})`));
+  document.getElementById("conv-escalated").textContent = c.escalated ? "yes" : "no";
+  // follow the status when it changes, not while the agent is choosing a new one
+  const select = document.getElementById("status-select");
+  if (select.dataset.current !== c.status) {
+    select.dataset.current = c.status;
+    select.value = c.status === "resolved" ? "solved" : c.status;
+  }
+}
 
 function renderSuggestions(list) {
   const box = document.getElementById("suggestions-box");
@@ -212,6 +231,23 @@ async function action(name, body = {}) {
 }
 document.getElementById("resolve").addEventListener("click", () => action("resolve"));
 document.getElementById("reopen").addEventListener("click", () => action("reopen"));
+document.getElementById("status-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const status = document.getElementById("status-select").value;
+  const until = document.getElementById("snooze-until").value;
+  const reason = document.getElementById("status-reason").value.trim();
+  const body = { status };
+  if (status === "snoozed" && until) body.until = new Date(until).toISOString();
+  if (reason) body.reason = reason;
+  const out = document.getElementById("status-error");
+  try { await action("status", body); out.textContent = ""; } catch (err) { out.textContent = err.message; }
+});
+document.getElementById("escalate-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const note = document.getElementById("escalate-note").value.trim();
+  const out = document.getElementById("escalate-error");
+  try { await action("escalate", { note }); out.textContent = ""; } catch (err) { out.textContent = err.message; }
+});
 document.getElementById("tags-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const tags = document.getElementById("tags-input").value.split(",").map((s) => s.trim()).filter(Boolean);

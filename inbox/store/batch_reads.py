@@ -241,18 +241,19 @@ def _latest_open(sql: Sql, contacts: set[int]) -> dict[tuple[int, str, str], thr
     recent: dict[tuple[int, str, str], threads.Candidate] = {}
     for chunk in chunks(sorted(contacts)):
         listed, params = in_list("c", chunk)
-        latest: dict[tuple[int, str, str], tuple[Any, int, str]] = {}
-        for cid, contact, channel, inbox, status, last in sql.rows(
-            "SELECT id, contact_id, channel, inbox, status, last_message_at "
+        latest: dict[tuple[int, str, str], tuple[Any, int, str, Any]] = {}
+        for cid, contact, channel, inbox, status, last, solved in sql.rows(
+            "SELECT id, contact_id, channel, inbox, status, last_message_at, resolved_at "
             f"FROM conversations WHERE contact_id IN {listed} AND status != 'closed'",
-            ("id", "contact_id", "channel", "inbox", "status", "last_message_at"),
+            ("id", "contact_id", "channel", "inbox", "status", "last_message_at", "resolved_at"),
             **params,
         ):
             held = latest.get((contact, channel, inbox))
             if held is None or (last, cid) > held[:2]:
-                latest[(contact, channel, inbox)] = (last, cid, status)
-        for key, (last, cid, status) in latest.items():
-            recent[key] = threads.Candidate(cid, STATUS[status], as_utc(last))
+                latest[(contact, channel, inbox)] = (last, cid, status, solved)
+        for key, (last, cid, status, solved) in latest.items():
+            solved_at = None if solved is None else as_utc(solved)
+            recent[key] = threads.Candidate(cid, STATUS[status], as_utc(last), None, solved_at)
     return recent
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "escalated",
     "load_case",
     "load_cases",
+    "reschedule",
     "save_change",
     "stored_status",
     "timeline",
@@ -215,6 +216,19 @@ def save_change(conn: Connection, change: Change, summary: Summary, *, at: datet
     if change.entries:
         conn.execute(sa.insert(t.activity), [_entry_row(e) for e in change.entries])
     return True
+
+
+def reschedule(
+    conn: Connection, conversation_id: int, version: int, wake_at: datetime | None
+) -> bool:
+    """Move the row's `wake_at` (the sweeper found nothing due at the old one), if it is
+    still at `version`; the version stays (nothing of the case changed)."""
+    written = conn.execute(
+        sa.update(t.conversations)
+        .where(c.id == conversation_id, c.version == version)
+        .values(wake_at=wake_at)
+    ).rowcount
+    return bool(written)
 
 
 def _changed(before: Case, case: Case, at: datetime) -> dict[str, Any]:

@@ -56,7 +56,7 @@ Q_IDENTITY = (
     "SELECT i.contact_id, c.merged_into, c.name FROM identities i "
     "JOIN contacts c ON c.id = i.contact_id WHERE i.kind = :kind AND i.value = :value"
 )
-CONV = "SELECT id, status, last_message_at FROM conversations "
+CONV = "SELECT id, status, last_message_at, resolved_at FROM conversations "
 Q_RECENT = (
     CONV + "WHERE contact_id = :contact_id AND channel = :channel AND inbox = :inbox "
     "AND status != 'closed' "
@@ -120,8 +120,9 @@ def candidate(
 ) -> threads.Candidate | None:
     if row is None:
         return None
-    contact = row[3] if with_contact else None
-    return threads.Candidate(row[0], STATUS[row[1]], as_utc(row[2]), contact)
+    contact = row[4] if with_contact else None
+    solved_at = None if row[3] is None else as_utc(row[3])
+    return threads.Candidate(row[0], STATUS[row[1]], as_utc(row[2]), contact, solved_at)
 
 
 def existing_row(sql: Sql, channel: str, external_id: str, sender: str) -> IngestResult | None:

@@ -11,6 +11,7 @@ writer process.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ class IngestSettings:
     priorities: tuple[str, ...] = ("urgent", "high", "normal", "low")
     default_priority: str = "normal"
     thread_window: timedelta = timedelta(days=7)
+    # a solved conversation reopens within this; later, a new one is linked to it
+    reopen_window: timedelta | None = None
     default_country: str = "US"
     batch_max: int = 256
 
@@ -74,7 +77,7 @@ Q_BY_TOKEN = CONV + "WHERE token = :token"
 # a conversation belongs to one inbox, and who may write into an inbox (an API token's
 # scope) stays there. (A flat OR: SQLite then searches both indexes.)
 Q_BY_HEADERS = (
-    "SELECT c.id, c.status, c.last_message_at, c.contact_id FROM messages m "
+    "SELECT c.id, c.status, c.last_message_at, c.resolved_at, c.contact_id FROM messages m "
     "JOIN conversations c ON c.id = m.conversation_id "
     "WHERE ((m.channel = :channel AND m.external_id IN {refs} AND m.direction = 'inbound') "
     "OR (m.provider_id IN {refs} AND m.direction = 'outbound' AND (m.channel = :channel{also}))) "
@@ -91,9 +94,9 @@ def by_headers_query(channel: str, refs: str) -> str:
 
 I_CONVERSATION = (
     "INSERT INTO conversations (contact_id, channel, inbox, status, priority, subject, "
-    "required_skills, token, tags, created_at, last_message_at) "
+    "required_skills, token, tags, created_at, last_message_at, linked_to) "
     "VALUES (:contact_id, :channel, :inbox, 'open', :priority, :subject, :skills, :token, "
-    "'[]', :now, :now) RETURNING id"
+    "'[]', :now, :now, :linked_to) RETURNING id"
 )
 Q_LOCK = "SELECT pg_advisory_xact_lock(hashtext(:k))"
 
@@ -151,28 +154,32 @@ def _contact(
     return int(contact_id)
 
 
-def _thread(
-    sql: Sql,
-    reads: Reads,
-    msg: InboundMessage,
-    channel: str,
-    contact_id: int,
-    now: datetime,
-    window: timedelta,
+def _thread_recent(
+    reads: Reads, contact_id: int, channel: str, inbox: str, now: datetime, s: IngestSettings
 ) -> tuple[threads.ThreadChoice, threads.Candidate | None]:
+    """The common case: no explicit evidence, the contact's latest conversation or new."""
+    recent = reads.recent(contact_id, channel, inbox)
+    choice = threads.choose(
+        by_token=None,
+        by_headers=None,
+        recent=recent,
+        now=now,
+        window=s.thread_window,
+        reopen_window=s.reopen_window,
+    )
+    return choice, (recent if choice.conversation_id is not None else None)
+
+
+def _evidence(
+    sql: Sql, msg: InboundMessage, channel: str
+) -> tuple[threads.Candidate | None, threads.Candidate | None, int | None]:
+    """(by token, by headers, a closed conversation the token named)."""
     by_token = by_headers = None
-    if not (msg.conversation_token or msg.in_reply_to or msg.references):
-        # the common case: no explicit evidence, the contact's latest conversation or new
-        recent = reads.recent(contact_id, channel, msg.inbox)
-        choice = threads.choose(
-            by_token=None, by_headers=None, recent=recent, now=now, window=window
-        )
-        return choice, (recent if choice.conversation_id is not None else None)
-    recent = None
-    reads.flush()  # the reads below see the batch's own writes
+    closed: int | None = None
     if msg.conversation_token:
         by_token = candidate(sql.first(Q_BY_TOKEN, token=msg.conversation_token))
         if by_token is not None and by_token.status is ConversationStatus.CLOSED:
+            closed = by_token.conversation_id
             by_token = None  # counts as no token: the headers are asked next
     refs = [r for r in (msg.in_reply_to, *reversed(msg.references)) if r][:50]
     if by_token is None and refs:
@@ -183,25 +190,44 @@ def _thread(
             sql.first(by_headers_query(channel, listed), channel=channel, inbox=msg.inbox, **ids),
             with_contact=True,
         )
-    if by_token is None and (
-        by_headers is None
-        or (by_headers.contact_id == contact_id and by_headers.status is ConversationStatus.CLOSED)
-    ):
+    return by_token, by_headers, closed
+
+
+def _thread(
+    sql: Sql,
+    reads: Reads,
+    msg: InboundMessage,
+    channel: str,
+    contact_id: int,
+    now: datetime,
+    settings: IngestSettings,
+) -> tuple[threads.ThreadChoice, threads.Candidate | None]:
+    reads.flush()  # the reads below see the batch's own writes
+    by_token, by_headers, closed = _evidence(sql, msg, channel)
+    own_closed = (
+        by_headers is not None
+        and by_headers.contact_id == contact_id
+        and by_headers.status is ConversationStatus.CLOSED
+    )
+    if own_closed and by_headers is not None:
+        closed = closed or by_headers.conversation_id
+    recent = None
+    if by_token is None and (by_headers is None or own_closed):
         recent = reads.recent(contact_id, channel, msg.inbox)
     choice = threads.choose(
         by_token=by_token,
         by_headers=by_headers,
         recent=recent,
         now=now,
-        window=window,
+        window=settings.thread_window,
         contact_id=contact_id,
+        reopen_window=settings.reopen_window,
     )
-    chosen = None
-    for c in (by_token, by_headers, recent):
-        if c is not None and c.conversation_id == choice.conversation_id:
-            chosen = c
-            break
-    return choice, chosen
+    if closed is not None and choice.conversation_id is None and choice.refers_to is None:
+        # the customer wrote again after it was closed: a new conversation follows it
+        choice = dataclasses.replace(choice, linked_to=choice.linked_to or closed)
+    found = (c for c in (by_token, by_headers, recent) if c is not None)
+    return choice, next((c for c in found if c.conversation_id == choice.conversation_id), None)
 
 
 def ingest_in(
@@ -228,7 +254,10 @@ def ingest_in(
             sql.run(U_CURSOR, source=item.cursor[0], position=item.cursor[1], now=at)
         return first
     contact_id = _contact(sql, reads, item.identities, msg.display_name, at)
-    choice, chosen = _thread(sql, reads, msg, channel, contact_id, now, settings.thread_window)
+    if msg.conversation_token or msg.in_reply_to or msg.references:
+        choice, chosen = _thread(sql, reads, msg, channel, contact_id, now, settings)
+    else:
+        choice, chosen = _thread_recent(reads, contact_id, channel, msg.inbox, now, settings)
     subject = msg.subject[:998] if msg.subject else None
     if chosen is None:
         priority = (
@@ -244,6 +273,7 @@ def ingest_in(
             skills=list(msg.skills),
             token=new_token(),
             now=at,
+            linked_to=choice.linked_to,
         )
         status = ConversationStatus.OPEN
     else:

@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from inbox.actions import run_case_op
-from inbox.bus.backends import RedisBus, open_bus
+from inbox.bus.backends import RedisBus
 from inbox.cases import Actor, CaseStatus, claim, set_priority, set_status
 from inbox.cases.due import summary
 from inbox.errors import Conflict, NotFound
@@ -39,14 +39,6 @@ def claim_by(agent_id: int):
 
 def status(to: CaseStatus, reason: str | None = None):
     return functools.partial(set_status, to=to, reason=reason)
-
-
-@pytest.fixture
-async def bus():
-    bus = open_bus(None)
-    await bus.start()
-    yield bus
-    await bus.close()
 
 
 class Heard:

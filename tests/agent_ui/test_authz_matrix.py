@@ -163,6 +163,14 @@ async def test_http_authorization_matrix(desk):
             f"/agent/api/agents/{victim.id}/end-sessions",
         )
 
+        await cell(
+            ("GET", "/escalations"),
+            "-",
+            who,
+            {"anon": 303, "supervisor": 200, "admin": 200}.get(who, 403),
+            "GET",
+            "/escalations",
+        )
         # captured outbound mail: admins only (signed out: the sign-in page)
         for route, path in (
             (("GET", "/admin/mail"), "/admin/mail"),
@@ -281,6 +289,25 @@ async def test_http_authorization_matrix(desk):
                 expect(who, sees, anon=401),
                 "POST",
                 f"/agent/api/conversations/{fresh['conversation_id']}/reopen",
+            )
+            fresh = await desk.conversation(inbox, sender=f"{who}-{inbox}-s@example.com")
+            await cell(
+                ("POST", "/agent/api/conversations/{id}/status"),
+                inbox,
+                who,
+                expect(who, sees, anon=401),
+                "POST",
+                f"/agent/api/conversations/{fresh['conversation_id']}/status",
+                {"status": "pending", "reason": f"asked by {who}"},
+            )
+            await cell(
+                ("POST", "/agent/api/conversations/{id}/escalate"),
+                inbox,
+                who,
+                expect(who, sees, anon=401),
+                "POST",
+                f"/agent/api/conversations/{fresh['conversation_id']}/escalate",
+                {"note": f"help {who}"},
             )
             fresh = await desk.conversation(inbox, sender=f"{who}-{inbox}-t@example.com")
             await desk.settle()

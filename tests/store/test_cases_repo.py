@@ -334,3 +334,13 @@ async def test_two_sweepers_take_disjoint_rows_on_postgres(store):
         await one.rollback()
         await two.rollback()
     assert mine == ids[:2] and theirs == ids[2:]
+
+
+async def test_reschedule_moves_wake_at_only_over_the_version_read(store):
+    cid = await store.write(lambda conn: conversation(conn, wake_at=T0))
+    assert await store.write(lambda conn: repo.reschedule(conn, cid, 0, T0 + 5 * H))
+    raw = await store.read(lambda conn: row(conn, cid))
+    assert (raw.wake_at, raw.version) == (T0 + 5 * H, 0)
+    assert not await store.write(lambda conn: repo.reschedule(conn, cid, 3, None))
+    assert await store.write(lambda conn: repo.reschedule(conn, cid, 0, None))
+    assert await store.read(repo.earliest_wake) is None
