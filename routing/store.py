@@ -103,7 +103,8 @@ def _conv(row: Any, requeued: bool = False, accepted: bool = False) -> ConvRow:
         str(row.inbox),
         str(row.status),
         str(row.priority),
-        (*(_json(row.required_skills) or ()), team_skill(str(row.inbox))),
+        # a conversation transferred to a team waits for that team's agents
+        (*(_json(row.required_skills) or ()), team_skill(str(row.team or row.inbox))),
         row.assignee_id,
         _epoch(row.waiting_since),
         _epoch(row.assigned_at),
@@ -113,7 +114,7 @@ def _conv(row: Any, requeued: bool = False, accepted: bool = False) -> ConvRow:
 
 
 c = t.conversations.c
-_CONV_COLS = (c.id, c.channel, c.inbox, c.status, c.priority, c.required_skills,
+_CONV_COLS = (c.id, c.channel, c.inbox, c.team, c.status, c.priority, c.required_skills,
               c.assignee_id, c.waiting_since, c.assigned_at)  # fmt: skip
 
 
