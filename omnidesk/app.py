@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from agent_ui import api as read_api
-from agent_ui import routing_api
+from agent_ui import routing_api, transfer_api
 from agent_ui import web as agent_web
 from channels import api as inbound_api
 from inbox.accounts.token_cache import TokenCache, stamp_path
@@ -32,7 +32,7 @@ from inbox.web.http import (
 from omnidesk import metrics, worker
 from omnidesk.services import Services, name_of
 from omnidesk.sockets import attach_socketio
-from omnidesk.wiring import build_router, build_services
+from omnidesk.wiring import build_router, build_services, case_policies
 
 log = logging.getLogger("omnidesk")
 
@@ -103,6 +103,7 @@ def make_web_app(services: Services, checks: dict[str, Check] | None = None) -> 
         routing_api.RoutingClient(services.bus), services.bus, config.priorities
     )
     app.add_routes(routing_api.routes())
+    app[transfer_api.CASES_KEY] = transfer_api.CaseSettings(case_policies(config), config.inboxes)
     app.add_routes(services.parts.routes)
     metrics.add_routes(app, services)  # /metrics, when [metrics] gives a token
     attach_socketio(app, services.sio, GRACE_SECONDS)
