@@ -33,7 +33,7 @@ from inbox.store import conversations
 from inbox.store.sessions import Session
 from inbox.web.http import STORE_KEY
 
-__all__ = ["CASES_KEY", "CaseSettings", "by_agent", "by_token", "names_a_queue"]
+__all__ = ["CASES_KEY", "CaseSettings", "by_agent", "by_token", "names_a_queue", "queue_choices"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,11 @@ def names_a_queue(body: dict[str, Any]) -> bool:
 
 def _settings(app: web.Application) -> CaseSettings:
     return app.get(CASES_KEY) or CaseSettings()
+
+
+def queue_choices(app: web.Application) -> tuple[str, ...]:
+    """The inboxes (and teams) the conversation page offers as transfer destinations."""
+    return _settings(app).inboxes or ()
 
 
 def _destination(body: dict[str, Any], app: web.Application) -> tuple[str | None, str | None]:
