@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import socketio
 from aiohttp import web
 
-from agent_ui import auth, captured_mail, commands, views
+from agent_ui import auth, bulk_api, captured_mail, commands, views
 from agent_ui.live import AgentNamespace
 from agent_ui.passwords import PasswordWorker
 from agent_ui.routing_api import RoutingClient
@@ -51,6 +51,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/agent/api/conversations/{id}/resolve", commands.resolve),
     ("POST", "/agent/api/conversations/{id}/reopen", commands.reopen),
     ("POST", "/agent/api/conversations/{id}/transfer", commands.transfer),
+    ("POST", "/agent/api/conversations/bulk", bulk_api.browser_bulk),
     ("POST", "/agent/api/presence", commands.presence),
     ("POST", "/agent/api/sms-segments", commands.sms_segments),
     ("POST", "/agent/api/contacts/{id}/notes", commands.contact_notes),
