@@ -15,6 +15,7 @@ from aiohttp import web
 
 from agent_ui import access
 from agent_ui.auth import require_session
+from agent_ui.idempotency import call_once
 from agent_ui.transfer_api import CASES_KEY, CaseSettings
 from agent_ui.workspace import WS_KEY
 from inbox.accounts.agents import get_agent
@@ -60,8 +61,13 @@ async def browser_bulk(request: web.Request) -> web.Response:
     req = await _request(request, ws.store)
     rights = Rights.of_agent(agent.id, agent.teams, access.can_supervise(agent))
     policies = _settings(request.app).policies
-    results = await run_bulk(ws.store, ws.bus, policies, req, Actor.agent(agent.id), rights)
-    return _answer(results)
+
+    async def act() -> dict[str, Any]:  # a resend with the same Idempotency-Key: the answer
+        results = await run_bulk(ws.store, ws.bus, policies, req, Actor.agent(agent.id), rights)
+        return {"results": results}
+
+    answer, _fresh = await call_once(ws, request, agent.id, act)
+    return _answer(answer["results"])
 
 
 async def api_bulk(request: web.Request) -> web.Response:
