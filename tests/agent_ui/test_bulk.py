@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inbox.accounts.tokens import create_token
 from inbox.cases import ActorKind, CaseStatus
 from inbox.store import cases, conversations
+from tests.agent_ui.conftest import three_tokens
 
 pytestmark = pytest.mark.slow
 
@@ -133,15 +133,7 @@ async def test_refused_requests(desk):
 
 
 async def test_bulk_over_the_api_per_token(desk):
-    tokens = {}
-    for name, inboxes, read_only in [
-        ("all", None, False),
-        ("a-only", ["inbox-a"], False),
-        ("reader", None, True),
-    ]:
-        tokens[name] = await desk.store.write(
-            lambda c, n=name, i=inboxes, r=read_only: create_token(c, n, inboxes=i, read_only=r)
-        )
+    tokens = await three_tokens(desk)
     a, b = await _two_inboxes(desk)
     body = {"ids": [a, b], "action": "status", "status": "on_hold"}
     assert (await _api(desk, tokens["reader"], body)).status == 403

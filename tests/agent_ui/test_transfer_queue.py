@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from inbox.accounts.tokens import create_token
 from inbox.cases import ActorKind, ChangeKind
 from inbox.events import Event, EventName
 from inbox.store import cases
 from inbox.types import Presence
+from tests.agent_ui.conftest import three_tokens
 
 pytestmark = pytest.mark.slow
 
@@ -105,15 +105,7 @@ async def test_transfer_refusals(desk):
 
 
 async def test_transfer_over_the_api_per_token(desk):
-    tokens = {}
-    for name, inboxes, read_only in [
-        ("all", None, False),
-        ("a-only", ["inbox-a"], False),
-        ("reader", None, True),
-    ]:
-        tokens[name] = await desk.store.write(
-            lambda c, n=name, i=inboxes, r=read_only: create_token(c, n, inboxes=i, read_only=r)
-        )
+    tokens = await three_tokens(desk)
     cid = (await desk.conversation("inbox-a"))["conversation_id"]
     assert (await _api(desk, tokens["reader"], cid, {"inbox": "inbox-b"})).status == 403
     assert (await _api(desk, tokens["a-only"], cid, {"inbox": "inbox-b"})).status == 403
