@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_ui import access, actions
+from agent_ui import access, actions, transfer_api
 from agent_ui.auth import require_session
 from agent_ui.idempotency import call_once, write_once
 from agent_ui.reply_check import check_reply
@@ -195,6 +195,9 @@ async def transfer(request: web.Request) -> web.Response:
     cid = int_param(request, "id")
     conv = await _visible(ws, session, cid)
     body = await _body(request)
+    if transfer_api.names_a_queue(body):  # to an inbox or a team: the case core's move
+        await transfer_api.by_agent(request, session, cid, body)
+        return _ok()
     target_id = body.get("agent_id")
     if target_id is not None:
         if not is_id(target_id):

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from agent_ui import transfer_api
 from agent_ui.api import conversation_json
 from inbox import events as ev
 from inbox.accounts.tokens import Scope
@@ -274,6 +275,9 @@ async def post_transfer(request: web.Request) -> web.Response:
     cid = _id(request)
     await _in_scope(request, scope, cid)
     body = await _body(request)
+    if transfer_api.names_a_queue(body):  # to an inbox or a team: the case core's move
+        bus = request.app[ROUTING_KEY].bus
+        return await transfer_api.by_token(request, bus, scope, cid, body)
     agent_id = _agent_id(body, required=False)
     skills = field(body, "skills", list, max_len=MAX_SKILLS)
     if (agent_id is None) == (skills is None):

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_ui import access, cases_api
+from agent_ui import access, cases_api, transfer_api
 from agent_ui.auth import current, require_session
 from agent_ui.settings import fill_canned
 from agent_ui.workspace import WS_KEY, Workspace
@@ -184,6 +184,7 @@ async def conversation_page(request: web.Request) -> web.Response:
         suggestions=_suggestions(ws, page),
         canned=_canned(ws, session, page),
         targets=targets,
+        queues=transfer_api.queue_choices(request.app),
         triage=page.triage,
         case=await cases_api.case_facts(request, cid),
     )

@@ -18,6 +18,7 @@ from aiohttp import web
 from agent_ui import (
     activity_api,
     auth,
+    bulk_api,
     captured_mail,
     cases_api,
     commands,
@@ -64,6 +65,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/agent/api/conversations/{id}/transfer", commands.transfer),
     ("POST", "/agent/api/conversations/{id}/priority", priority_api.set_priority),
     ("GET", "/agent/api/conversations/{id}/activity", activity_api.conversation_activity),
+    ("POST", "/agent/api/conversations/bulk", bulk_api.browser_bulk),
     ("POST", "/agent/api/presence", commands.presence),
     ("POST", "/agent/api/sms-segments", commands.sms_segments),
     ("POST", "/agent/api/contacts/{id}/notes", commands.contact_notes),

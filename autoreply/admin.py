@@ -19,7 +19,7 @@ from typing import Any
 from autoreply.engine import Engine, decide
 from autoreply.evaluate import Trace
 from autoreply.faq import load_faq_text
-from autoreply.loader import LoadOptions, load_rules_texts
+from autoreply.loader import LoadOptions, load_rules_texts, queue_options
 from autoreply.settings import AutoreplySettings
 from inbox.errors import ConfigError
 from inbox.ports import TriageDecision
@@ -75,6 +75,7 @@ def check_files(
         priorities=settings.priorities if settings else LoadOptions().priorities,
         has_business_hours=settings is None or settings.business_hours is not None,
         has_faq=settings is None or bool(settings.faq) or bool(faq_files),
+        **queue_options(settings),
     )
     if rule_files:
         try:

@@ -45,6 +45,7 @@ class Outcome:
     tags: list[str] = field(default_factory=list)
     queue: str | None = None
     assign_to: str | None = None
+    moved_by: dict[str, str] = field(default_factory=dict)  # "queue"/"assign_to" -> rule
     resolve: bool = False
     stopped_by: str | None = None
     # set by the reply steps
@@ -75,8 +76,12 @@ class Outcome:
             self.priority = act.priority
         _add_new(self.skills, act.skills)
         _add_new(self.tags, act.tags)
-        self.queue = self.queue or act.queue
-        self.assign_to = self.assign_to or act.assign_to
+        if self.queue is None and act.queue:
+            self.queue = act.queue
+            self.moved_by["queue"] = rule.name
+        if self.assign_to is None and act.assign_to:
+            self.assign_to = act.assign_to
+            self.moved_by["assign_to"] = rule.name
         self.resolve = self.resolve or act.resolve
         if act.stop:
             self.stopped_by = rule.name
@@ -102,6 +107,8 @@ class Outcome:
             extra["matched"] = tuple(self.matched)
         if self.queue:
             extra["queue"] = self.queue
+        if self.moved_by:
+            extra["moved_by"] = dict(self.moved_by)
         if self.headers is not None:
             extra["headers"] = self.headers
         return TriageDecision(

@@ -27,6 +27,7 @@ from typing import Any
 
 from autoreply.fields import Table, did_you_mean
 from autoreply.rules import Actions, Condition, FaqHit, Rule, Ruleset
+from autoreply.settings import AutoreplySettings
 from autoreply.templates import ReplyTemplate, TemplateCheckError, compile_template
 from autoreply.text import PhraseIndex
 from autoreply.when import read_when
@@ -46,9 +47,26 @@ BUILTIN_TEMPLATES = {
 
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
+    """What the rest of the config defines that rules may name. `inboxes`, `teams` and
+    `agents` (emails) are checked only when given: `omnidesk rules check` on a file alone
+    knows none of them, the server knows its inboxes (agents live in the database)."""
+
     priorities: tuple[str, ...] = DEFAULT_PRIORITIES
     has_business_hours: bool = False
     has_faq: bool = False
+    inboxes: frozenset[str] | None = None
+    teams: frozenset[str] | None = None
+    agents: frozenset[str] | None = None
+
+
+def queue_options(settings: AutoreplySettings | None) -> dict[str, frozenset[str]]:
+    """The `LoadOptions` fields that check `queue`/`assign_to`: the config's inboxes,
+    which are its teams too (agents are given teams from them). Agents are not named:
+    they live in the database, and an unknown email is reported when a rule is applied."""
+    if settings is None or settings.inboxes is None:
+        return {}
+    names = frozenset(settings.inboxes)
+    return {"inboxes": names, "teams": names}
 
 
 def _read(path: str) -> str:
@@ -194,8 +212,15 @@ def _then(
                 "reply", "the faq template needs a matched FAQ entry", fix="add faq = true to when"
             )
     priority = table.str("priority", None, choices=opts.priorities)
-    queue = table.str("queue", None)
-    assign_to = table.str("assign_to", None)
+    queue = _queue(table, opts)
+    assign_to = _assign_to(table, opts)
+    resolve = table.bool("resolve", False)
+    if resolve and (queue or assign_to):
+        raise table.error(
+            "queue" if queue else "assign_to",
+            "a resolved conversation waits in no queue and goes to nobody",
+            fix="drop resolve = true, or move the conversation in a rule of its own",
+        )
     return Actions(
         reply=reply,
         priority=priority,
@@ -203,6 +228,48 @@ def _then(
         queue=queue,
         tags=tuple(table.str_list("tags", [])),
         assign_to=assign_to,
-        resolve=table.bool("resolve", False),
+        resolve=resolve,
         stop=table.bool("stop", True),
     )
+
+
+def _queues(opts: LoadOptions) -> frozenset[str] | None:
+    """The inboxes and teams a rule may send a conversation to (None: not known here)."""
+    if opts.inboxes is None and opts.teams is None:
+        return None
+    return (opts.inboxes or frozenset()) | (opts.teams or frozenset())
+
+
+def _queue(table: Table, opts: LoadOptions) -> str | None:
+    """`queue`: an inbox or a team the config knows."""
+    queue: str | None = table.str("queue", None)
+    known = _queues(opts)
+    if queue is not None and known is not None and queue not in known:
+        raise table.error(
+            "queue", f"unknown inbox or team {queue!r}", fix=did_you_mean(queue, known)
+        )
+    return queue
+
+
+def _assign_to(table: Table, opts: LoadOptions) -> str | None:
+    """`assign_to`: an agent's email (it has an "@"), or a team."""
+    target: str | None = table.str("assign_to", None)
+    if target is None:
+        return None
+    if "@" in target:
+        if opts.agents is not None and target.lower() not in opts.agents:
+            raise table.error(
+                "assign_to",
+                f"no agent has the email {target!r}",
+                fix=did_you_mean(target.lower(), opts.agents)
+                + " (add the agent with `omnidesk agents add`)",
+            )
+        return target.lower()
+    known = _queues(opts)
+    if known is not None and target not in known:
+        raise table.error(
+            "assign_to",
+            f"unknown team {target!r} (an agent is named by email)",
+            fix=did_you_mean(target, known),
+        )
+    return target

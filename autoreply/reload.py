@@ -23,7 +23,7 @@ from pathlib import Path
 
 from autoreply.engine import Engine
 from autoreply.faq import FaqIndex, load_faq_files
-from autoreply.loader import LoadOptions, load_rules
+from autoreply.loader import LoadOptions, load_rules, queue_options
 from autoreply.rules import Ruleset
 from autoreply.settings import AutoreplySettings
 from inbox.errors import ConfigError
@@ -45,6 +45,7 @@ def load_state(settings: AutoreplySettings, *, version: int = 0) -> tuple[Rulese
         priorities=settings.priorities,
         has_business_hours=settings.business_hours is not None,
         has_faq=faq is not None,
+        **queue_options(settings),
     )
     return load_rules(settings.rule_files(), options, version=version), faq
 

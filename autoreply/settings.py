@@ -37,6 +37,9 @@ class AutoreplySettings:
     watch: bool = True
     business_hours: BusinessHours | None = None
     priorities: tuple[str, ...] = DEFAULT_PRIORITIES
+    # the config's inboxes (they are also its teams), which `queue` and `assign_to` may
+    # name; None: not known (a rule file checked on its own)
+    inboxes: tuple[str, ...] | None = None
 
     def rule_files(self) -> list[str]:
         return expand(self.rules, self.base_dir, "rules")
@@ -66,6 +69,7 @@ def read_settings(
     *,
     priorities: tuple[str, ...] = DEFAULT_PRIORITIES,
     base_dir: str | Path | None = None,
+    inboxes: tuple[str, ...] | None = None,
 ) -> AutoreplySettings:
     """Validate `[autoreply]`; unknown keys are errors with a did-you-mean."""
     if base_dir is None:
@@ -100,6 +104,7 @@ def read_settings(
         watch=section.bool("watch", d.watch),
         business_hours=read_business_hours(section.section("business_hours")),
         priorities=tuple(priorities),
+        inboxes=inboxes,
     )
     if not settings.instance_id.strip():
         raise section.error("instance_id", "is empty", fix='instance_id = "support-eu-1"')

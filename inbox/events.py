@@ -107,6 +107,8 @@ class Queued(TypedDict, total=False):
     skills: list[str]
     reason: str
     source: str  # "router" when the router published it
+    inbox: str  # where it waits now, when a transfer moved it
+    team: str | None
 
 
 class Assigned(TypedDict, total=False):

@@ -4,9 +4,10 @@ Listens for message.received. Inbound messages that still need triage are taken 
 batches: one read for the batch, a decision per message from the `Triage` port, and ONE
 transaction that stores each decision with its conversation, writes any auto-reply to
 the outbox, applies priority/skills/tags, and either resolves the conversation or marks
-it waiting (conversation.queued). The `needs_triage` flag is cleared in that same
-transaction, so after a crash `recover()` picks up exactly the messages that were stored
-but not yet triaged.
+it waiting (conversation.queued); a rule's `queue`/`assign_to` moves it in that same
+transaction, through the case core (`inbox.actions.rule_moves`), before it is announced.
+The `needs_triage` flag is cleared in that same transaction, so after a crash `recover()`
+picks up exactly the messages that were stored but not yet triaged.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from functools import partial
 from typing import Any
 
 from inbox import metrics
+from inbox.actions.announce import events_for
+from inbox.actions.rule_moves import Moved, apply_moves, moves_of
 from inbox.bus.backends import EventBus
+from inbox.cases import CasePolicies
 from inbox.errors import BusError
 from inbox.events import Event, EventName, MessageSent, Queued, Resolved
 from inbox.ports import Triage, TriageDecision
@@ -54,8 +58,12 @@ class Pipeline:
         *,
         priorities: tuple[str, ...] = ("urgent", "high", "normal", "low"),
         on_outbound: Callable[..., None] | None = None,
+        policies: CasePolicies | None = None,
+        inboxes: tuple[str, ...] = (),
     ) -> None:
         self.store = store
+        self.policies = policies or CasePolicies()
+        self.inboxes = inboxes  # a rule's `queue` naming one of these moves to that inbox
         self.bus = bus
         self.triage = triage
         self.priorities = priorities
@@ -133,12 +141,14 @@ class Pipeline:
         if not loaded:
             return
         now = datetime.now(UTC)
-        plans = [
-            (item.message.id, partial(self._plan, item.message.id, self._decide(item, now), now))
-            for item in loaded
+        decisions = {item.message.id: self._decide(item, now) for item in loaded}
+        plans = [(mid, partial(self._plan, mid, d, now)) for mid, d in decisions.items()]
+        settled, moved = await self.store.write(
+            lambda conn: self._settle(conn, plans, decisions, now)
+        )
+        events = [
+            event for done in settled for event in _announce(done, moved.get(done.message_id))
         ]
-        settled = await self.store.write(lambda conn: triage_store.settle(conn, plans, now))
-        events = [event for done in settled for event in _announce(done)]
         try:
             await self.bus.publish_many(events)  # one bus message for the whole batch
         except BusError as exc:  # committed: listeners catch up when the bus resumes
@@ -146,6 +156,29 @@ class Pipeline:
         replies = [done.reply_id for done in settled if done.reply_id is not None]
         if self.on_outbound is not None and replies:
             self.on_outbound(*replies)
+
+    def _settle(
+        self,
+        conn: Any,
+        plans: Sequence[tuple[int, Callable[[triage_store.State], triage_store.Settlement]]],
+        decisions: dict[int, TriageDecision],
+        now: datetime,
+    ) -> tuple[list[triage_store.Settled], dict[int, Moved]]:
+        """Store the decisions, then the moves their rules ask for (queued ones only: a
+        resolved conversation waits nowhere)."""
+        settled = triage_store.settle(conn, plans, now)
+        moved: dict[int, Moved] = {}
+        for done in settled:
+            moves = moves_of(decisions[done.message_id])
+            if moves and done.settlement.queued:
+                moved[done.message_id] = apply_moves(
+                    conn,
+                    done.conversation_id,
+                    moves,
+                    policies=self.policies,
+                    inboxes=self.inboxes,
+                )
+        return settled, moved
 
     def _decide(self, item: triage_store.Loaded, now: datetime) -> TriageDecision:
         if self.triage is None:
@@ -196,9 +229,10 @@ class Pipeline:
         )
 
 
-def _announce(done: triage_store.Settled) -> list[Event]:
+def _announce(done: triage_store.Settled, moved: Moved | None = None) -> list[Event]:
     """The events of one stored decision: its automatic answer, then the conversation
-    resolved or queued."""
+    resolved or queued (where its rules moved it; not queued when a rule gave it to an
+    agent), then the moves' own events."""
     events: list[Event] = []
     cid, settled = done.conversation_id, done.settlement
     if done.reply_id is not None:
@@ -207,7 +241,7 @@ def _announce(done: triage_store.Settled) -> list[Event]:
     if settled.resolved:
         resolved = Resolved(conversation_id=cid, message_id=done.message_id)
         events.append(Event(EventName.CONVERSATION_RESOLVED, resolved))
-    elif settled.queued:
+    elif settled.queued and not (moved and moved.offered):
         queued = Queued(
             conversation_id=cid,
             message_id=done.message_id,
@@ -215,6 +249,8 @@ def _announce(done: triage_store.Settled) -> list[Event]:
             channel=None,
         )
         events.append(Event(EventName.CONVERSATION_QUEUED, queued))
+    for change, at in moved.changes if moved else ():
+        events.extend(events_for(change, at))
     return events
 
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from agent_ui import api as read_api
-from agent_ui import cases_api, priority_api, routing_api
+from agent_ui import bulk_api, cases_api, priority_api, routing_api, transfer_api
 from agent_ui import web as agent_web
 from channels import api as inbound_api
 from inbox.accounts.token_cache import TokenCache, stamp_path
@@ -103,8 +103,12 @@ def make_web_app(services: Services, checks: dict[str, Check] | None = None) -> 
         routing_api.RoutingClient(services.bus), services.bus, config.priorities
     )
     app.add_routes(routing_api.routes())
-    cases_api.setup(app, case_policies(config))  # status, escalation (issue 17)
+    policies = case_policies(config)
+    cases_api.setup(app, policies)  # status, escalation (issue 17)
     app.add_routes(priority_api.api_routes())
+    app[transfer_api.CASES_KEY] = transfer_api.CaseSettings(policies, config.inboxes)
+    app[bulk_api.BUS_KEY] = services.bus
+    app.add_routes(bulk_api.routes())
     app.add_routes(services.parts.routes)
     metrics.add_routes(app, services)  # /metrics, when [metrics] gives a token
     attach_socketio(app, services.sio, GRACE_SECONDS)

@@ -71,7 +71,15 @@ async def build_services(
     triage: Triage | None = engine
     if delivers and engine is not None:
         triage = worker.PerMessage(engine)
-    pipeline = Pipeline(store, bus, triage, priorities=config.priorities, on_outbound=outbox.poke)
+    pipeline = Pipeline(
+        store,
+        bus,
+        triage,
+        priorities=config.priorities,
+        on_outbound=outbox.poke,
+        policies=case_policies(config),
+        inboxes=config.inboxes,
+    )
     sio = make_socketio(config, role)
     presence = open_presence(config.redis_url)
     closers: list[Closer] = [store.close, bus.close, ingest.close, pipeline.close]
@@ -149,6 +157,7 @@ def autoreply_engine(config: Config) -> tuple[Engine, Reloader] | tuple[None, No
         config.section("autoreply"),
         priorities=config.priorities,
         base_dir=Path(config.path).resolve().parent,
+        inboxes=config.inboxes,
     )
     if not settings.enabled:
         return None, None

@@ -81,7 +81,9 @@ def conv_row(conv: RouterConversation) -> ConvRow:
         conv.assigned_at,
         conv.requeued,
         conv.accepted,
-        (*conv.required_skills, team_skill(conv.inbox)),
+        conv.team,
+        # a conversation transferred to a team waits for that team's agents
+        (*conv.required_skills, team_skill(conv.team or conv.inbox)),
     )
 
 

@@ -257,10 +257,13 @@ document.getElementById("tags-form").addEventListener("submit", async (ev) => {
 document.getElementById("transfer-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const agent = document.getElementById("transfer-agent").value;
+  const queue = document.getElementById("transfer-queue").value;
   const skills = document.getElementById("transfer-skills").value.split(",").map((s) => s.trim()).filter(Boolean);
   const out = document.getElementById("transfer-error");
-  const body = agent ? { agent_id: Number(agent) } : { skills };
-  if (!agent && !skills.length) { out.textContent = "Choose an agent or give skills."; return; }
+  let body = { skills };
+  if (agent) body = { agent_id: Number(agent) };
+  else if (queue) body = { [queue.split(":")[0]]: queue.slice(queue.indexOf(":") + 1) };
+  if (!agent && !queue && !skills.length) { out.textContent = "Choose an agent, an inbox or team, or give skills."; return; }
   try { await action("transfer", body); out.textContent = ""; } catch (err) { out.textContent = err.message; }
 });
 

@@ -1,6 +1,7 @@
 // The live queue: my conversations, the waiting queue (wait time, SLA countdown) and, for
 // supervisors, agents with presence and load. Socket notices trigger one debounced re-read.
 import { el, getJSON, socket, debounce, listNavigation, formatSeconds } from "./app.js";
+import { selectCell, setupBulk } from "./bulk.js";
 
 const sla = JSON.parse(document.body.dataset.sla || "{}");
 const waitingBody = document.getElementById("waiting");
@@ -20,7 +21,7 @@ function waitingRow(r) {
   const skills = el("td");
   for (const s of r.skills) skills.append(el("span", { class: "skill" }, s));
   tr.append(el("td"), el("td"), name, el("td", { class: "subject" }, r.subject || ""), skills,
-    el("td", {}, r.inbox), el("td", { class: "wait" }), el("td", { class: "sla-cell" }));
+    el("td", {}, r.inbox), el("td", { class: "wait" }), el("td", { class: "sla-cell" }), selectCell(r.id));
   tr.children[0].append(pri(r.priority));
   tr.children[1].append(badge(r.channel));
   return tr;
@@ -74,6 +75,7 @@ function render(data) {
     agentsBody.replaceChildren(agents);
   }
   tick();
+  showBulk();
   document.body.dataset.updated = String(Date.now());
 }
 
@@ -125,4 +127,5 @@ document.addEventListener("od:assigned", refresh);
 setInterval(tick, 1000);
 tick();
 listNavigation(() => [...mineList.querySelectorAll("li.card"), ...waitingBody.rows]);
+const showBulk = setupBulk(() => [...waitingBody.rows], waitingBody);
 document.body.dataset.ready = "1";

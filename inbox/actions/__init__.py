@@ -9,6 +9,6 @@ entries, one retry on a lost race, the events after the commit (`announce`).
 """
 
 from inbox.actions.announce import announce, events_for
-from inbox.actions.run import CaseOp, Clock, run_case_op
+from inbox.actions.run import CaseOp, Clock, apply_case_op, run_case_op
 
-__all__ = ["CaseOp", "Clock", "announce", "events_for", "run_case_op"]
+__all__ = ["CaseOp", "Clock", "announce", "apply_case_op", "events_for", "run_case_op"]

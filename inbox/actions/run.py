@@ -24,7 +24,7 @@ from inbox.errors import Conflict
 from inbox.store import cases as repo
 from inbox.store.backends import Store
 
-__all__ = ["CaseOp", "Clock", "run_case_op"]
+__all__ = ["CaseOp", "Clock", "apply_case_op", "run_case_op"]
 
 Clock = Callable[[], datetime]
 
@@ -56,15 +56,18 @@ async def run_case_op(
     """Apply `op` by `actor` to the conversation and return the change as committed (its
     case at the version it was written at). Raises `NotFound`, or the core's refusal."""
     change, at = await store.write(
-        lambda conn: _apply(conn, conversation_id, op, actor, policies, clock)
+        lambda conn: apply_case_op(conn, conversation_id, op, actor, policies, clock)
     )
     await announce(bus, events_for(change, at))
     return change
 
 
-def _apply(
-    conn: Any, cid: int, op: CaseOp, actor: Actor, policies: CasePolicies, clock: Clock
+def apply_case_op(
+    conn: Any, cid: int, op: CaseOp, actor: Actor, policies: CasePolicies, clock: Clock = _now
 ) -> tuple[Change, datetime]:
+    """`run_case_op` inside a write transaction the caller holds (the pipeline moves a
+    conversation in the transaction that triaged it); the caller announces
+    `events_for(change, at)` after its commit."""
     for _ in range(2):
         case = repo.load_case(conn, cid)
         at = clock()

@@ -21,6 +21,7 @@ from inbox.store import schema as t
 from inbox.types import Agent, Presence, Role
 
 __all__ = [
+    "active_id_by_email",
     "add",
     "change_password",
     "count_online",
@@ -56,6 +57,15 @@ def names(conn: Connection, ids: Collection[int]) -> dict[int, str]:
         return {}
     rows = conn.execute(sa.select(a.id, a.name).where(a.id.in_(list(ids))))
     return {int(r.id): r.name for r in rows}
+
+
+def active_id_by_email(conn: Connection, email: str) -> int | None:
+    """The id of the active agent with this email (any case), or None (a rule's
+    `assign_to` names agents by email)."""
+    row = conn.execute(
+        sa.select(a.id).where(sa.func.lower(a.email) == email.lower(), a.active.is_(True))
+    ).first()
+    return None if row is None else int(row.id)
 
 
 def count_online(conn: Connection) -> int:

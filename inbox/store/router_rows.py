@@ -73,6 +73,7 @@ class RouterConversation:
     assigned_at: float | None
     requeued: bool = False  # waiting again after an assignment
     accepted: bool = False  # an agent has written in it since it was assigned
+    team: str | None = None  # the team it was transferred to (it waits for that team's agents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +117,13 @@ def _conv(row: Any, requeued: bool = False, accepted: bool = False) -> RouterCon
         _epoch(row.assigned_at),
         bool(requeued),
         bool(accepted),
+        row.team,
     )
 
 
 c = t.conversations.c
 ag = t.agents.c
-_CONV_COLS = (c.id, c.channel, c.inbox, c.status, c.priority, c.required_skills,
+_CONV_COLS = (c.id, c.channel, c.inbox, c.team, c.status, c.priority, c.required_skills,
               c.assignee_id, c.waiting_since, c.assigned_at)  # fmt: skip
 _AGENT_COLS = (ag.id, ag.skills, ag.teams, ag.capacity, ag.presence, ag.active)
 

@@ -73,6 +73,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
                 config.section("autoreply"),
                 priorities=config.priorities,
                 base_dir=Path(config.path).resolve().parent,
+                inboxes=config.inboxes,
             )
     except ConfigError:
         settings = None  # check the files on their own

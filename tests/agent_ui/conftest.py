@@ -123,6 +123,22 @@ class Desk:
         }
 
 
+async def three_tokens(desk: Desk) -> dict[str, str]:
+    """API tokens: "all" (every inbox), "a-only" (inbox-a) and "reader" (read-only)."""
+    from inbox.accounts.tokens import create_token
+
+    tokens = {}
+    for name, inboxes, read_only in [
+        ("all", None, False),
+        ("a-only", ["inbox-a"], False),
+        ("reader", None, True),
+    ]:
+        tokens[name] = await desk.store.write(
+            lambda c, n=name, i=inboxes, r=read_only: create_token(c, n, inboxes=i, read_only=r)
+        )
+    return tokens
+
+
 async def sign_in(
     client: Any, email: str, password: str, cookie_name: str = "od_session"
 ) -> tuple[str, str]:

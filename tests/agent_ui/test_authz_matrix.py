@@ -320,6 +320,17 @@ async def test_http_authorization_matrix(desk):
                 f"/agent/api/conversations/{fresh['conversation_id']}/transfer",
                 {"skills": ["billing"]},
             )
+            # bulk: the request is fine for anyone signed in; an unseen item is refused
+            # in its own result (tests/agent_ui/test_bulk.py checks those)
+            await cell(
+                ("POST", "/agent/api/conversations/bulk"),
+                inbox,
+                who,
+                expect(who, True, anon=401),
+                "POST",
+                "/agent/api/conversations/bulk",
+                {"ids": [fresh["conversation_id"]], "action": "tag", "tags": ["bulk"]},
+            )
             one = await desk.conversation(inbox, sender=f"{who}-{inbox}-m1@example.com")
             two = await desk.conversation(inbox, sender=f"{who}-{inbox}-m2@example.com")
             merge_ok = who in {"supervisor", "admin"}

@@ -230,3 +230,44 @@ def test_faq_file_errors(text: str, needle: str, expect: str):
     ]
     assert err.file == "faq.toml" and expect in err.message
     assert err.line == (expected_line if expect != "is required" else 1)
+
+
+QUEUES = LoadOptions(
+    inboxes=frozenset({"default", "billing"}),
+    teams=frozenset({"default", "billing"}),
+    agents=frozenset({"ann@example.com"}),
+)
+
+
+@pytest.mark.parametrize(
+    ("then", "message", "fix"),
+    [
+        ('{ queue = "biling" }', "unknown inbox or team 'biling'", "did you mean 'billing'?"),
+        ('{ assign_to = "bob@example.com" }', "no agent has the email", "omnidesk agents add"),
+        ('{ assign_to = "sales" }', "unknown team 'sales'", "use one of: billing, default"),
+        ('{ queue = "billing", resolve = true }', "waits in no queue", "drop resolve = true"),
+    ],
+)
+def test_queue_and_assign_to_must_name_what_exists(then, message, fix):
+    text = GOOD_HEAD + f'\n[[rule]]\nname = "move"\nthen = {then}\n'
+    err = error_of(text, QUEUES)
+    assert err.file == "rules/bad.toml"
+    assert err.line == line_of(text, "then = " + then)
+    assert message in err.message and fix in (err.fix or "")
+
+
+def test_queue_and_assign_to_naming_what_exists_load():
+    text = GOOD_HEAD + (
+        '\n[[rule]]\nname = "a"\nthen = { queue = "billing", assign_to = "Ann@Example.com" }\n'
+        '\n[[rule]]\nname = "b"\nthen = { assign_to = "default" }\n'
+    )
+    rules = load_rules_texts([("rules/ok.toml", text)], QUEUES).rules
+    assert [(r.actions.queue, r.actions.assign_to) for r in rules[1:]] == [
+        ("billing", "ann@example.com"),
+        (None, "default"),
+    ]
+
+
+def test_queue_is_not_checked_when_the_inboxes_are_not_known():
+    text = GOOD_HEAD + '\n[[rule]]\nname = "m"\nthen = { queue = "anywhere" }\n'
+    assert load_rules_texts([("rules/ok.toml", text)]).rules[-1].actions.queue == "anywhere"

@@ -66,3 +66,11 @@ async def test_count_online_counts_active_online_agents(store):
     await seed.agent(store, "Bob", presence="online", active=False)
     await seed.agent(store, "Cy", presence="away")
     assert await store.read(agents.count_online) == 1
+
+
+async def test_active_id_by_email_ignores_case_and_disabled_agents(store):
+    ann = await seed.agent(store, "Ann", email="Ann@Example.com")
+    await seed.agent(store, "Gone", active=False)
+    assert await store.read(lambda c: agents.active_id_by_email(c, "ann@example.COM")) == ann
+    assert await store.read(lambda c: agents.active_id_by_email(c, "gone@example.com")) is None
+    assert await store.read(lambda c: agents.active_id_by_email(c, "nobody@example.com")) is None
