@@ -185,7 +185,8 @@ PATHS: dict[str, dict[str, Any]] = {
         "Take it from its agent and queue it again ahead of fresh conversations", None
     ),
     "/api/v1/conversations/{id}/transfer": _move(
-        "Transfer to an agent (online, skilled, with room) or back to the queue for other skills",
+        "Transfer to an agent (online, skilled, with room), back to the queue for other "
+        "skills, or to another inbox or team",
         "TransferRequest",
     ),
     "/api/v1/conversations/{id}/resolve": {
@@ -218,6 +219,39 @@ PATHS: dict[str, dict[str, Any]] = {
             description="The SLA clocks still running take the new level's targets; the "
             "router re-ranks the conversation while it waits. 409: it already has that "
             "priority, or it is closed.",
+        )
+    },
+    "/api/v1/conversations/{id}/status": {
+        "post": operation(
+            "Set the status: open, pending (waiting on the customer), on hold (waiting on a "
+            "third party), snoozed until a time, solved, closed",
+            {"200": _ok("CaseState")},
+            (400, 404, 409),
+            params=[_id_param()],
+            body="StatusRequest",
+            description="A snoozed conversation comes back to the queue at `until`, after a "
+            "restart too. 409: the move is not allowed from its status (the message says "
+            "what is).",
+        )
+    },
+    "/api/v1/conversations/{id}/escalate": {
+        "post": operation(
+            "Ask a supervisor for help, with a note (it is listed on their escalations page)",
+            {"200": _ok("CaseState")},
+            (400, 404, 409),
+            params=[_id_param()],
+            body="EscalateRequest",
+        )
+    },
+    "/api/v1/conversations/bulk": {
+        "post": operation(
+            "One action on many conversations; each is checked and done on its own",
+            {"200": _ok("BulkResult")},
+            (400,),
+            body="BulkRequest",
+            description="One transaction per conversation: a refused one (not yours to "
+            "change, a move its status does not allow) does not stop the others; the answer "
+            "says per conversation what was done or why not. More than 200 ids: 413.",
         )
     },
     "/api/v1/conversations/{id}/activity": {

@@ -183,14 +183,6 @@ SCHEMAS: dict[str, Any] = {
             "force": {"type": "boolean", "default": False},
         },
     },
-    "TransferRequest": {
-        "type": "object",
-        "description": "exactly one of agent_id or skills",
-        "properties": {
-            "agent_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-            "skills": {"type": "array", "maxItems": 32, "items": _STR},
-        },
-    },
     "Contact": {
         "type": "object",
         "properties": {

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_ui.openapi.case_schemas import CASE_SCHEMAS
 from agent_ui.openapi.paths import ERROR, PATHS
 from agent_ui.openapi.schemas import SCHEMAS
 
@@ -41,7 +42,7 @@ def document(app: web.Application | None = None) -> dict[str, Any]:
         "info": {"title": "omnidesk API", "version": "1"},
         "paths": _with_scopes(PATHS),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": SCHEMAS | CASE_SCHEMAS,
             "responses": {
                 "Error": {
                     "description": "Error",

@@ -37,6 +37,7 @@ from inbox.events import Event, EventName
 from inbox.store import cases as case_repo
 from inbox.store import conversations
 from inbox.store.backends import Store
+from inbox.web.untrusted import is_id
 
 __all__ = ["ACTIONS", "MAX_IDS", "BulkRequest", "parse_bulk", "run_bulk"]
 
@@ -57,7 +58,7 @@ def _ids(raw: object) -> tuple[int, ...]:
         raise ValidationError("'ids' must be a non-empty list of conversation ids", field="ids")
     if len(raw) > MAX_IDS:
         raise PayloadTooLarge(f"at most {MAX_IDS} conversations at once", field="ids")
-    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in raw):
+    if not all(is_id(i) for i in raw):
         raise ValidationError("'ids' must be conversation ids", field="ids")
     return tuple(dict.fromkeys(raw))  # once each, in the order given
 
@@ -97,7 +98,7 @@ def parse_bulk(body: Mapping[str, Any], known_inboxes: Collection[str] | None) -
     params: dict[str, Any] = {"reason": _text(body, "reason")}
     if action == "assign":
         agent_id = body.get("agent_id")
-        if not isinstance(agent_id, int) or isinstance(agent_id, bool) or agent_id <= 0:
+        if not is_id(agent_id):
             raise ValidationError("'agent_id' must be an agent's id", field="agent_id")
         params["agent_id"] = agent_id
     elif action == "transfer":

@@ -125,7 +125,7 @@ class Desk:
 
 async def three_tokens(desk: Desk) -> dict[str, str]:
     """API tokens: "all" (every inbox), "a-only" (inbox-a) and "reader" (read-only)."""
-    from inbox.accounts.tokens import create_token
+    from inbox.store.tokens import create as create_token
 
     tokens = {}
     for name, inboxes, read_only in [

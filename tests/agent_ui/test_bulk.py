@@ -116,6 +116,8 @@ async def test_refused_requests(desk):
         ({"ids": [a], "action": "explode"}, 400),
         ({"ids": [a], "action": "transfer", "inbox": "nowhere"}, 400),
         ({"ids": [a], "action": "assign", "agent_id": 99999}, 400),
+        ({"ids": [a], "action": "assign", "agent_id": 2**70}, 400),  # not a database id
+        ({"ids": [2**64], "action": "solve"}, 400),
         ({"ids": [a], "action": "status", "status": "resolvedish"}, 400),
     ]:
         resp = await _bulk(desk, "supervisor", body)
