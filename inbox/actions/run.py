@@ -24,7 +24,7 @@ from inbox.errors import Conflict
 from inbox.store import cases as repo
 from inbox.store.backends import Store
 
-__all__ = ["CaseOp", "Clock", "run_case_op"]
+__all__ = ["CaseOp", "Clock", "apply_case_op", "run_case_op"]
 
 Clock = Callable[[], datetime]
 
@@ -72,6 +72,15 @@ def _apply(
         if repo.save_change(conn, change, summary(change.case, at, policies), at=at):
             return _written(change), at
     raise Conflict("the conversation changed twice while this was being done; try again")
+
+
+def apply_case_op(
+    conn: Any, cid: int, op: CaseOp, actor: Actor, policies: CasePolicies, clock: Clock = _now
+) -> tuple[Change, datetime]:
+    """The part of `run_case_op` inside the caller's own write transaction (for an action
+    that writes more in it, e.g. a reply that claims): the change as written and when.
+    The caller announces `events_for(change, at)` after its commit."""
+    return _apply(conn, cid, op, actor, policies, clock)
 
 
 def _written(change: Change) -> Change:
