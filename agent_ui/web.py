@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import socketio
 from aiohttp import web
 
-from agent_ui import auth, captured_mail, commands, views
+from agent_ui import auth, captured_mail, commands, ownership_api, views
 from agent_ui.live import AgentNamespace
 from agent_ui.passwords import PasswordWorker
 from agent_ui.routing_api import RoutingClient
@@ -24,6 +24,7 @@ from agent_ui.workspace import HERE, WS_KEY, Workspace
 from channels.email.capture import MailFolder, captured_mail_dir
 from inbox.bus.backends import EventBus
 from inbox.bus.presence import SocketPresence
+from inbox.cases import CasePolicies
 from inbox.config import Config
 from inbox.outbox.durable import OutboxWorker
 from inbox.store.backends import Store
@@ -58,6 +59,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/agent/api/agents/{id}/end-sessions", commands.end_agent_sessions),
     ("GET", "/admin/mail", captured_mail.mail_page),
     ("GET", "/admin/mail/{key}", captured_mail.mail_message_page),
+    *ownership_api.ROUTES,
 ]
 
 
@@ -78,6 +80,7 @@ def setup(
     triage: Engine | None = None,
     sio: socketio.AsyncServer | None = None,
     presence: SocketPresence | None = None,
+    policies: CasePolicies | None = None,
 ) -> Workspace:
     """Add the agent workspace to `app` (call before the app starts)."""
     settings = read_ui_settings(config)
@@ -94,6 +97,7 @@ def setup(
     app[views.FILES_KEY] = FileStore(config.data_dir / "attachments")
     app[captured_mail.MAIL_KEY] = MailFolder(captured_mail_dir(config.data_dir))
     app[commands.ROUTER_KEY] = RoutingClient(ws.bus)
+    ownership_api.setup(app, policies or CasePolicies(), app[commands.ROUTER_KEY])
     app.on_response_prepare.append(static_headers)
 
     async def close_passwords(_app: web.Application) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from agent_ui import api as read_api
-from agent_ui import routing_api
+from agent_ui import ownership_api, routing_api
 from agent_ui import web as agent_web
 from channels import api as inbound_api
 from inbox.accounts.token_cache import TokenCache, stamp_path
@@ -32,7 +32,7 @@ from inbox.web.http import (
 from omnidesk import metrics, worker
 from omnidesk.services import Services, name_of
 from omnidesk.sockets import attach_socketio
-from omnidesk.wiring import build_router, build_services
+from omnidesk.wiring import build_router, build_services, case_policies
 
 log = logging.getLogger("omnidesk")
 
@@ -96,7 +96,9 @@ def make_web_app(services: Services, checks: dict[str, Check] | None = None) -> 
         triage=services.triage,
         sio=services.sio,
         presence=services.presence,
+        policies=case_policies(config),
     )
+    app.add_routes(ownership_api.api_routes())
     app.add_routes(inbound_api.routes())
     app.add_routes(read_api.routes())
     app[routing_api.ROUTING_KEY] = routing_api.RoutingApi(

@@ -124,4 +124,3 @@ def reply_claiming(
         change, at = apply_case_op(conn, cid, op, Actor.agent(agent_id), policies)
         announced.extend(events_for(change, at))
     return messages.reply(conn, cid, agent_id, text, subject)
-

@@ -5,6 +5,8 @@ knowledge at once, and a reply claims in its own transaction, claim first."""
 
 from __future__ import annotations
 
+import asyncio
+
 import sqlalchemy as sa
 
 from agent_ui.routing_api import RoutingClient
@@ -142,3 +144,41 @@ async def test_a_reply_claims_a_waiting_conversation_and_not_anothers(desk):
         raise AssertionError("the reply went through")
     after = len(await desk.store.read(lambda conn: conn.execute(sa.select(t.outbox)).all()))
     assert after == count  # nothing enqueued
+
+
+async def test_two_agents_claiming_at_once_one_wins_the_other_is_told(desk):
+    await desk.start()
+    ann = await desk.agent("ann", presence="away")
+    bob = await desk.agent("bob", presence="away")
+    for _ in range(3):
+        cid = await desk.message()
+        results = await asyncio.gather(
+            ownership.claim(desk.store, desk.bus, POLICIES, cid, ann),
+            ownership.claim(desk.store, desk.bus, POLICIES, cid, bob),
+            return_exceptions=True,
+        )
+        won = [r for r in results if not isinstance(r, BaseException)]
+        lost = [r for r in results if isinstance(r, Conflict)]
+        assert len(won) == 1 and len(lost) == 1, results
+        holder = won[0].case.assignee_id
+        assert (
+            lost[0].message == f"{'ann' if holder == ann else 'bob'} already has this conversation"
+        )
+        assert (await _row(desk, cid)).assignee_id == holder
+
+
+async def test_an_accept_and_a_claim_at_once_one_wins(desk):
+    await desk.start(accept_timeout_seconds=30)
+    ann = await desk.agent("ann")
+    cid = await desk.message()
+    bob = await desk.agent("bob", presence="away")
+    assert (await desk.assigned())[cid] == ann
+    results = await asyncio.gather(
+        ownership.accept(desk.store, desk.bus, POLICIES, cid, ann),
+        ownership.claim(desk.store, desk.bus, POLICIES, cid, bob),
+        return_exceptions=True,
+    )
+    assert not isinstance(results[0], BaseException)
+    assert isinstance(results[1], Conflict) and results[1].message.startswith("ann ")
+    row = await _row(desk, cid)
+    assert row.assignee_id == ann and row.accepted_at is not None
