@@ -19,6 +19,7 @@ choice (`routing.commands.TAKE_NEXT`), written accepted.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -32,7 +33,7 @@ from agent_ui.workspace import WS_KEY
 from inbox.actions import ownership
 from inbox.cases import CasePolicies, Change
 from inbox.errors import Conflict, NotFound, ValidationError
-from inbox.store import agents, cases, conversations
+from inbox.store import agents, cases, conversations, holders
 from inbox.types import Agent, Conversation
 from inbox.web.http import MAX_BODY_KEY, STORE_KEY, field, read_json, require_token
 from inbox.web.untrusted import is_id
@@ -42,6 +43,7 @@ __all__ = ["POLICIES_KEY", "ROUTES", "api_routes"]
 
 POLICIES_KEY: web.AppKey[CasePolicies] = web.AppKey("case_policies", CasePolicies)
 CLIENT_KEY: web.AppKey[RoutingClient] = web.AppKey("ownership_router", RoutingClient)
+TIMEOUT_KEY: web.AppKey[float] = web.AppKey("accept_timeout", float)
 
 
 def _answer(cid: int, change: Change) -> web.Response:
@@ -103,7 +105,32 @@ async def take_next(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "conversation_id": cid, "assignee_id": session.agent.id})
 
 
+async def holder(request: web.Request) -> web.Response:
+    """Who holds the conversation, for the page: an offer to me shows Accept and its
+    countdown (`accept_due`), nobody shows Claim."""
+    session = await require_session(request)
+    cid = int_param(request, "id")
+    conv = await _read(request, cid)
+    if not access.can_see_conversation(session.agent, conv.inbox, conv.assignee_id):
+        raise NotFound(f"no conversation {cid}")
+    held = await request.app[STORE_KEY].read(lambda conn: holders.holder(conn, cid))
+    timeout = request.app[TIMEOUT_KEY]
+    due = None
+    if held.assignee_id is not None and held.accepted_at is None and held.assigned_at and timeout:
+        due = (held.assigned_at + timedelta(seconds=timeout)).isoformat()
+    return web.json_response({
+        "conversation_id": cid,
+        "status": conv.status.value,
+        "assignee_id": held.assignee_id,
+        "assignee_name": held.assignee_name,
+        "accepted_at": held.accepted_at and held.accepted_at.isoformat(),
+        "accept_due": due,
+        "now": datetime.now(UTC).isoformat(),
+    })  # fmt: skip
+
+
 ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/agent/api/conversations/{id}/holder", holder),
     ("POST", "/agent/api/conversations/{id}/accept", accept),
     ("POST", "/agent/api/conversations/{id}/claim", claim),
     ("POST", "/agent/api/queue/next", take_next),
@@ -167,7 +194,11 @@ def api_routes() -> list[web.RouteDef]:
     ]
 
 
-def setup(app: web.Application, policies: CasePolicies, client: RoutingClient) -> None:
-    """The case policies and the router client these handlers use."""
+def setup(
+    app: web.Application, policies: CasePolicies, client: RoutingClient, accept_timeout: float
+) -> None:
+    """The case policies, the router client and the router's accept timeout (seconds; 0:
+    offers never time out) these handlers use."""
     app[POLICIES_KEY] = policies
     app[CLIENT_KEY] = client
+    app[TIMEOUT_KEY] = accept_timeout

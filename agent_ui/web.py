@@ -81,6 +81,7 @@ def setup(
     sio: socketio.AsyncServer | None = None,
     presence: SocketPresence | None = None,
     policies: CasePolicies | None = None,
+    accept_timeout: float = 0.0,
 ) -> Workspace:
     """Add the agent workspace to `app` (call before the app starts)."""
     settings = read_ui_settings(config)
@@ -97,7 +98,7 @@ def setup(
     app[views.FILES_KEY] = FileStore(config.data_dir / "attachments")
     app[captured_mail.MAIL_KEY] = MailFolder(captured_mail_dir(config.data_dir))
     app[commands.ROUTER_KEY] = RoutingClient(ws.bus)
-    ownership_api.setup(app, policies or CasePolicies(), app[commands.ROUTER_KEY])
+    ownership_api.setup(app, policies or CasePolicies(), app[commands.ROUTER_KEY], accept_timeout)
     app.on_response_prepare.append(static_headers)
 
     async def close_passwords(_app: web.Application) -> None:

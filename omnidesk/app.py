@@ -32,7 +32,7 @@ from inbox.web.http import (
 from omnidesk import metrics, worker
 from omnidesk.services import Services, name_of
 from omnidesk.sockets import attach_socketio
-from omnidesk.wiring import build_router, build_services, case_policies
+from omnidesk.wiring import build_router, build_services, case_policies, routing_settings
 
 log = logging.getLogger("omnidesk")
 
@@ -97,6 +97,7 @@ def make_web_app(services: Services, checks: dict[str, Check] | None = None) -> 
         sio=services.sio,
         presence=services.presence,
         policies=case_policies(config),
+        accept_timeout=routing_settings(config).accept_timeout_seconds,
     )
     app.add_routes(ownership_api.api_routes())
     app.add_routes(inbound_api.routes())

@@ -287,6 +287,14 @@ async def test_http_authorization_matrix(desk):
                 f"{base}/accept",
             )
             await cell(
+                ("GET", "/agent/api/conversations/{id}/holder"),
+                inbox,
+                who,
+                expect(who, sees, anon=401),
+                "GET",
+                f"{base}/holder",
+            )
+            await cell(
                 ("POST", "/agent/api/conversations/{id}/claim"),
                 inbox,
                 who,
