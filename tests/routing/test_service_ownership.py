@@ -182,3 +182,17 @@ async def test_an_accept_and_a_claim_at_once_one_wins(desk):
     assert isinstance(results[1], Conflict) and results[1].message.startswith("ann ")
     row = await _row(desk, cid)
     assert row.assignee_id == ann and row.accepted_at is not None
+
+
+async def test_a_pull_only_inbox_is_never_offered_and_taken_on_request(desk):
+    await desk.start(pull_only=frozenset({"sales"}))
+    ann = await desk.agent("ann", teams=("default", "sales"))
+    pulled = await desk.message(inbox="sales")
+    pushed = await desk.message()
+    assert await desk.assigned() == {pushed: ann}
+    assert await desk.waiting() == {pulled}
+    await desk.presence(ann, "online")  # settling the agent again does not pull it either
+    assert await desk.waiting() == {pulled}
+    answer = await RoutingClient(desk.bus).command(cmd.TAKE_NEXT, 0, agent_id=ann)
+    assert answer["conversation_id"] == pulled
+    assert (await desk.assigned()) == {pushed: ann, pulled: ann}
