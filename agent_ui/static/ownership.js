@@ -85,3 +85,27 @@ if (socket) {
   socket.on("assigned", (data) => { if (data.conversation_id === cid) load(); });
   socket.on("resync", load);
 }
+
+// the queue: an Accept button on each of my cards that is still an offer
+const mine = document.getElementById("mine");
+async function markOffers() {
+  for (const card of mine.querySelectorAll("li.card")) {
+    const id = Number(card.dataset.id);
+    let h;
+    try { h = await getJSON(`/agent/api/conversations/${id}/holder`); } catch { continue; }
+    const offered = h.assignee_id === me && !h.accepted_at;
+    let button = card.querySelector("button.accept");
+    if (offered && !button) {
+      button = el("button", { type: "button", class: "accept primary" }, "Accept");
+      button.addEventListener("click", async () => {
+        try { await post(`/agent/api/conversations/${id}/accept`); announce("Accepted."); button.remove(); } catch (err) { notice(err.message); }
+      });
+      card.append(button);
+    } else if (!offered && button) button.remove();
+  }
+}
+if (mine) {
+  const again = debounce(markOffers, 200);
+  new MutationObserver(again).observe(mine, { childList: true });
+  again();
+}

@@ -45,6 +45,8 @@ async def test_accept_take_back_claim_by_reply_and_take_next(live_offers):
     # an offer she leaves alone: taken back, and she is told
     lost = await _message(live, 2)
     assert (await _row(live, lost)).assignee_id == ann
+    await page.goto(f"{live.base}/queue")  # the offer has its Accept button in the queue
+    await page.wait_for_selector(f'#mine li[data-id="{lost}"] button.accept', timeout=10_000)
     await page.wait_for_selector("#ownership-notice", timeout=15_000)
     assert f"#{lost} went back to the queue" in (await page.text_content("#ownership-notice"))
     row = await _row(live, kept)
