@@ -9,6 +9,7 @@ error (a page would offer to do it again). Each action takes an `Idempotency-Key
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from agent_ui import access, actions, transfer_api
 from agent_ui.auth import require_session
+from agent_ui.cases_api import POLICIES_KEY
 from agent_ui.idempotency import call_once, write_once
 from agent_ui.reply_check import check_reply
 from agent_ui.routing_api import RoutingClient
@@ -23,6 +25,7 @@ from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.sms.segments import segments
 from inbox import events as ev
+from inbox.actions import ownership
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
 from inbox.store import agents, contacts, conversations, messages, pages, sessions
@@ -70,11 +73,17 @@ async def reply(request: web.Request) -> web.Response:
     agent_id = session.agent.id
     subject = actions.subject_for(conv, body.get("subject"))
     await check_reply(ws.store, cid, text, subject=subject)  # 422: its channel cannot send it
+    claimed: list[Event] = []  # a reply claims (issue 17): inbox.actions.ownership
     answer, fresh = await write_once(
         ws,
         request,
         agent_id,
-        messages.reply,
+        functools.partial(
+            ownership.reply_claiming,
+            policies=request.app[POLICIES_KEY],
+            over_holder=access.can_supervise(session.agent),
+            announced=claimed,
+        ),
         *(cid, agent_id, text, subject),
         answer=lambda message_id: {"message_id": message_id},
     )
@@ -84,6 +93,7 @@ async def reply(request: web.Request) -> web.Response:
             ws.outbox.poke(message_id)
         await _announce(
             ws,
+            *claimed,
             Event(
                 EventName.MESSAGE_SENT, ev.MessageSent(conversation_id=cid, message_id=message_id)
             ),

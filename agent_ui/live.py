@@ -291,6 +291,19 @@ class AgentNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio
                 room=f"agent:{event.data['agent_id']}",
                 ignore_queue=True,
             )
+        await self._taken_back(event, cid)
+
+    async def _taken_back(self, event: Event, cid: int) -> None:
+        """An offer the agent did not accept in time went back to the queue: tell them."""
+        agent_id = event.data.get("agent_id")
+        if (
+            event.name == EventName.CONVERSATION_UNASSIGNED
+            and event.data.get("reason") == "accept_timeout"
+            and isinstance(agent_id, int)
+        ):
+            await self.emit(
+                "taken_back", {"conversation_id": cid}, room=f"agent:{agent_id}", ignore_queue=True
+            )
 
     async def _escalated(self, cid: int, reason: Any) -> None:
         """Supervisors are told at once (the reason is the breach or the agent's note)."""

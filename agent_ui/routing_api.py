@@ -77,7 +77,8 @@ class RoutingClient:
         if future is not None and not future.done():
             future.set_result(dict(event.data))
 
-    async def command(self, op: str, conversation_id: int, **args: Any) -> None:
+    async def command(self, op: str, conversation_id: int, **args: Any) -> dict[str, Any]:
+        """The router's answer (its `conversation_id` for an op that chose one)."""
         request_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
@@ -98,6 +99,7 @@ class RoutingClient:
             self._waiting.pop(request_id, None)
         if not answer.get("ok"):
             raise RouterRefused(answer)
+        return answer
 
     async def note_agent_connected(self, agent_id: int) -> None:
         data = ev.AgentConnection(agent_id=agent_id, connected=True)

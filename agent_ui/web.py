@@ -23,6 +23,7 @@ from agent_ui import (
     cases_api,
     commands,
     escalations,
+    ownership_api,
     priority_api,
     views,
 )
@@ -34,6 +35,7 @@ from agent_ui.workspace import HERE, WS_KEY, Workspace
 from channels.email.capture import MailFolder, captured_mail_dir
 from inbox.bus.backends import EventBus
 from inbox.bus.presence import SocketPresence
+from inbox.cases import CasePolicies
 from inbox.config import Config
 from inbox.outbox.durable import OutboxWorker
 from inbox.store.backends import Store
@@ -74,6 +76,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/escalations", escalations.escalations_page),
     ("GET", "/admin/mail", captured_mail.mail_page),
     ("GET", "/admin/mail/{key}", captured_mail.mail_message_page),
+    *ownership_api.ROUTES,
 ]
 
 
@@ -94,6 +97,8 @@ def setup(
     triage: Engine | None = None,
     sio: socketio.AsyncServer | None = None,
     presence: SocketPresence | None = None,
+    policies: CasePolicies | None = None,
+    accept_timeout: float = 0.0,
 ) -> Workspace:
     """Add the agent workspace to `app` (call before the app starts)."""
     settings = read_ui_settings(config)
@@ -110,6 +115,7 @@ def setup(
     app[views.FILES_KEY] = FileStore(config.data_dir / "attachments")
     app[captured_mail.MAIL_KEY] = MailFolder(captured_mail_dir(config.data_dir))
     app[commands.ROUTER_KEY] = RoutingClient(ws.bus)
+    ownership_api.setup(app, policies or CasePolicies(), app[commands.ROUTER_KEY], accept_timeout)
     app.on_response_prepare.append(static_headers)
 
     async def close_passwords(_app: web.Application) -> None:

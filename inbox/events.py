@@ -246,6 +246,7 @@ class RoutingReply(TypedDict, total=False):
     code: str
     message: str
     field: str | None
+    conversation_id: int  # the conversation a command chose (take_next)
 
 
 class Empty(TypedDict):

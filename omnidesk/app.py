@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from agent_ui import api as read_api
-from agent_ui import bulk_api, cases_api, priority_api, routing_api, transfer_api
+from agent_ui import bulk_api, cases_api, ownership_api, priority_api, routing_api, transfer_api
 from agent_ui import web as agent_web
 from channels import api as inbound_api
 from inbox.accounts.token_cache import TokenCache, stamp_path
@@ -32,7 +32,7 @@ from inbox.web.http import (
 from omnidesk import metrics, worker
 from omnidesk.services import Services, name_of
 from omnidesk.sockets import attach_socketio
-from omnidesk.wiring import build_router, build_services, case_policies
+from omnidesk.wiring import build_router, build_services, case_policies, routing_settings
 
 log = logging.getLogger("omnidesk")
 
@@ -86,6 +86,7 @@ def make_web_app(services: Services, checks: dict[str, Check] | None = None) -> 
     ingest: IngestFn = services.ingest
     app[inbound_api.INGEST_KEY] = ingest
     app[read_api.READINESS_KEY] = Readiness(ready_checks(services, checks))
+    policies = case_policies(config)
     # the agent workspace: "/", sign-in, queue, conversations, the /agent socket namespace
     agent_web.setup(
         app,
@@ -96,14 +97,16 @@ def make_web_app(services: Services, checks: dict[str, Check] | None = None) -> 
         triage=services.triage,
         sio=services.sio,
         presence=services.presence,
+        policies=policies,
+        accept_timeout=routing_settings(config).accept_timeout_seconds,
     )
+    app.add_routes(ownership_api.api_routes())
     app.add_routes(inbound_api.routes())
     app.add_routes(read_api.routes())
     app[routing_api.ROUTING_KEY] = routing_api.RoutingApi(
         routing_api.RoutingClient(services.bus), services.bus, config.priorities
     )
     app.add_routes(routing_api.routes())
-    policies = case_policies(config)
     cases_api.setup(app, policies)  # status, escalation (issue 17)
     app.add_routes(priority_api.api_routes())
     app[transfer_api.CASES_KEY] = transfer_api.CaseSettings(policies, config.inboxes)

@@ -7,6 +7,7 @@ no [forms] no form endpoint, [autoreply] enabled = false no auto-answers.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -212,10 +213,18 @@ def build_router(config: Config, services: Services) -> RouterService:
     lease = None
     if config.redis_url:
         lease = RedisLease(config.redis_url, f"{socket.gethostname()}:{os.getpid()}", ttl=3.0)
+    from inbox.cases import AssignmentMode
+
+    policies = case_policies(config)
+    pull_only = frozenset(
+        inbox
+        for inbox in config.inboxes
+        if policies.for_inbox(inbox).assignment is AssignmentMode.PULL
+    )
     return RouterService(
         services.store,
         services.bus,
-        routing_settings(config),
+        dataclasses.replace(routing_settings(config), pull_only=pull_only),
         lease=lease,
         sockets=services.presence,  # agents' sockets over every web process
     )

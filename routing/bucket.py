@@ -33,6 +33,7 @@ class Bucket:
         "channel",
         "convs",
         "live",
+        "pull_only",
         "skills",
         "slot",
         "tops",
@@ -48,6 +49,8 @@ class Bucket:
         self.convs: list[ConvItem] = []
         self.agents: list[AgentItem] = []
         self.live = 0  # waiting conversations really in this bucket
+        # of a pull-only inbox: agents take from it on request alone (never offered)
+        self.pull_only = False
         self.agent_limit = 256  # compact the agent heap when it grows past this
         # tops[slot]: the heap item of the best live conversation, EMPTY when none: kept
         # current on every push and drop, so an agent compares bucket tops without

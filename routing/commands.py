@@ -21,15 +21,22 @@ ASSIGN = "assign"  # {"conversation_id", "agent_id", "force"}
 UNASSIGN = "unassign"  # {"conversation_id"}
 TRANSFER = "transfer"  # {"conversation_id", "agent_id"} or {"conversation_id", "skills"}
 ACCEPT = "accept"  # {"conversation_id"}
-OPS = frozenset({ASSIGN, UNASSIGN, TRANSFER, ACCEPT})
+# {"agent_id", "conversation_id": 0}: the router picks; its reply names the conversation
+TAKE_NEXT = "take_next"
+OPS = frozenset({ASSIGN, UNASSIGN, TRANSFER, ACCEPT, TAKE_NEXT})
 
 # events this service publishes carry this marker, so it does not consume its own
 SOURCE = "router"
 
 
-def reply(request_id: str, error: Exception | None = None) -> RoutingReply:
+def reply(
+    request_id: str, error: Exception | None = None, conversation_id: int | None = None
+) -> RoutingReply:
     if error is None:
-        return RoutingReply(request_id=request_id, ok=True)
+        answer = RoutingReply(request_id=request_id, ok=True)
+        if conversation_id is not None:
+            answer["conversation_id"] = conversation_id
+        return answer
     return RoutingReply(
         request_id=request_id,
         ok=False,

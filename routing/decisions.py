@@ -19,6 +19,8 @@ from inbox import events as ev
 from inbox.events import Event, EventName
 from inbox.types import Assignment
 
+TAKE_NEXT = "take_next"  # an `Assigned` reason: the agent pulled it, accepted at once
+
 build = tuple.__new__  # build(Assigned, (conversation_id, agent_id, ...)): all fields, in order
 
 
@@ -30,7 +32,7 @@ class Assigned(NamedTuple):
     conversation_id: int
     agent_id: int
     at: float
-    reason: str  # "routed", "transfer", "supervisor", "restored"
+    reason: str  # "routed", "transfer", "supervisor", "restored", TAKE_NEXT
     previous_agent_id: int | None = None
     forced: bool = False  # a supervisor put it over the agent's capacity
 

@@ -12,7 +12,7 @@ from routing.bucket import Bucket
 from routing.decisions import Assigned, Decision, Requeued, Unassigned, build
 from routing.keys import EMPTY, TOKEN_MASK, Tops
 from routing.model import ASSIGNED, NO_DUE, ONLINE, WAITING, AgentState, Conv, Seat
-from routing.settings import QueueRules, RoutingSettings
+from routing.settings import QueueRules, RoutingSettings, team_skill
 from routing.timers import Lane, Timers
 
 RELAX, SLA, ACCEPT, UNEXCLUDE = range(4)
@@ -32,6 +32,8 @@ class Engine:
         self._sla = [self.settings.sla_seconds.get(name) for name in self._levels]
         self._accept_window = float(self.settings.accept_timeout_seconds)  # compared to 0.0
         self._rules: dict[str, QueueRules] = {}  # queue name -> settings.rules_for(name)
+        # the team skills of pull-only inboxes: their buckets are never offered from
+        self._pull_only = frozenset(team_skill(inbox) for inbox in self.settings.pull_only)
         # one shared frozenset per distinct skill set (as few as the buckets): a bucket
         # lookup then finds its hash cached and its key identical; also keyed by the tuples
         # callers pass (the service's rows hold tuples), so that enqueue builds no set
@@ -115,10 +117,13 @@ class Engine:
             bucket = self._buckets[(channel, skills)] = Bucket(
                 channel, skills, self._waiting, self._tops
             )
+            bucket.pull_only = not skills.isdisjoint(self._pull_only)
             for agent in self._agents.values():
                 if skills <= agent.skillset:
                     level = agent.level_for(skills)
                     agent.add_bucket(bucket, level)
+                    if bucket.pull_only:
+                        continue
                     if channel in agent.registered and agent.available(channel):
                         bucket.push_agent(agent, level)
         return bucket
@@ -189,7 +194,7 @@ class Engine:
                 break
             conv = self._waiting[best & TOKEN_MASK]
             if agent.id in conv.excluded:
-                found = self._best_for(agent)
+                found = self._best_for(agent, pull=False)
                 if found is None:
                     break
                 conv = found
@@ -204,15 +209,18 @@ class Engine:
                 for bucket, level in eligible.get(channel, ()):
                     bucket.push_agent(agent, level)
 
-    def _best_for(self, agent: AgentState) -> Conv | None:
+    def _best_for(self, agent: AgentState, pull: bool = True) -> Conv | None:
         """The slow path of `_settle`, when the best top has excluded this agent: the best
-        conversation per bucket that has not (still exact: the others' tops are no better)."""
+        conversation per bucket that has not (still exact: the others' tops are no better).
+        With `pull` (an agent's "take next") pull-only inboxes' buckets count too."""
         best, conv = EMPTY, None
         aid, has_room = agent.id, agent.has_room
         for channel, buckets in agent.feeds.items():
             if channel not in has_room:
                 continue
             for bucket in buckets:
+                if bucket.pull_only and not pull:
+                    continue
                 found = bucket.top_conv_for(aid)
                 if found is not None:
                     item = found.item()

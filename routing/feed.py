@@ -24,6 +24,13 @@ from routing.settings import TEAM_PREFIX, RoutingSettings
 log = logging.getLogger("omnidesk.routing")
 Input = tuple[str, dict[str, Any]]  # an event's name and data, as the bus delivered it
 
+# what others (an agent's accept or claim: `inbox.actions.ownership`) changed in a
+# conversation's holder: the router takes the conversation as the database now has it
+HOLDER_EVENTS = frozenset(
+    {EventName.CONVERSATION_ASSIGNED, EventName.CONVERSATION_UNASSIGNED,
+     EventName.CONVERSATION_UPDATED}
+)  # fmt: skip
+
 
 def presence_of(value: str) -> Presence:
     try:
@@ -44,6 +51,8 @@ class Feed:
     store: Store
     settings: RoutingSettings
     _since: dict[int, float]
+    _chosen: int | None = None  # the conversation a command chose (for its reply)
+    _need_rebuild: bool
 
     # == a rebuild ========================================================================
     def _load(self, router: Router, snap: rstore.Snapshot, now: float) -> list[Decision]:
@@ -88,7 +97,9 @@ class Feed:
         messages: set[int] = set()
         for name, data in inputs:
             with contextlib.suppress(KeyError, TypeError, ValueError):
-                if name in (EventName.CONVERSATION_QUEUED, EventName.ROUTING_COMMAND):
+                if name in (EventName.CONVERSATION_QUEUED, EventName.ROUTING_COMMAND) or (
+                    name in HOLDER_EVENTS and data.get("source") != cmd.SOURCE
+                ):
                     convs.add(int(data["conversation_id"]))
                 if name == EventName.AGENT_PRESENCE or data.get("agent_id") is not None:
                     agents.add(int(data["agent_id"]))
@@ -110,9 +121,10 @@ class Feed:
         out: list[Decision] = []
         replies: list[RoutingReply] = []
         for name, data in inputs:
+            self._chosen = None
             error = self._apply_one(router, name, data, facts, now, out)
             if name == EventName.ROUTING_COMMAND:
-                replies.append(cmd.reply(str(data.get("request_id")), error))
+                replies.append(cmd.reply(str(data.get("request_id")), error, self._chosen))
         return out, replies
 
     def _apply_one(self, router: Router, name: str, data: dict[str, Any], facts: _Facts,
@@ -151,6 +163,8 @@ class Feed:
                 out += router.accept(view.conversation_id, now, replied=True)
         elif name == EventName.ROUTING_COMMAND:
             self._command(router, data, facts, now, out)
+        elif name in HOLDER_EVENTS and data.get("source") != cmd.SOURCE:
+            self._sync_conversation(router, int(data["conversation_id"]), facts, now, out)
 
     def _command(self, router: Router, data: dict[str, Any], facts: _Facts, now: float,
                  out: list[Decision]) -> None:  # fmt: skip
@@ -160,6 +174,13 @@ class Feed:
             raise ValidationError(f"unknown routing command {op!r}", field="op")
         if agent_id is not None and router.agent(agent_id) is None:
             self._command_agent(router, agent_id, facts, now, out)
+        if op == cmd.TAKE_NEXT:
+            if agent_id is None:
+                raise ValidationError("take_next names the agent", field="agent_id")
+            taken = router.take_next(agent_id, now)
+            self._chosen = taken[0].conversation_id
+            out += taken
+            return
         if router.conversation(cid) is None:
             self._command_conversation(router, op, cid, facts, now, out)
         if op == cmd.ASSIGN:
@@ -193,6 +214,42 @@ class Feed:
         if op in (cmd.UNASSIGN, cmd.ACCEPT) or row.assignee_id is not None:
             raise Conflict(f"conversation {cid} is not assigned by the router")
         out += self._enqueue(router, row, now)
+
+    def _sync_conversation(self, router: Router, cid: int, facts: _Facts, now: float,
+                           out: list[Decision]) -> None:  # fmt: skip
+        """Another process changed who holds `cid` (an agent accepted or claimed it):
+        an accept stops the offer's timer; any other difference from what the router
+        holds is settled by taking the conversation as stored."""
+        row = facts.convs.get(cid)
+        view = router.conversation(cid)
+        if row is None or (view is None and row.assignee_id is None and not row.waiting):
+            return
+        if view is not None and view.state == "assigned" and view.agent_id == row.assignee_id:
+            if row.accepted and not view.accepted:
+                out += router.accept(cid, now)
+            return
+        if view is not None and view.state == "waiting" and row.waiting:
+            return
+        if row.assignee_id is not None and router.agent(row.assignee_id) is None:
+            out += self._sync_agent(router, row.assignee_id, facts, now)
+        try:
+            out += self.take_as_stored(router, row, now)
+        except LookupError:
+            self._need_rebuild = True
+
+    def take_as_stored(self, router: Router, row: rstore.ConvRow, now: float) -> list[Decision]:
+        """Forget what the router holds of the conversation and take it as `row` has it:
+        waiting, held by a known agent (restored), or not the router's any more. Raises
+        LookupError when its holder is unknown to the router."""
+        out = router.resolve(row.id, now)
+        self._since.pop(row.id, None)
+        if row.waiting:
+            out += self._enqueue(router, row, now)
+        elif row.assignee_id is not None and row.status in ("open", "pending"):
+            if router.agent(row.assignee_id) is None:
+                raise LookupError(f"agent {row.assignee_id} is unknown to the router")
+            out += self._restore(router, row, now)
+        return out
 
     def _transfer_to_skills(self, router: Router, cid: int, data: dict[str, Any], now: float
                             ) -> list[Decision]:  # fmt: skip

@@ -178,10 +178,13 @@ class AgentState:
     def add_bucket(self, bucket: Bucket, level: int) -> None:
         """The agent qualifies for `bucket` (every skill it requires), at `level`."""
         channel = bucket.channel
-        self.eligible.setdefault(channel, []).append((bucket, level))
         feed = self.feeds.setdefault(channel, [])
         feed.append(bucket)
-        self.picks[channel] = pick = itemgetter(0, *(b.slot for b in feed))
+        if bucket.pull_only:  # taken on request only ("take next"): never pushed or pulled
+            return
+        self.eligible.setdefault(channel, []).append((bucket, level))
+        pushed = [b.slot for b in feed if not b.pull_only]
+        self.picks[channel] = pick = itemgetter(0, *pushed)
         if channel in self.has_room:
             self.pulls[channel] = pick
         seat = self.seats.get(channel)

@@ -8,9 +8,9 @@ from collections.abc import Iterable
 
 from inbox.errors import Conflict
 from inbox.types import Presence
-from routing.decisions import Decision
+from routing.decisions import TAKE_NEXT, Decision
 from routing.engine import Engine
-from routing.model import ASSIGNED, AgentState, Conv
+from routing.model import ASSIGNED, NO_DUE, AgentState, Conv
 
 
 class ManualMoves(Engine):
@@ -58,6 +58,18 @@ class ManualMoves(Engine):
         self._requeue(conv, now, "transfer")
         if previous is not None:
             self._settle(previous, now)
+        return self._flush()
+
+    def take_next(self, agent_id: int, now: float) -> list[Decision]:
+        """The agent pulls the best waiting conversation it is eligible for (skills, room
+        on its channel; pull-only inboxes too), accepted at once: no offer, no timeout."""
+        agent = self._agent(agent_id)
+        conv = self._best_for(agent)
+        if conv is None:
+            raise Conflict("no waiting conversation you can take now", field="agent_id")
+        self._assign(conv, agent, now, TAKE_NEXT)
+        conv.accepted = True
+        conv.accept_due = NO_DUE
         return self._flush()
 
     def supervisor_assign(

@@ -57,7 +57,7 @@ from routing import commands as cmd
 from routing import store as rstore
 from routing.core import Router
 from routing.decisions import Assigned, Decision
-from routing.feed import Feed, Input
+from routing.feed import HOLDER_EVENTS, Feed, Input
 from routing.lease import LeaseError, RedisLease
 from routing.settings import RoutingSettings
 from routing.sockets import AgentSockets
@@ -71,6 +71,7 @@ _INPUTS = (
     EventName.AGENT_PRESENCE,
     EventName.MESSAGE_SENT,
     EventName.ROUTING_COMMAND,
+    *HOLDER_EVENTS,
 )
 
 
@@ -368,18 +369,15 @@ class RouterService(Feed):
         out: list[Decision] = []
         for cid in sorted(stale):
             log.info("router decision on conversation %d was stale; re-reading it", cid)
-            out += router.resolve(cid, now)
-            self._since.pop(cid, None)
             row = rows.get(cid)
             if row is None:
+                out += router.resolve(cid, now)
+                self._since.pop(cid, None)
                 continue
-            if row.waiting:
-                out += self._enqueue(router, row, now)
-            elif row.assignee_id is not None and row.status in ("open", "pending"):
-                if router.agent(row.assignee_id) is None:
-                    self._need_rebuild = True
-                    continue
-                out += self._restore(router, row, now)
+            try:
+                out += self.take_as_stored(router, row, now)
+            except LookupError:
+                self._need_rebuild = True
         return out
 
     def _presence_event(self, agent_id: int, reason: str) -> Event:

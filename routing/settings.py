@@ -77,6 +77,9 @@ class RoutingSettings:
     offline_grace_seconds: float = 30.0
     accept_timeout_seconds: float = 60.0  # 0 disables
     requeue_on_offline: frozenset[str] = frozenset({"chat"})  # channels given back at once
+    # inboxes whose conversations are never offered: agents take them ("take next"); from
+    # [cases] `assignment = "pull"` (issue 17), set by the wiring
+    pull_only: frozenset[str] = frozenset()
 
     def rules_for(self, queue: str) -> QueueRules:
         return self.queues.get(queue) or self.queues.get("default") or NO_RULES

@@ -26,7 +26,7 @@ from inbox.store.router_rows import (
     Write,
     waiting_query,
 )
-from routing.decisions import Assigned, Decision, Requeued, SlaBreached, Unassigned
+from routing.decisions import TAKE_NEXT, Assigned, Decision, Requeued, SlaBreached, Unassigned
 from routing.settings import TEAM_PREFIX, team_skill
 
 # `waiting_query` is the repository's, named here too while agent_ui imports it from here
@@ -107,9 +107,9 @@ def writes_of(decisions: Sequence[Decision], since: Mapping[int, float]) -> list
     for d in decisions:
         cid = d.conversation_id
         if isinstance(d, Assigned):
-            out.append(Assign(cid, d.agent_id, _dt(d.at), d.reason))
+            out.append(Assign(cid, d.agent_id, _dt(d.at), d.reason, d.reason == TAKE_NEXT))
         elif isinstance(d, Unassigned):
-            out.append(Unassign(cid, d.agent_id, _dt(d.at)))
+            out.append(Unassign(cid, d.agent_id, _dt(d.at), d.reason))
         elif isinstance(d, Requeued):
             skills = [s for s in d.skills if not s.startswith(TEAM_PREFIX)]
             out.append(Requeue(cid, _dt(since.get(cid, d.at)), d.priority, skills))

@@ -61,6 +61,11 @@ CASE_SCHEMAS: dict[str, Any] = {
             "reason": _REASON,
         },
     },
+    "AgentRequest": {
+        "type": "object",
+        "required": ["agent_id"],
+        "properties": {"agent_id": {**_ID, "description": "the agent who takes it"}},
+    },
     "BulkRequest": {
         "type": "object",
         "required": ["ids", "action"],

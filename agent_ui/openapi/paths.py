@@ -243,6 +243,37 @@ PATHS: dict[str, dict[str, Any]] = {
             body="EscalateRequest",
         )
     },
+    "/api/v1/conversations/{id}/accept": {
+        "post": operation(
+            "Accept the conversation the router offered to the agent: it stays theirs",
+            {"200": _ok("Conversation")},
+            (400, 404, 409),
+            params=[_id_param()],
+            body="AgentRequest",
+            description="An offer not accepted within the accept timeout goes back to the "
+            "queue. 409: it is not offered to this agent (any more), with who holds it.",
+        )
+    },
+    "/api/v1/conversations/{id}/claim": {
+        "post": operation(
+            "Claim a waiting conversation for the agent",
+            {"200": _ok("Conversation")},
+            (400, 404, 409),
+            params=[_id_param()],
+            body="AgentRequest",
+            description="Exactly one of two agents claiming at once wins; the other is "
+            "answered 409 with the holder's name.",
+        )
+    },
+    "/api/v1/queue/next": {
+        "post": operation(
+            "Take next: the best waiting conversation the agent may take, accepted",
+            {"200": _ok("Conversation")},
+            (400, 404, 409, 503),
+            body="AgentRequest",
+            description="409: nothing waiting that the agent can take now. " + ROUTER_NOTE,
+        )
+    },
     "/api/v1/conversations/bulk": {
         "post": operation(
             "One action on many conversations; each is checked and done on its own",

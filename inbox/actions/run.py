@@ -66,7 +66,8 @@ def apply_case_op(
     conn: Any, cid: int, op: CaseOp, actor: Actor, policies: CasePolicies, clock: Clock = _now
 ) -> tuple[Change, datetime]:
     """`run_case_op` inside a write transaction the caller holds (the pipeline moves a
-    conversation in the transaction that triaged it); the caller announces
+    conversation in the transaction that triaged it; a reply claims in the transaction that
+    queues it): the change as written and when. The caller announces
     `events_for(change, at)` after its commit."""
     for _ in range(2):
         case = repo.load_case(conn, cid)

@@ -72,7 +72,7 @@ class RouterConversation:
     waiting_since: float | None
     assigned_at: float | None
     requeued: bool = False  # waiting again after an assignment
-    accepted: bool = False  # an agent has written in it since it was assigned
+    accepted: bool = False  # accepted (`accepted_at`), or an agent wrote since it was assigned
     team: str | None = None  # the team it was transferred to (it waits for that team's agents)
 
 
@@ -105,6 +105,7 @@ def _agent(row: Any) -> RouterAgent:
 
 
 def _conv(row: Any, requeued: bool = False, accepted: bool = False) -> RouterConversation:
+    accepted = accepted or row.accepted_at is not None
     return RouterConversation(
         int(row.id),
         str(row.channel),
@@ -124,7 +125,7 @@ def _conv(row: Any, requeued: bool = False, accepted: bool = False) -> RouterCon
 c = t.conversations.c
 ag = t.agents.c
 _CONV_COLS = (c.id, c.channel, c.inbox, c.team, c.status, c.priority, c.required_skills,
-              c.assignee_id, c.waiting_since, c.assigned_at)  # fmt: skip
+              c.assignee_id, c.waiting_since, c.assigned_at, c.accepted_at)  # fmt: skip
 _AGENT_COLS = (ag.id, ag.skills, ag.teams, ag.capacity, ag.presence, ag.active)
 
 
@@ -241,20 +242,24 @@ def set_presence(
 
 
 class Assign(NamedTuple):
-    """Give a waiting conversation to an agent (refused unless open and unassigned)."""
+    """Give a waiting conversation to an agent (refused unless open and unassigned): an
+    offer, or accepted at once when `accepted` (the agent took it: "take next")."""
 
     conversation_id: int
     agent_id: int
     at: datetime
     reason: str
+    accepted: bool = False
 
 
 class Unassign(NamedTuple):
-    """Take a conversation from the agent holding it (refused if another holds it)."""
+    """Take a conversation from the agent holding it (refused if another holds it; for
+    reason "accept_timeout", also refused once the agent has accepted it)."""
 
     conversation_id: int
     agent_id: int
     at: datetime
+    reason: str = "unassign"
 
 
 class Requeue(NamedTuple):
@@ -283,20 +288,30 @@ class Keep(NamedTuple):
 
 Write = Assign | Unassign | Requeue | Reprioritize | Keep
 
+# Every write moves `version` on, so that a case change computed from an earlier read
+# (`inbox.store.cases.save_change`) loses to it. An offer's take-back loses to an accept:
+# U_TAKE_BACK requires `accepted_at IS NULL`, so an accept committed first refuses it (the
+# row is then stale for the router, which re-reads it and keeps it with its agent).
 U_ASSIGN = (
-    "UPDATE conversations SET assignee_id = :aid, assigned_at = :at, waiting_since = NULL "
+    "UPDATE conversations SET assignee_id = :aid, assigned_at = :at, waiting_since = NULL, "
+    "accepted_at = :accepted, version = version + 1 "
     "WHERE id = :cid AND assignee_id IS NULL AND status = 'open'"
 )
 U_UNASSIGN = (
-    "UPDATE conversations SET assignee_id = NULL, assigned_at = NULL "
-    "WHERE id = :cid AND assignee_id = :aid"
+    "UPDATE conversations SET assignee_id = NULL, assigned_at = NULL, accepted_at = NULL, "
+    "version = version + 1 WHERE id = :cid AND assignee_id = :aid"
 )
+U_TAKE_BACK = U_UNASSIGN + " AND accepted_at IS NULL"
 U_REQUEUE = (
     "UPDATE conversations SET status = 'open', waiting_since = :since, priority = :priority, "
-    "required_skills = :skills WHERE id = :cid AND assignee_id IS NULL "
+    "required_skills = :skills, version = version + 1 WHERE id = :cid AND assignee_id IS NULL "
     "AND status IN ('open', 'pending')"
 )
-U_PRIORITY = "UPDATE conversations SET priority = :priority WHERE id = :cid AND assignee_id IS NULL"
+U_PRIORITY = (
+    "UPDATE conversations SET priority = :priority, version = version + 1 "
+    "WHERE id = :cid AND assignee_id IS NULL"
+)
+ACCEPT_TIMEOUT = "accept_timeout"
 U_END = "UPDATE assignments SET ended_at = :at WHERE conversation_id = :cid AND ended_at IS NULL"
 I_ASSIGNMENT = (
     "INSERT INTO assignments (conversation_id, agent_id, reason, assigned_at) "
@@ -308,12 +323,14 @@ def _apply(sql: Sql, w: Write) -> bool:
     """One write; False if the conversation's row refused it."""
     cid = w.conversation_id
     if isinstance(w, Assign):
-        if not sql.run(U_ASSIGN, aid=w.agent_id, at=w.at, cid=cid):
+        accepted = w.at if w.accepted else None
+        if not sql.run(U_ASSIGN, aid=w.agent_id, at=w.at, accepted=accepted, cid=cid):
             return False
         sql.run(U_END, at=w.at, cid=cid)
         sql.run(I_ASSIGNMENT, cid=cid, aid=w.agent_id, reason=w.reason[:32], at=w.at)
     elif isinstance(w, Unassign):
-        if not sql.run(U_UNASSIGN, cid=cid, aid=w.agent_id):
+        update = U_TAKE_BACK if w.reason == ACCEPT_TIMEOUT else U_UNASSIGN
+        if not sql.run(update, cid=cid, aid=w.agent_id):
             return False
         sql.run(U_END, at=w.at, cid=cid)
     elif isinstance(w, Requeue):

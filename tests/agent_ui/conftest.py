@@ -198,14 +198,29 @@ def write_desk_config(tmp_path, extra: str = "", port: int = 0, public_url: str 
 
 
 async def build_desk(
-    tmp_path, extra: str = "", *, router: bool = True, port: int = 0, public_url: str = ""
+    tmp_path,
+    extra: str = "",
+    *,
+    router: bool = True,
+    port: int = 0,
+    public_url: str = "",
+    accept_timeout: float = 0,
 ):
     from inbox import config as config_mod
     from inbox.store.migrate import upgrade
     from omnidesk.wiring import build_router, build_services
 
     config = config_mod.load(
-        write_desk_config(tmp_path, EXTRA + extra, port, public_url), environ={}
+        write_desk_config(
+            tmp_path,
+            EXTRA.replace(
+                "accept_timeout_seconds = 0", f"accept_timeout_seconds = {accept_timeout}"
+            )
+            + extra,
+            port,
+            public_url,
+        ),
+        environ={},
     )
     upgrade(config.database_url)
     services = await build_services(config)
@@ -248,6 +263,18 @@ class Recorder:
 @pytest.fixture
 async def live(tmp_path):
     """The service on a real port, the router and delivery worker running, and Chromium."""
+    async for d in live_desk(tmp_path):
+        yield d
+
+
+@pytest.fixture
+async def live_offers(tmp_path):
+    """`live` with offers that are taken back after 4 s unless accepted (issue 17)."""
+    async for d in live_desk(tmp_path, accept_timeout=4):
+        yield d
+
+
+async def live_desk(tmp_path, accept_timeout: float = 0):
     from tests.agent_ui.browser import ARGS, CHROMIUM, free_port, require_chromium
 
     require_chromium()
@@ -258,7 +285,9 @@ async def live(tmp_path):
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    _config, services = await build_desk(tmp_path, port=port, public_url=base)
+    _config, services = await build_desk(
+        tmp_path, port=port, public_url=base, accept_timeout=accept_timeout
+    )
     app = make_web_app(services)
     beacons: list[str] = []
 

@@ -331,6 +331,33 @@ async def test_http_authorization_matrix(desk):
                 "/agent/api/conversations/bulk",
                 {"ids": [fresh["conversation_id"]], "action": "tag", "tags": ["bulk"]},
             )
+            # ownership (issue 17): nobody offered it to them: 409; claim: theirs
+            fresh = await desk.conversation(inbox, sender=f"{who}-{inbox}-c@example.com")
+            base = f"/agent/api/conversations/{fresh['conversation_id']}"
+            await cell(
+                ("POST", "/agent/api/conversations/{id}/accept"),
+                inbox,
+                who,
+                expect(who, sees, anon=401, ok=409),
+                "POST",
+                f"{base}/accept",
+            )
+            await cell(
+                ("GET", "/agent/api/conversations/{id}/holder"),
+                inbox,
+                who,
+                expect(who, sees, anon=401),
+                "GET",
+                f"{base}/holder",
+            )
+            await cell(
+                ("POST", "/agent/api/conversations/{id}/claim"),
+                inbox,
+                who,
+                expect(who, sees, anon=401),
+                "POST",
+                f"{base}/claim",
+            )
             one = await desk.conversation(inbox, sender=f"{who}-{inbox}-m1@example.com")
             two = await desk.conversation(inbox, sender=f"{who}-{inbox}-m2@example.com")
             merge_ok = who in {"supervisor", "admin"}
@@ -343,6 +370,16 @@ async def test_http_authorization_matrix(desk):
                 f"/agent/api/contacts/{one['contact_id']}/merge",
                 {"into": two["contact_id"]},
             )
+        # take next: what waits in the agent's inboxes (the admin has none)
+        await desk.settle()
+        await cell(
+            ("POST", "/agent/api/queue/next"),
+            "-",
+            who,
+            {"anon": 401, "admin": 409}.get(who, 200),
+            "POST",
+            "/agent/api/queue/next",
+        )
     # sign-out last: it ends the session
     for who in WHO:
         await cell(("POST", "/logout"), "-", who, 303 if who != "anon" else 401, "POST", "/logout")

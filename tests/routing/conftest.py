@@ -206,3 +206,67 @@ async def desk(store):
         yield d
     finally:
         await d.close()
+
+
+@pytest.fixture
+async def api(service):
+    """The web app wired as `omnidesk serve` wires it, with a router service beside it."""
+    services = service.services
+    router = RouterService(services.store, services.bus, RoutingSettings(accept_timeout_seconds=0))
+    await router.start()
+    service.router = router
+
+    async def settle() -> None:
+        for _ in range(3):
+            await services.ingest.idle()
+            await services.bus.drain()
+            await services.pipeline.idle()
+            await services.bus.drain()
+            await router.idle()
+            await services.bus.drain()
+
+    async def agent(name: str, skills=None, chat: int = 2, presence: str = "online") -> int:
+        made = await services.store.write(
+            lambda conn: add_agent(
+                conn,
+                name=name,
+                email=f"{name}@example.com",
+                role=Role.AGENT,
+                skills=skills or {},
+                capacity={"chat": chat, "api": chat},
+                teams=["default"],
+            )
+        )
+        resp = await service.put(
+            f"/api/v1/agents/{made.id}/presence", json={"presence": presence}, headers=service.auth
+        )
+        assert resp.status == 200, await resp.text()
+        await settle()
+        return made.id
+
+    async def message(n: int, skills=(), priority=None) -> int:
+        body = {"sender": f"user{n}@example.com", "text": f"help {n}", "skills": list(skills)}
+        if priority:
+            body["priority"] = priority
+        resp = await service.post("/api/v1/messages", json=body, headers=service.auth)
+        assert resp.status == 201, await resp.text()
+        await settle()
+        return (await resp.json())["conversation_id"]
+
+    async def conv(cid: int) -> dict:
+        resp = await service.get(f"/api/v1/conversations/{cid}", headers=service.auth)
+        return await resp.json()
+
+    async def call(method: str, path: str, body=None, status: int = 200) -> dict:
+        resp = await service.request(method, path, json=body, headers=service.auth)
+        data = await resp.json()
+        assert resp.status == status, (path, body, data)
+        await settle()
+        return data
+
+    service.settle, service.agent, service.message = settle, agent, message
+    service.conv, service.call = conv, call
+    try:
+        yield service
+    finally:
+        await router.close()

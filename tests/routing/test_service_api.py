@@ -2,78 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from agent_ui.routing_api import ROUTING_KEY
 from inbox.store import schema as t
-from inbox.store.agents import add as add_agent
-from inbox.types import Role
-from routing.service import RouterService
-from routing.settings import RoutingSettings
-
-
-@pytest.fixture
-async def api(service):
-    services = service.services
-    router = RouterService(services.store, services.bus, RoutingSettings(accept_timeout_seconds=0))
-    await router.start()
-    service.router = router
-
-    async def settle() -> None:
-        for _ in range(3):
-            await services.ingest.idle()
-            await services.bus.drain()
-            await services.pipeline.idle()
-            await services.bus.drain()
-            await router.idle()
-            await services.bus.drain()
-
-    async def agent(name: str, skills=None, chat: int = 2, presence: str = "online") -> int:
-        made = await services.store.write(
-            lambda conn: add_agent(
-                conn,
-                name=name,
-                email=f"{name}@example.com",
-                role=Role.AGENT,
-                skills=skills or {},
-                capacity={"chat": chat, "api": chat},
-                teams=["default"],
-            )
-        )
-        resp = await service.put(
-            f"/api/v1/agents/{made.id}/presence", json={"presence": presence}, headers=service.auth
-        )
-        assert resp.status == 200, await resp.text()
-        await settle()
-        return made.id
-
-    async def message(n: int, skills=(), priority=None) -> int:
-        body = {"sender": f"user{n}@example.com", "text": f"help {n}", "skills": list(skills)}
-        if priority:
-            body["priority"] = priority
-        resp = await service.post("/api/v1/messages", json=body, headers=service.auth)
-        assert resp.status == 201, await resp.text()
-        await settle()
-        return (await resp.json())["conversation_id"]
-
-    async def conv(cid: int) -> dict:
-        resp = await service.get(f"/api/v1/conversations/{cid}", headers=service.auth)
-        return await resp.json()
-
-    async def call(method: str, path: str, body=None, status: int = 200) -> dict:
-        resp = await service.request(method, path, json=body, headers=service.auth)
-        data = await resp.json()
-        assert resp.status == status, (path, body, data)
-        await settle()
-        return data
-
-    service.settle, service.agent, service.message = settle, agent, message
-    service.conv, service.call = conv, call
-    try:
-        yield service
-    finally:
-        await router.close()
 
 
 async def test_messages_posted_to_the_api_land_with_the_right_agent(api):

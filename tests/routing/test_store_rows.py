@@ -39,7 +39,7 @@ def test_decisions_become_writes_in_order():
     ]
     assert rstore.writes_of(decisions, {2: 50.0}) == [
         a.Assign(1, 7, _dt(100.0), "routed"),
-        a.Unassign(2, 7, _dt(101.0)),
+        a.Unassign(2, 7, _dt(101.0), "offline"),
         a.Requeue(2, _dt(50.0), "high", ["billing"]),  # waits from when it first waited
         a.Requeue(3, _dt(102.0), "normal", []),
         a.Reprioritize(4, "high"),

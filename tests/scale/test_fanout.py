@@ -210,3 +210,39 @@ async def test_a_worker_emits_to_a_visitor_on_a_web_process_and_knows_when_they_
     await until(lambda: not web_b.services.sio.manager.rooms.get("/widget", {}).get(f"c:{token}"))
     with pytest.raises(RecipientAway):
         await sender.send(reply(10_002, "are you still there?"))
+
+
+async def test_two_agents_claiming_at_once_on_two_web_processes_one_wins(cluster):
+    """Issue 17: the same conversation claimed through web A and web B at once (each its
+    own store on PostgreSQL): one 200, one 409 naming the holder; then an accept by the
+    loser is refused too."""
+    import aiohttp
+
+    from inbox.store.tokens import create as create_token
+
+    a, b = await cluster("web"), await cluster("web")
+    ann = await add_agent(a.services.store, "Ann")
+    bob = await add_agent(a.services.store, "Bob")
+    token = await a.services.store.write(lambda c: create_token(c, "ownership"))
+    auth = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http:
+        for n in range(5):
+            cid = (await customer_message(a, 100 + n)).conversation_id
+
+            async def claim(proc: Proc, agent_id: int, cid: int = cid) -> tuple[int, Any]:
+                async with http.post(
+                    f"{proc.url}/api/v1/conversations/{cid}/claim",
+                    json={"agent_id": agent_id},
+                    headers=auth,
+                ) as resp:
+                    return resp.status, await resp.json()
+
+            answers = await asyncio.gather(claim(a, ann), claim(b, bob))
+            assert sorted(s for s, _ in answers) == [200, 409], answers
+            winner = next(body for s, body in answers if s == 200)["assignee_id"]
+            loser = next(body for s, body in answers if s == 409)
+            name = "Ann" if winner == ann else "Bob"
+            assert loser["error"]["message"] == f"{name} already has this conversation"
+            other = bob if winner == ann else ann
+            status, _ = await claim(b, other)
+            assert status == 409
