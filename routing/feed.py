@@ -39,6 +39,11 @@ def presence_of(value: str) -> Presence:
         return Presence.OFFLINE
 
 
+# a conversation is placed in the line again (at its stored priority) while it waits
+_PLACE = (EventName.CONVERSATION_QUEUED, EventName.CONVERSATION_PRIORITY_CHANGED)
+_REREAD = (*_PLACE, EventName.ROUTING_COMMAND)
+
+
 class _Facts:
     """What one cycle read from the database."""
 
@@ -97,9 +102,7 @@ class Feed:
         messages: set[int] = set()
         for name, data in inputs:
             with contextlib.suppress(KeyError, TypeError, ValueError):
-                if name in (EventName.CONVERSATION_QUEUED, EventName.ROUTING_COMMAND) or (
-                    name in HOLDER_EVENTS and data.get("source") != cmd.SOURCE
-                ):
+                if name in _REREAD or (name in HOLDER_EVENTS and data.get("source") != cmd.SOURCE):
                     convs.add(int(data["conversation_id"]))
                 if name == EventName.AGENT_PRESENCE or data.get("agent_id") is not None:
                     agents.add(int(data["agent_id"]))
@@ -145,7 +148,7 @@ class Feed:
     # == applying one input ===============================================================
     def _apply(self, router: Router, name: str, data: dict[str, Any], facts: _Facts,
                now: float, out: list[Decision]) -> None:  # fmt: skip
-        if name == EventName.CONVERSATION_QUEUED:
+        if name in _PLACE:
             row = facts.convs.get(int(data["conversation_id"]))
             view = router.conversation(row.id) if row is not None else None
             if row is not None and row.waiting and (view is None or view.state == "waiting"):

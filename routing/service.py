@@ -67,6 +67,7 @@ log = logging.getLogger("omnidesk.routing")
 MAX_BATCH = 4096
 _INPUTS = (
     EventName.CONVERSATION_QUEUED,
+    EventName.CONVERSATION_PRIORITY_CHANGED,  # an agent's new priority re-ranks it
     EventName.CONVERSATION_RESOLVED,
     EventName.AGENT_PRESENCE,
     EventName.MESSAGE_SENT,

@@ -223,3 +223,33 @@ def test_relaxation_never_drops_the_team():
         required, frozenset({"billing"})
     )
     assert dropped == {team_skill("sales"), "billing"}
+
+
+async def test_a_new_priority_re_ranks_a_waiting_conversation(desk):
+    await desk.start()
+    first = await desk.message(priority="high")
+    later = await desk.message()  # normal, behind the high one
+    agent = await desk.agent("ann", capacity={"chat": 1}, presence="away")
+    # an agent raises the later one (as the case actions store it, then announce it)
+    await desk.store.write(
+        lambda conn: conn.execute(
+            sa.update(t.conversations)
+            .where(t.conversations.c.id == later)
+            .values(priority="urgent")
+        )
+    )
+    await desk.bus.publish(
+        Event(
+            EventName.CONVERSATION_PRIORITY_CHANGED,
+            {"conversation_id": later, "priority": "urgent", "previous_priority": "normal"},
+        )
+    )
+    await desk.settle()
+    await desk.presence(agent, "online")
+    await desk.wait_for(lambda: _holds(desk, agent))
+    assert await desk.assigned() == {later: agent}
+    assert first in await desk.waiting()
+
+
+async def _holds(desk, agent: int) -> bool:
+    return agent in (await desk.assigned()).values()
