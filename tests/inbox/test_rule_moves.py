@@ -13,7 +13,7 @@ from inbox.cases import ActorKind, CasePolicies, ChangeKind
 from inbox.events import Event, EventName
 from inbox.ingest import Ingestor
 from inbox.pipeline import Pipeline
-from inbox.store import cases
+from inbox.store import cases, router_rows
 from inbox.types import Channel, InboundMessage
 from routing import store as routing_store
 from tests.autoreply.factories import make_engine
@@ -105,7 +105,9 @@ async def test_queue_naming_an_inbox_moves_the_conversation_there(store, world):
         (ActorKind.RULE, "billing-queue", "default", "billing")
     ]
     assert len(_queued(events, cid)) == 1
-    row = (await store.read(lambda c: routing_store.conversations(c, [cid])))[cid]
+    row = routing_store.conv_row(
+        (await store.read(lambda c: router_rows.conversations(c, [cid])))[cid]
+    )
     assert "team:billing" in row.skills
 
 
@@ -116,7 +118,9 @@ async def test_queue_naming_a_team_routes_to_that_team(store, world):
     assert (case.inbox, case.team) == ("default", "vip") and case.waiting
     timeline = await store.read(lambda c: cases.timeline(c, cid))
     assert _by_rule(timeline, ChangeKind.TEAM) == [(ActorKind.RULE, "vip-queue", None, "vip")]
-    row = (await store.read(lambda c: routing_store.conversations(c, [cid])))[cid]
+    row = routing_store.conv_row(
+        (await store.read(lambda c: router_rows.conversations(c, [cid])))[cid]
+    )
     assert "team:vip" in row.skills and "team:default" not in row.skills
     assert len(_queued(events, cid)) == 1
 
