@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +26,9 @@ from agent_ui.views import int_param
 from agent_ui.workspace import WS_KEY, Workspace
 from channels.sms.segments import segments
 from inbox import events as ev
-from inbox.actions import ownership
+from inbox.actions import apply_case_op, events_for, ownership
+from inbox.cases import Actor, CaseStatus, Change
+from inbox.cases.lifecycle import set_status
 from inbox.errors import BusError, Forbidden, NotFound, ValidationError
 from inbox.events import Event, EventName
 from inbox.store import agents, contacts, conversations, messages, pages, sessions
@@ -151,17 +154,24 @@ async def resolve(request: web.Request) -> web.Response:
     session = await require_session(request)
     cid = int_param(request, "id")
     await _visible(ws, session, cid)
+    # as the status control's "solved" (issue 17): the activity log, the version, auto-close
+    done: list[tuple[Change, datetime]] = []
+
+    def answer(written: tuple[Change, datetime]) -> dict[str, Any]:
+        done.append(written)
+        return {}
+
     _answer, fresh = await write_once(
-        ws, request, session.agent.id, conversations.resolve, cid, answer=lambda _: {}
+        ws,
+        request,
+        session.agent.id,
+        apply_case_op,
+        *(cid, functools.partial(set_status, to=CaseStatus.SOLVED)),
+        *(Actor.agent(session.agent.id), request.app[POLICIES_KEY]),
+        answer=answer,
     )
-    if fresh:
-        await _announce(
-            ws,
-            Event(
-                EventName.CONVERSATION_RESOLVED,
-                ev.Resolved(conversation_id=cid, agent_id=session.agent.id),
-            ),
-        )
+    if fresh and done:
+        await _announce(ws, *events_for(*done[0]))
     return _ok()
 
 

@@ -23,6 +23,7 @@ skills, two agents never holding one conversation). So:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -33,9 +34,13 @@ from aiohttp import web
 
 from agent_ui import transfer_api
 from agent_ui.api import conversation_json
+from agent_ui.cases_api import POLICIES_KEY
 from inbox import events as ev
 from inbox.accounts.tokens import Scope
+from inbox.actions import run_case_op
 from inbox.bus.backends import EventBus
+from inbox.cases import Actor, CaseStatus
+from inbox.cases.lifecycle import set_status
 from inbox.errors import BusError, Forbidden, NotFound, OmnideskError, ValidationError
 from inbox.events import Event, EventName
 from inbox.store import agents, assignments, conversations
@@ -232,12 +237,13 @@ async def put_presence(request: web.Request) -> web.Response:
 async def post_resolve(request: web.Request) -> web.Response:
     scope = await require_token(request, write=True)
     cid = _id(request)
-    await request.app[STORE_KEY].write(
-        lambda conn: conversations.resolve(conn, cid, inboxes=scope.inboxes)
-    )
-    await _announce(
-        request, Event(EventName.CONVERSATION_RESOLVED, ev.Resolved(conversation_id=cid, by="api"))
-    )
+    store = request.app[STORE_KEY]
+    if not scope.sees(await store.read(lambda conn: conversations.inbox_of(conn, cid))):
+        raise NotFound(f"no conversation {cid}")
+    # as status "solved" (issue 17): on the activity log, with its auto-close time
+    solve = functools.partial(set_status, to=CaseStatus.SOLVED)
+    bus, policies = request.app[ROUTING_KEY].bus, request.app[POLICIES_KEY]
+    await run_case_op(store, bus, policies, cid, solve, Actor.api_token(scope.token_id))
     return await _conversation(request, cid)
 
 

@@ -165,3 +165,19 @@ async def test_the_escalations_page_lists_them_for_supervisors_only(desk):
             assert f'data-id="{cid}"' in html and "needs a refund approval" in html
         else:
             assert "needs a refund approval" not in html
+
+
+async def test_the_resolve_button_solves_through_the_case_action(desk):
+    # the workspace's Resolve is the status control's "solved": on the activity log, the
+    # version moved (and with it the auto-close time, kept by the same save)
+    await desk.login("agent_a")
+    cid = (await desk.conversation("inbox-a"))["conversation_id"]
+    resp = await post(desk, "agent_a", f"/agent/api/conversations/{cid}/resolve", {})
+    assert resp.status == 200, await resp.text()
+    case = await stored(desk, cid)
+    assert (case.status, case.version) == ("solved", 1)
+    [entry] = await desk.store.read(lambda conn: repo.timeline(conn, cid))
+    assert (entry.actor.id, entry.after) == (desk.people["agent_a"].id, "solved")
+    again = await post(desk, "agent_a", f"/agent/api/conversations/{cid}/resolve", {})
+    assert again.status == 409
+    assert (await stored(desk, cid)).version == 1
