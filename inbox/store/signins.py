@@ -89,11 +89,14 @@ def waiting(
     only: callers use it to refuse cheaply, without a write; `reserve` alone decides."""
     now = time.time() if now is None else now
     waits = [
-        r.last_at + policy.for_key(r.key).wait_after(r.failures) - now
+        # at most the rule's whole wait: an attempt that failed after `now` was taken (a
+        # parallel one, committed before this read) does not stretch it
+        min(rule_wait, r.last_at + rule_wait - now)
         for r in conn.execute(
             sa.select(row.key, row.failures, row.last_at).where(row.key.in_(list(keys)))
         )
         if r.last_at > now - policy.forget
+        for rule_wait in (policy.for_key(r.key).wait_after(r.failures),)
     ]
     return float(max([*waits, 0.0]))
 

@@ -108,3 +108,14 @@ async def test_a_failed_check_moves_the_wait_to_its_end(store):
     await store.write(lambda c: signins.failed(c, keys, now=slow))
     assert await _waiting(store, keys, slow + 1) == POLICY.wait_after(POLICY.free_attempts) - 1
     assert await _reserve(store, keys, slow + 1) > 0  # still refused right after the check
+
+
+async def test_a_wait_is_never_longer_than_the_rule_says(store):
+    # a parallel attempt's failure recorded after this reader took its time: the wait left
+    # is the rule's whole wait, not more (Retry-After 301 for a 300 s rule)
+    keys = th.keys_for("ann@a.test", "203.0.113.22")
+    for _ in range(POLICY.free_attempts):
+        assert await _reserve(store, keys, NOW) == 0.0
+    await store.write(lambda c: signins.failed(c, keys, now=NOW + 2))
+    rule = POLICY.wait_after(POLICY.free_attempts)
+    assert await _waiting(store, keys, NOW + 1) == rule
