@@ -24,14 +24,12 @@ from inbox.store.router_rows import (
     RouterSnapshot,
     Unassign,
     Write,
-    waiting_query,
 )
 from routing.decisions import TAKE_NEXT, Assigned, Decision, Requeued, SlaBreached, Unassigned
 from routing.settings import TEAM_PREFIX, team_skill
 
-# `waiting_query` is the repository's, named here too while agent_ui imports it from here
 __all__ = ["AgentRow", "ConvRow", "Snapshot", "agent_row", "conv_row", "snapshot_of",
-           "waiting_query", "writes_of"]  # fmt: skip
+           "writes_of"]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ class CaseOp(Protocol):
     ) -> Change: ...
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -51,7 +51,7 @@ async def run_case_op(
     op: CaseOp,
     actor: Actor,
     *,
-    clock: Clock = _now,
+    clock: Clock = utc_now,
 ) -> Change:
     """Apply `op` by `actor` to the conversation and return the change as committed (its
     case at the version it was written at). Raises `NotFound`, or the core's refusal."""
@@ -63,7 +63,7 @@ async def run_case_op(
 
 
 def apply_case_op(
-    conn: Any, cid: int, op: CaseOp, actor: Actor, policies: CasePolicies, clock: Clock = _now
+    conn: Any, cid: int, op: CaseOp, actor: Actor, policies: CasePolicies, clock: Clock = utc_now
 ) -> tuple[Change, datetime]:
     """`run_case_op` inside a write transaction the caller holds (the pipeline moves a
     conversation in the transaction that triaged it; a reply claims in the transaction that

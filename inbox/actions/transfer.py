@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import partial
 
 from inbox.actions.announce import announce, events_for
-from inbox.actions.run import Clock, _now, apply_case_op
+from inbox.actions.run import Clock, apply_case_op, utc_now
 from inbox.bus.backends import EventBus
 from inbox.cases import Actor, CasePolicies, Change
 from inbox.cases.ownership import transfer
@@ -65,7 +65,7 @@ async def transfer_to_queue(
     inbox: str | None = None,
     team: str | None = None,
     reason: str | None = None,
-    clock: Clock = _now,
+    clock: Clock = utc_now,
 ) -> Change:
     """Move the conversation to `inbox` and/or `team` (its agent lets it go): it waits
     there for an agent of it. Raises `NotFound`, or the core's refusal (`Conflict`: a
